@@ -1,0 +1,5 @@
+"""The AppZoo: importing this package registers every app (explicit imports, so decorators run)."""
+from easynlp_bp.appzoo.base import APPS, App
+from easynlp_bp.appzoo.beautiful_prompt import app as _beautiful_prompt_app  # noqa: F401
+
+__all__ = ["APPS", "App"]

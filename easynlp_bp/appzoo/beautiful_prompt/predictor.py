@@ -1,0 +1,172 @@
+"""BeautifulPromptPredictor: batched prompt beautification with the seed snippet's sampling defaults.
+
+Prompts are sorted by length and left-padded into batches, generated with ``model.generate``, and the
+output is the decoded *new* tokens only (no string stripping, so "focus" stays "focus"). Optionally each
+output is cut at a comma or word boundary to fit the CLIP text encoder's 77-token window.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+
+from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+
+logger = logging.getLogger(__name__)
+
+DECODING_MODES = ("sample", "greedy", "beam")
+
+
+@dataclass
+class PredictorParams:
+    """Generation options (``user_defined_parameters`` keys of predict and evaluate)."""
+
+    num_return_sequences: int = field(default=5, metadata={"help": "Beautified prompts per input."})
+    decoding: str = field(default="sample", metadata={"help": "sample (seed snippet), greedy or beam."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    top_k: int = field(default=50, metadata={"help": "Top-k sampling (0: off)."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling."})
+    repetition_penalty: float = field(default=1.2, metadata={"help": "Repetition penalty (1.0: off)."})
+    num_beams: int = field(default=5, metadata={"help": "Beams for decoding=beam."})
+    max_length: int = field(default=384, metadata={"help": "Longest prompt + output in tokens."})
+    max_new_tokens: Optional[int] = field(default=None, metadata={"help": "Cap on new tokens (overrides max_length)."})
+    seed: Optional[int] = field(default=None, metadata={"help": "Seed that makes sampled output reproducible."})
+    batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
+    max_clip_tokens: Optional[int] = field(
+        default=None, metadata={"help": "Cut outputs to fit this many CLIP tokens (77: SD's window)."}
+    )
+    clip_tokenizer: str = field(
+        default="openai/clip-vit-large-patch14", metadata={"help": "CLIP tokenizer (dir or hub id) for max_clip_tokens."}
+    )
+    max_input_chars: int = field(default=2000, metadata={"help": "Longer raw prompts are rejected."})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
+
+    def __post_init__(self) -> None:
+        if self.decoding not in DECODING_MODES:
+            raise ValueError(f"decoding={self.decoding!r} is not one of {', '.join(DECODING_MODES)}.")
+        if self.num_return_sequences < 1 or self.batch_size < 1:
+            raise ValueError("num_return_sequences and batch_size must be at least 1.")
+        if self.decoding == "beam" and self.num_beams < self.num_return_sequences:
+            raise ValueError(
+                f"num_beams={self.num_beams} must be at least num_return_sequences={self.num_return_sequences}."
+            )
+        if self.temperature <= 0:
+            raise ValueError(f"temperature={self.temperature} must be positive; use decoding=greedy instead.")
+        if self.max_clip_tokens is not None and self.max_clip_tokens < 3:
+            raise ValueError(f"max_clip_tokens={self.max_clip_tokens} must be at least 3.")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class ClipLengthCap:
+    """Cuts text to fit ``max_tokens`` CLIP tokens (BOS and EOS included), at a comma or word boundary."""
+
+    def __init__(self, tokenizer, max_tokens: int = 77):
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+
+    def count(self, text: str) -> int:
+        return len(self.tokenizer(text, truncation=False).input_ids)
+
+    def __call__(self, text: str) -> str:
+        if self.count(text) <= self.max_tokens:
+            return text
+        for separator in (",", " "):
+            pieces = text.split(separator)
+            for end in range(len(pieces) - 1, 0, -1):
+                candidate = separator.join(pieces[:end]).rstrip(" ,")
+                if self.count(candidate) <= self.max_tokens:
+                    return candidate
+        return ""
+
+
+class BeautifulPromptPredictor:
+    """Turn simple descriptions into detailed Stable Diffusion prompts.
+
+    Example:
+        >>> predictor = BeautifulPromptPredictor("outputs/beautiful_prompt", PredictorParams(seed=42))
+        >>> predictor.predict(["1 girl"])          # [[five prompts]]
+        >>> predictor.run([{"raw_prompt": "1 girl"}])  # rows with "predictions" and "beams"
+    """
+
+    def __init__(self, model_dir: str, params: Optional[PredictorParams] = None, *, model=None, tokenizer=None):
+        from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
+
+        self.params = params or PredictorParams()
+        self.device = resolve_device(self.params.device)
+        if model is None:
+            loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
+            model, tokenizer = loaded.model, loaded.tokenizer
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.tokenizer.padding_side = "left"
+        self.clip_cap = None
+        if self.params.max_clip_tokens is not None:
+            from transformers import AutoTokenizer
+
+            clip_tokenizer = AutoTokenizer.from_pretrained(self.params.clip_tokenizer)
+            self.clip_cap = ClipLengthCap(clip_tokenizer, self.params.max_clip_tokens)
+
+    def _generation_kwargs(self, prompt_length: int) -> dict:
+        p = self.params
+        max_new = p.max_new_tokens if p.max_new_tokens is not None else max(1, p.max_length - prompt_length)
+        kwargs = {
+            "max_new_tokens": max_new,
+            "num_return_sequences": p.num_return_sequences,
+            "repetition_penalty": p.repetition_penalty,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "eos_token_id": self.tokenizer.eos_token_id,
+        }
+        if p.decoding == "sample":
+            kwargs.update(do_sample=True, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p)
+        elif p.decoding == "greedy":
+            kwargs.update(do_sample=False, num_beams=1)
+            if p.num_return_sequences > 1:
+                kwargs["num_return_sequences"] = 1
+        else:
+            kwargs.update(do_sample=False, num_beams=p.num_beams)
+        return kwargs
+
+    @torch.no_grad()
+    def predict(self, raw_prompts: Sequence[str]) -> list[list[str]]:
+        """Beautify each raw prompt; returns one list of outputs per input, in input order."""
+        raw_prompts = list(raw_prompts)
+        for index, text in enumerate(raw_prompts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"raw prompt {index} is empty or not text: {text!r}.")
+            if len(text) > self.params.max_input_chars:
+                raise ValueError(
+                    f"raw prompt {index} has {len(text)} characters, more than max_input_chars="
+                    f"{self.params.max_input_chars}."
+                )
+        if self.params.seed is not None:
+            torch.manual_seed(self.params.seed)
+        encoded = [self.tokenizer(build_prompt(t), add_special_tokens=False).input_ids for t in raw_prompts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        results: list[list[str]] = [[] for _ in raw_prompts]
+        for start in range(0, len(order), self.params.batch_size):
+            batch_index = order[start : start + self.params.batch_size]
+            batch = self.tokenizer.pad(
+                {"input_ids": [encoded[i] for i in batch_index]}, padding=True, return_tensors="pt"
+            ).to(self.device)
+            prompt_length = batch["input_ids"].shape[1]
+            output = self.model.generate(**batch, **self._generation_kwargs(prompt_length))
+            new_tokens = output[:, prompt_length:]  # (B * num_return, new)
+            texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            per_input = len(texts) // len(batch_index)
+            for position, original in enumerate(batch_index):
+                outputs = [t.strip() for t in texts[position * per_input : (position + 1) * per_input]]
+                results[original] = [self.clip_cap(t) for t in outputs] if self.clip_cap else outputs
+        return results
+
+    def run(self, rows: Sequence[dict], first_sequence: str = "raw_prompt") -> list[dict]:
+        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all)."""
+        outputs = self.predict([row[first_sequence] for row in rows])
+        return [{**row, "predictions": out[0], "beams": out} for row, out in zip(rows, outputs)]

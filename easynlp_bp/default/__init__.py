@@ -1,0 +1,1 @@
+"""The embedded default: a synthetic pair corpus, a project-trained tokenizer and a tiny BLOOM config."""

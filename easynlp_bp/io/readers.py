@@ -1,0 +1,267 @@
+"""Read EasyNLP TSV, CSV, JSON/JSONL, parquet and HF ``datasets`` into rows, with per-row rejects.
+
+Problems with the whole file (missing file, missing column) raise with the file, the field and a fix.
+Problems with one row (wrong column count, bytes that are not UTF-8, an empty or over-long text, a
+value a validator refuses) become a :class:`Reject` with the 1-based row number and the reason, so
+that rows read = rows kept + rejects.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+RowValidator = Callable[[dict], Optional[str]]
+
+
+@dataclass
+class Reject:
+    """A row that was not processed: where it was, why, and what it held."""
+
+    row: int
+    reason: str
+    content: str = ""
+
+    def to_dict(self) -> dict:
+        return {"row": self.row, "reason": self.reason, "content": self.content}
+
+
+@dataclass
+class Table:
+    """Rows read from ``source`` (each with its 1-based ``row`` number in ``row_numbers``) and rejects."""
+
+    source: str
+    rows: list[dict] = field(default_factory=list)
+    row_numbers: list[int] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def n_read(self) -> int:
+        return len(self.rows) + len(self.rejects)
+
+    def keep(self, row_number: int, row: dict) -> None:
+        self.rows.append(row)
+        self.row_numbers.append(row_number)
+
+    def reject(self, row_number: int, reason: str, content: object = "") -> None:
+        text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
+        self.rejects.append(Reject(row_number, reason, text[:500]))
+
+
+def parse_input_schema(schema: str) -> list[str]:
+    """``"raw_prompt:str:1,prompt:str:1"`` -> ``["raw_prompt", "prompt"]`` (EasyNLP's schema syntax)."""
+    names = []
+    for part in schema.split(","):
+        name = part.strip().split(":")[0].strip()
+        if not name:
+            raise ValueError(f"--input_schema={schema!r} has an empty column name; write 'name:str:1,...'.")
+        names.append(name)
+    return names
+
+
+def _decode_lines(path: Path) -> Iterable[tuple[int, Optional[str], bytes]]:
+    """Yield (1-based line number, decoded text or None if not UTF-8, raw bytes) per line."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            raw = raw.rstrip(b"\r\n")
+            try:
+                yield number, raw.decode("utf-8"), raw
+            except UnicodeDecodeError:
+                yield number, None, raw
+
+
+def _read_delimited(path: Path, delimiter: str, columns: Optional[list[str]], skip_first_line: bool, table: Table):
+    header = columns
+    first = True
+    for number, text, raw in _decode_lines(path):
+        if first and (skip_first_line or columns is None):
+            first = False
+            if columns is None:
+                if text is None:
+                    raise ValueError(f"{path}: the header line is not UTF-8; save the file as UTF-8.")
+                header = next(csv.reader([text], delimiter=delimiter)) if delimiter == "," else text.split("\t")
+                header = [h.strip() for h in header]
+            continue
+        first = False
+        if text is None:
+            table.reject(number, "line is not valid UTF-8; re-encode the file as UTF-8", raw.decode("latin-1"))
+            continue
+        if not text.strip():
+            table.reject(number, "empty line", text)
+            continue
+        values = next(csv.reader([text], delimiter=delimiter)) if delimiter == "," else text.split("\t")
+        assert header is not None
+        if len(values) != len(header):
+            table.reject(
+                number, f"expected {len(header)} columns ({', '.join(header)}), found {len(values)}", text
+            )
+            continue
+        table.keep(number, dict(zip(header, values)))
+    return header or []
+
+
+def _read_json_rows(path: Path, table: Table) -> list[str]:
+    names: dict[str, None] = {}
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not a UTF-8 JSON file ({err}); use a JSON list of objects or JSONL.") from err
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of objects, got {type(data).__name__}.")
+        items: Iterable = ((i, obj, None) for i, obj in enumerate(data, start=1))
+    else:
+        def _lines():
+            for number, text, raw in _decode_lines(path):
+                if text is None:
+                    yield number, None, "line is not valid UTF-8; re-encode the file as UTF-8"
+                elif not text.strip():
+                    yield number, None, "empty line"
+                else:
+                    try:
+                        yield number, json.loads(text), None
+                    except json.JSONDecodeError as err:
+                        yield number, None, f"not valid JSON: {err.msg}"
+        items = _lines()
+    for number, obj, error in items:
+        if error:
+            table.reject(number, error)
+            continue
+        if not isinstance(obj, dict):
+            table.reject(number, f"expected a JSON object, got {type(obj).__name__}", obj)
+            continue
+        names.update(dict.fromkeys(obj))
+        table.keep(number, obj)
+    return list(names)
+
+
+def _read_dataset(source: str, table: Table) -> list[str]:
+    import datasets
+
+    path = Path(source)
+    if path.is_dir() and (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        loaded = datasets.load_from_disk(source)
+    else:
+        loaded = datasets.load_dataset(source)
+    if isinstance(loaded, datasets.DatasetDict):
+        split = "train" if "train" in loaded else next(iter(loaded))
+        loaded = loaded[split]
+    for number, row in enumerate(loaded, start=1):
+        table.keep(number, dict(row))
+    return list(loaded.column_names)
+
+
+def read_table(
+    source: str,
+    *,
+    input_schema: Optional[str] = None,
+    skip_first_line: bool = False,
+    required: Sequence[str] = (),
+    text_fields: Sequence[str] = (),
+    max_chars: Optional[int] = None,
+    validators: Sequence[RowValidator] = (),
+) -> Table:
+    """Read ``source`` into a :class:`Table`.
+
+    Args:
+        source: a file (``.tsv``/``.txt`` EasyNLP TSV, ``.csv``, ``.json``, ``.jsonl``, ``.parquet``), a
+            directory saved by ``datasets``, or a HF hub dataset id (for users with a hub).
+        input_schema: column names of a header-less TSV (``name:type:len,...``). Without it, the first
+            line of a TSV/CSV is its header.
+        skip_first_line: skip a header line that ``input_schema`` replaces.
+        required: columns that must exist (else ``ValueError`` naming file, column and fix).
+        text_fields: columns that must be non-empty strings in every row (else a per-row reject).
+        max_chars: longest text accepted in ``text_fields``; longer rows are rejected, not cut.
+        validators: extra per-row checks returning a reason string to reject the row, or None.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist and is not a hub id.
+        ValueError: a required column is missing, or the file cannot be parsed at all.
+    """
+    path = Path(source)
+    table = Table(source=str(source))
+    columns = parse_input_schema(input_schema) if input_schema else None
+    suffix = path.suffix.lower()
+    if path.is_file():
+        if suffix in (".tsv", ".txt", ""):
+            found = _read_delimited(path, "\t", columns, skip_first_line, table)
+        elif suffix == ".csv":
+            found = _read_delimited(path, ",", columns, skip_first_line, table)
+        elif suffix in (".json", ".jsonl"):
+            found = _read_json_rows(path, table)
+        elif suffix == ".parquet":
+            import pandas as pd
+
+            frame = pd.read_parquet(path)
+            found = list(frame.columns)
+            for number, row in enumerate(frame.to_dict(orient="records"), start=1):
+                table.keep(number, row)
+        else:
+            raise ValueError(
+                f"{source}: unknown file type {suffix!r}; use .tsv, .csv, .json, .jsonl or .parquet."
+            )
+    elif path.is_dir() or ("/" in str(source) and not str(source).startswith((".", "/")) and not path.suffix):
+        found = _read_dataset(str(source), table)
+    else:
+        raise FileNotFoundError(f"Input table {source!r} does not exist; check --tables.")
+
+    missing = [name for name in required if name not in found]
+    if missing:
+        raise ValueError(
+            f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(found) or 'none'}. "
+            "Rename the columns, pass --input_schema for a header-less TSV, or set "
+            "--first_sequence/--second_sequence/--label_name."
+        )
+    _check_rows(table, text_fields, max_chars, validators)
+    return table
+
+
+def _check_rows(table: Table, text_fields: Sequence[str], max_chars: Optional[int], validators) -> None:
+    rows, numbers = table.rows, table.row_numbers
+    table.rows, table.row_numbers = [], []
+    for number, row in zip(numbers, rows):
+        reason = None
+        for name in text_fields:
+            value = row.get(name)
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                reason = f"field {name!r} is missing"
+            elif not isinstance(value, str):
+                reason = f"field {name!r} is not text ({type(value).__name__})"
+            elif not value.strip():
+                reason = f"field {name!r} is empty"
+            elif max_chars is not None and len(value) > max_chars:
+                reason = f"field {name!r} has {len(value)} characters, more than the limit {max_chars}"
+            if reason:
+                break
+        if reason is None:
+            for validate in validators:
+                reason = validate(row)
+                if reason:
+                    break
+        if reason:
+            table.reject(number, reason, row)
+        else:
+            table.keep(number, row)
+    table.rejects.sort(key=lambda r: r.row)
+
+
+def float_field_validator(name: str, required: bool = True) -> RowValidator:
+    """A validator that rejects rows whose ``name`` is not a finite number (NaN, inf, text)."""
+
+    def validate(row: dict) -> Optional[str]:
+        value = row.get(name)
+        if value is None or value == "":
+            return f"field {name!r} is missing" if required else None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"field {name!r}={value!r} is not a number"
+        if not math.isfinite(number):
+            return f"field {name!r}={value!r} is not finite"
+        row[name] = number
+        return None
+
+    return validate

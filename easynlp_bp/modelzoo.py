@@ -1,0 +1,69 @@
+"""Resolve a model name to where it comes from: a ``modelzoo/`` entry, a local directory or a HF hub id.
+
+``modelzoo/index.json`` maps short names either to a config directory in ``modelzoo/`` (a model built
+at random from a config, with a tokenizer trained on the run's texts) or to a hub id. Anything else is
+taken as a local directory if it exists, otherwise as a hub id (which needs a hub at run time).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+DEFAULT_MODEL = "tiny-bloom-bp"
+
+
+def modelzoo_dir() -> Path:
+    """The ``modelzoo/`` folder: ``$EASYNLP_BP_MODELZOO`` if set, else the one beside the package."""
+    env = os.environ.get("EASYNLP_BP_MODELZOO")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "modelzoo"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from. ``kind`` is ``config`` (random init), ``local`` or ``hub``."""
+
+    name: str
+    kind: str
+    location: str
+
+    @property
+    def is_from_scratch(self) -> bool:
+        return self.kind == "config"
+
+
+def load_index() -> dict:
+    index_path = modelzoo_dir() / "index.json"
+    if not index_path.exists():
+        return {}
+    return json.loads(index_path.read_text(encoding="utf-8"))
+
+
+def resolve_model_source(name: Optional[str]) -> ModelSource:
+    """Resolve ``name`` (``None`` means the embedded default).
+
+    Raises:
+        FileNotFoundError: a path-like name (starting with ``.``, ``/`` or ``~``) that does not exist.
+    """
+    name = name or DEFAULT_MODEL
+    index = load_index()
+    if name in index:
+        entry = index[name]
+        if "config_dir" in entry:
+            return ModelSource(name, "config", str(modelzoo_dir() / entry["config_dir"]))
+        return ModelSource(name, "hub", entry["hub_id"])
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if (path / "config.json").exists() and not any(path.glob("*.safetensors")) and not any(
+            path.glob("*.bin")
+        ):
+            return ModelSource(name, "config", str(path))
+        return ModelSource(name, "local", str(path))
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise FileNotFoundError(
+            f"pretrain_model_name_or_path={name!r} is not a directory. Give an existing model directory, "
+            f"a modelzoo name ({', '.join(sorted(index))}) or a HF hub id such as bigscience/bloom-1b1."
+        )
+    return ModelSource(name, "hub", name)
