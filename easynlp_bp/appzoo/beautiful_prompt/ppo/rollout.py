@@ -1,0 +1,140 @@
+"""Rollouts: sample responses in chunks, cut them at EOS, and score log-probs/values with one forward.
+
+Alignment (checklist P4): in ``cat(query, response)`` the logit at position ``i`` predicts token ``i+1``,
+so response log-probs and values are read from positions ``Q-1 … Q+R-2``. Log-probs are float32
+log-softmax of ``logits / temperature`` (N1, N4), recomputed here rather than taken from generate (N3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+
+from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+
+
+@dataclass
+class RolloutBatch:
+    """One rollout batch. Queries are left-padded, responses right-padded (pad after EOS).
+
+    Shapes: B episodes, Q query positions, R response positions.
+    """
+
+    query_ids: torch.Tensor  # (B, Q) left-padded instruction prompts
+    query_mask: torch.Tensor  # (B, Q)
+    response_ids: torch.Tensor  # (B, R) sampled tokens, pad after EOS
+    response_mask: torch.Tensor  # (B, R) 1 up to and including EOS (or the last token if truncated)
+    truncated: torch.Tensor  # (B,) bool: no EOS within max_new_tokens
+    logprobs: Optional[torch.Tensor] = None  # (B, R) old log π (float32)
+    ref_logprobs: Optional[torch.Tensor] = None  # (B, R) log π_ref
+    values: Optional[torch.Tensor] = None  # (B, R) old V
+    scores: Optional[torch.Tensor] = None  # (B,) raw reward of each response
+    raw_prompts: list[str] = field(default_factory=list)
+    reference_prompts: Optional[list[str]] = None
+    responses: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.query_ids.shape[0]
+
+    def input_ids(self, index: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask) of ``cat(query, response)`` for the rows ``index`` (all by default)."""
+        q, qm, r, rm = self.query_ids, self.query_mask, self.response_ids, self.response_mask
+        if index is not None:
+            q, qm, r, rm = q[index], qm[index], r[index], rm[index]
+        return torch.cat([q, r], dim=1), torch.cat([qm, rm.to(qm.dtype)], dim=1)
+
+
+def response_mask_from_eos(response_ids: torch.Tensor, eos_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask, truncated): 1 up to and including the first EOS; all ones when there is no EOS.
+
+    Built from the EOS position, never from ``ids != pad`` (checklist P1).
+    """
+    is_eos = response_ids == eos_token_id  # (B, R)
+    has_eos = is_eos.any(dim=1)
+    first_eos = torch.where(has_eos, is_eos.int().argmax(dim=1), torch.full_like(has_eos, response_ids.shape[1] - 1, dtype=torch.long))
+    positions = torch.arange(response_ids.shape[1], device=response_ids.device)
+    mask = (positions.unsqueeze(0) <= first_eos.unsqueeze(1)).long()
+    return mask, ~has_eos
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    longest = max(len(s) for s in sequences)
+    ids = torch.tensor([[pad_id] * (longest - len(s)) + list(s) for s in sequences], dtype=torch.long)
+    mask = torch.tensor([[0] * (longest - len(s)) + [1] * len(s) for s in sequences], dtype=torch.long)
+    return ids, mask
+
+
+def right_pad(tensors: Sequence[torch.Tensor], width: int, value: int) -> torch.Tensor:
+    return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value) for t in tensors])
+
+
+@torch.no_grad()
+def generate_responses(
+    model, tokenizer, raw_prompts: Sequence[str], *, chunk_size: int, max_new_tokens: int,
+    temperature: float, top_k: int, top_p: float, device: torch.device,
+) -> RolloutBatch:
+    """Sample one response per prompt (``chunk_size`` prompts per generate call), undistorted (N2).
+
+    ``model`` is the plain causal LM (unwrapped); the returned batch has no log-probs yet.
+    """
+    from transformers import GenerationConfig
+
+    generation_config = GenerationConfig(
+        do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
+        min_new_tokens=0, repetition_penalty=1.0, num_beams=1,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    encoded = [tokenizer(build_prompt(p), add_special_tokens=False).input_ids for p in raw_prompts]
+    query_ids, query_mask = left_pad(encoded, tokenizer.pad_token_id)
+    responses = []
+    for start in range(0, len(encoded), chunk_size):
+        ids = query_ids[start : start + chunk_size].to(device)
+        mask = query_mask[start : start + chunk_size].to(device)
+        keep = mask.sum(0) > 0  # drop columns that are padding for the whole chunk
+        out = model.generate(input_ids=ids[:, keep], attention_mask=mask[:, keep], generation_config=generation_config)
+        responses.append(out[:, int(keep.sum()) :].cpu())
+    width = max(r.shape[1] for r in responses)
+    response_ids = right_pad(responses, width, tokenizer.pad_token_id)
+    response_mask, truncated = response_mask_from_eos(response_ids, tokenizer.eos_token_id)
+    response_ids = torch.where(response_mask.bool(), response_ids, torch.full_like(response_ids, tokenizer.pad_token_id))
+    texts = [
+        tokenizer.decode(row[: int(m.sum())], skip_special_tokens=True).strip()
+        for row, m in zip(response_ids, response_mask)
+    ]
+    return RolloutBatch(query_ids=query_ids, query_mask=query_mask, response_ids=response_ids,
+                        response_mask=response_mask, truncated=truncated, raw_prompts=list(raw_prompts),
+                        responses=texts)
+
+
+def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor, query_len: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probs (B, R) of the response tokens, float32 response logits (B, R, V)) from full logits (B, Q+R, V)."""
+    R = response_ids.shape[1]
+    logits = logits[:, query_len - 1 : query_len - 1 + R].float() / temperature  # (B, R, V)
+    logprobs = torch.log_softmax(logits, dim=-1).gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
+    return logprobs, logits
+
+
+def response_values(values: torch.Tensor, query_len: int, response_len: int) -> torch.Tensor:
+    """Values (B, R) at the same positions as the log-probs: V of the state before each response token."""
+    return values[:, query_len - 1 : query_len - 1 + response_len].float()
+
+
+@torch.no_grad()
+def score_logprobs_and_values(policy, reference, batch: RolloutBatch, *, temperature: float,
+                              forward_batch_size: int, device: torch.device) -> None:
+    """Fill ``batch.logprobs``, ``batch.values`` and ``batch.ref_logprobs`` (masked to 0 after EOS)."""
+    Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
+    logprobs, values, ref_logprobs = [], [], []
+    for index in torch.arange(len(batch)).split(forward_batch_size):
+        input_ids, attention_mask = (t.to(device) for t in batch.input_ids(index))
+        response_ids = batch.response_ids[index].to(device)
+        logits, vals = policy(input_ids, attention_mask)
+        logprobs.append(response_logprobs(logits, response_ids, Q, temperature)[0].cpu())
+        values.append(response_values(vals, Q, R).cpu())
+        ref_logits = reference(input_ids, attention_mask)
+        ref_logprobs.append(response_logprobs(ref_logits, response_ids, Q, temperature)[0].cpu())
+    mask = batch.response_mask.float()
+    batch.logprobs = torch.cat(logprobs) * mask
+    batch.values = torch.cat(values) * mask
+    batch.ref_logprobs = torch.cat(ref_logprobs) * mask

@@ -1,0 +1,289 @@
+"""PPOTrainer: rollout → token rewards → GAE → epochs × minibatches → KL update (Ziegler et al. 2019).
+
+Owned here because trl removed its PPO trainer (1.13) and older ones cannot express a text reward from two
+RMs with their own tokenizers, minus the reference prompt's reward, nor the adaptive KL in the paper's units.
+Devices and distribution come from accelerate; each process collects its own ``num_rollouts`` episodes.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from easynlp_bp.appzoo.beautiful_prompt.ppo.advantages import (
+    compute_gae, compute_token_rewards, masked_mean, masked_var, masked_whiten,
+)
+from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
+from easynlp_bp.appzoo.beautiful_prompt.ppo.kl_controller import AdaptiveKLController, FixedKLController
+from easynlp_bp.appzoo.beautiful_prompt.ppo.losses import clipped_policy_loss, clipped_value_loss, masked_entropy_sum
+from easynlp_bp.appzoo.beautiful_prompt.ppo.rollout import (
+    RolloutBatch, generate_responses, response_logprobs, response_values, score_logprobs_and_values,
+)
+from easynlp_bp.appzoo.beautiful_prompt.ppo.running_stats import RunningMoments
+from easynlp_bp.appzoo.beautiful_prompt.ppo.value_head import (
+    PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
+)
+
+logger = logging.getLogger(__name__)
+
+RewardFn = Callable[[Sequence[str], Sequence[str], Optional[Sequence[str]]], torch.Tensor]
+
+
+class PPOTrainer:
+    """PPO with a value head, a frozen reference and an adaptive per-token KL penalty.
+
+    Example:
+        >>> trainer = PPOTrainer(causal_lm, None, reward_fn, tokenizer, PPOConfig(num_rollouts=16, chunk_size=16))
+        >>> stats = trainer.step([{"raw_prompt": "a cat", "prompt": "a cat, 8k"}] * 16)
+        >>> stats["kl/coef"], stats["reward/score_mean"]
+    """
+
+    def __init__(self, policy, ref_policy, reward_fn: RewardFn, tokenizer, config: PPOConfig, accelerator=None):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+            raise ValueError(
+                f"The tokenizer pads with the EOS token (pad={tokenizer.pad_token_id}, eos={tokenizer.eos_token_id}): "
+                "masks built from padding would drop the real EOS and the policy would never learn to stop. "
+                "Give it a distinct pad token (see beautiful_prompt.model.check_pad_token)."
+            )
+        self.config = config
+        self.tokenizer = tokenizer
+        self.reward_fn = reward_fn
+        self.accelerator = accelerator or Accelerator()
+        set_seed(config.seed + self.accelerator.process_index)  # a different sampling stream per process (S1)
+        if not isinstance(policy, PolicyWithValueHead):
+            n_layers = count_decoder_layers(policy)
+            if config.num_layers_unfrozen > n_layers:
+                raise ValueError(
+                    f"num_layers_unfrozen={config.num_layers_unfrozen} is larger than the model's {n_layers} "
+                    f"decoder layers; choose 1..{n_layers}, or -1 to train all layers."
+                )
+            policy = PolicyWithValueHead(policy, config.num_layers_unfrozen)
+        if ref_policy is None:
+            reference = build_reference(policy)
+        elif isinstance(ref_policy, ReferenceModel):
+            reference = ref_policy
+        else:
+            reference = ReferenceModel(ref_policy)
+        self.reference = reference.to(self.accelerator.device)
+        params = [p for p in policy.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
+                                      eps=1e-8, weight_decay=config.weight_decay)
+        # Constant learning rate: the reference's cosine has T_max=1e12, i.e. is constant in practice.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        self.policy, self.optimizer = self.accelerator.prepare(policy, optimizer)
+        self.trainable_params = params
+        if config.kl_target is None:
+            self.kl_ctl = FixedKLController(config.init_kl_coef)
+        else:
+            self.kl_ctl = AdaptiveKLController(config.init_kl_coef, config.kl_target, config.kl_horizon)
+        self.running = RunningMoments()
+        self.global_step = 0  # optimizer steps
+        self.iteration = 0  # rollout batches
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def unwrapped(self) -> PolicyWithValueHead:
+        return self.accelerator.unwrap_model(self.policy)
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The tensor concatenated over processes (identical on every process), on CPU."""
+        if self.accelerator.num_processes == 1:
+            return tensor
+        return self.accelerator.gather(tensor.to(self.device)).cpu()
+
+    def score(self, raw_prompts: Sequence[str], prompts: Sequence[str], reference_prompts=None) -> torch.Tensor:
+        """Call the reward function and check it returned one finite float per prompt."""
+        scores = self.reward_fn(list(raw_prompts), list(prompts), reference_prompts)
+        scores = torch.as_tensor(scores).detach().float().cpu().reshape(-1)
+        if scores.shape[0] != len(prompts):
+            raise ValueError(f"reward_fn returned {scores.shape[0]} scores for {len(prompts)} prompts.")
+        if not torch.isfinite(scores).all():
+            raise ValueError(f"reward_fn returned non-finite scores: {scores.tolist()}.")
+        return scores
+
+    def rollout(self, rows: Sequence[dict]) -> tuple[RolloutBatch, dict]:
+        """Sample, score and run the no-grad forwards for one batch of prompt rows; returns (batch, times)."""
+        c = self.config
+        raw = [r["raw_prompt"] for r in rows]
+        refs = [r["prompt"] for r in rows] if all(r.get("prompt") for r in rows) else None
+        times = {}
+        start = time.perf_counter()
+        batch = generate_responses(
+            self.unwrapped.base, self.tokenizer, raw, chunk_size=c.chunk_size, max_new_tokens=c.max_new_tokens,
+            temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, device=self.device,
+        )
+        batch.reference_prompts = refs
+        times["time/generate"] = time.perf_counter() - start
+        start = time.perf_counter()
+        batch.scores = self.score(raw, batch.responses, refs)
+        times["time/score"] = time.perf_counter() - start
+        start = time.perf_counter()
+        score_logprobs_and_values(self.policy, self.reference, batch, temperature=c.temperature,
+                                  forward_batch_size=c.forward_batch_size, device=self.device)
+        times["time/forward_ref_value"] = time.perf_counter() - start
+        return batch, times
+
+    def scale_scores(self, scores: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+        """Truncation penalty, running-std scaling (statistics over all processes) and clipping, as trlx."""
+        c = self.config
+        scores = scores - c.truncated_penalty * truncated.float()
+        self.running.update(self._gather(scores))
+        if c.scale_reward == "running":
+            scores = scores / max(self.running.std, 1e-8)
+        if c.cliprange_reward:
+            scores = scores.clamp(-c.cliprange_reward, c.cliprange_reward)
+        return scores
+
+    # ------------------------------------------------------------------ the algorithm
+    def step(self, rows: Sequence[dict]) -> dict:
+        """One PPO iteration on ``num_rollouts`` prompt rows (``raw_prompt`` and optional reference ``prompt``)."""
+        c = self.config
+        if len(rows) != c.num_rollouts:
+            raise ValueError(f"step() takes num_rollouts={c.num_rollouts} prompt rows; got {len(rows)}.")
+        # 1. Sample responses and score them; old log-probs, values and reference log-probs.
+        batch, times = self.rollout(rows)
+        mask = batch.response_mask.float()
+        # 2. Per-token rewards: -β·KL on every token, the (scaled) score at the last real token.
+        kl_coef = self.kl_ctl.value
+        scores = self.scale_scores(batch.scores, batch.truncated)
+        rewards, kl = compute_token_rewards(scores, batch.logprobs, batch.ref_logprobs, mask, kl_coef)
+        # 3. GAE over response tokens; returns before whitening; masked whitening of the advantages.
+        advantages, returns = compute_gae(rewards, batch.values, mask, c.gamma, c.lam)
+        advantages = masked_whiten(advantages, mask)
+        # 4. ppo_epochs × minibatches of clipped policy and value losses.
+        start = time.perf_counter()
+        stats = self.optimize(batch, advantages, returns)
+        times["time/update"] = time.perf_counter() - start
+        # 5. Adapt β once per rollout batch with the rollout-time per-sequence KL (Ziegler et al.).
+        kl_per_sequence = self._gather(kl.sum(dim=1))
+        mean_kl = float(kl_per_sequence.mean())
+        self.kl_ctl.update(mean_kl, n_steps=len(kl_per_sequence))
+        self.iteration += 1
+        explained = 1 - masked_var(returns - batch.values, mask) / masked_var(returns, mask).clamp(min=1e-8)
+        lengths = self._gather(mask.sum(1))
+        stats.update(times)
+        stats.update({
+            "reward/score_mean": float(self._gather(batch.scores).mean()),
+            "reward/score_scaled_mean": float(self._gather(scores).mean()),
+            "reward/running_std": self.running.std,
+            "kl/observed": mean_kl,
+            "kl/coef": kl_coef,
+            "kl/coef_next": self.kl_ctl.value,
+            "value/explained_variance": float(explained),
+            "value/mean": float(masked_mean(batch.values, mask)),
+            "rollout/response_length": float(lengths.mean()),
+            "rollout/truncated_rate": float(self._gather(batch.truncated.float()).mean()),
+            "time/iteration": sum(times.values()),
+            "step/iteration": self.iteration,
+            "step/optimizer": self.global_step,
+        })
+        return stats
+
+    def optimize(self, batch: RolloutBatch, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+        """``ppo_epochs`` passes; each shuffles the batch, one optimizer step per minibatch (U5)."""
+        c = self.config
+        totals: dict[str, float] = {}
+        n_minibatches = 0
+        for epoch in range(c.ppo_epochs):
+            for mb_index in torch.randperm(len(batch)).split(c.mini_batch_size):
+                mb_stats = self.accumulate_gradients(batch, mb_index, advantages, returns,
+                                                     record_ratio=(epoch == 0 and n_minibatches == 0))
+                if c.max_grad_norm:
+                    self.accelerator.clip_grad_norm_(self.trainable_params, c.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.global_step += 1
+                n_minibatches += 1
+                for key, value in mb_stats.items():
+                    totals[key] = totals.get(key, 0.0) + value
+        first = {k: totals.pop(k) for k in list(totals) if k.startswith("policy/first_")}
+        return {**{k: v / n_minibatches for k, v in totals.items()}, **first}
+
+    def accumulate_gradients(self, batch: RolloutBatch, mb_index: torch.Tensor, advantages: torch.Tensor,
+                             returns: torch.Tensor, record_ratio: bool = False) -> dict:
+        """Forward/backward the minibatch ``mb_index`` in micro-batches; losses are normalised by the
+        minibatch's token count so the summed gradient does not depend on ``micro_batch_size`` (U6)."""
+        c = self.config
+        Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
+        mask = batch.response_mask.float()
+        n_tokens = mask[mb_index].sum().clamp(min=1.0).to(self.device)
+        micro_batches = mb_index.split(c.micro_batch_size)
+        stats = {"loss/policy": 0.0, "loss/value": 0.0, "policy/entropy": 0.0, "policy/approx_kl": 0.0,
+                 "policy/clipfrac": 0.0, "value/clipfrac": 0.0}
+        for i, index in enumerate(micro_batches):
+            sync = i == len(micro_batches) - 1
+            context = contextlib.nullcontext() if sync else self.accelerator.no_sync(self.policy)
+            with context:
+                input_ids, attention_mask = (t.to(self.device) for t in batch.input_ids(index))
+                logits, values = self.policy(input_ids, attention_mask)
+                logprobs, response_logits = response_logprobs(logits, batch.response_ids[index].to(self.device), Q, c.temperature)
+                vpred = response_values(values, Q, R)
+                mb_mask = mask[index].to(self.device)
+                old_logprobs = batch.logprobs[index].to(self.device)
+                pg = clipped_policy_loss(logprobs, old_logprobs, advantages[index].to(self.device),
+                                         mb_mask, c.cliprange, n_tokens)
+                vf = clipped_value_loss(vpred, batch.values[index].to(self.device), returns[index].to(self.device),
+                                        mb_mask, c.cliprange_value, n_tokens)
+                loss = pg.loss + c.vf_coef * vf.loss
+                self.accelerator.backward(loss)
+            with torch.no_grad():
+                stats["loss/policy"] += pg.loss.item()
+                stats["loss/value"] += vf.loss.item()
+                stats["policy/entropy"] += (masked_entropy_sum(response_logits, mb_mask) / n_tokens).item()
+                stats["policy/approx_kl"] += (pg.approx_kl_sum / n_tokens).item()
+                stats["policy/clipfrac"] += (pg.clipfrac_sum / n_tokens).item()
+                stats["value/clipfrac"] += (vf.clipfrac_sum / n_tokens).item()
+                if record_ratio and i == 0:
+                    ratio = torch.exp(logprobs - old_logprobs)
+                    stats["policy/first_ratio_max_dev"] = float(((ratio - 1).abs() * mb_mask).max())
+                    stats["policy/first_approx_kl"] = float(masked_mean((ratio - 1) - (logprobs - old_logprobs), mb_mask))
+        return stats
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, rows: Sequence[dict], n_samples: int = 3) -> dict:
+        """Held-out mean reward (absolute, no reference delta), reference reward, KL and response length.
+
+        Sampling uses the rollout settings under a fixed seed, without disturbing the training RNG.
+        """
+        c = self.config
+        acc = self.accelerator
+        rows = list(rows)[: c.eval_size]
+        shard = rows[acc.process_index :: acc.num_processes]
+        devices = [self.device] if self.device.type == "cuda" else []
+        sums = torch.zeros(5, dtype=torch.float64)
+        samples = []
+        if shard:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(c.seed + 1_000_003 + acc.process_index)
+                batch = generate_responses(
+                    self.unwrapped.base, self.tokenizer, [r["raw_prompt"] for r in shard], chunk_size=c.chunk_size,
+                    max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
+                    device=self.device,
+                )
+            score_logprobs_and_values(self.policy, self.reference, batch, temperature=c.temperature,
+                                      forward_batch_size=c.forward_batch_size, device=self.device)
+            reward = self.score(batch.raw_prompts, batch.responses, None)
+            has_ref = all(r.get("prompt") for r in shard)
+            ref_reward = self.score(batch.raw_prompts, [r["prompt"] for r in shard], None) if has_ref else torch.zeros(len(shard))
+            kl = (batch.logprobs - batch.ref_logprobs).sum(1)
+            sums = torch.tensor([reward.sum(), ref_reward.sum(), kl.sum(), batch.response_mask.sum(), len(shard)],
+                                dtype=torch.float64)
+            samples = [{"raw_prompt": r, "response": y} for r, y in zip(batch.raw_prompts[:n_samples], batch.responses)]
+        if acc.num_processes > 1:
+            sums = acc.reduce(sums.to(self.device), reduction="sum").cpu()
+        n = max(float(sums[4]), 1.0)
+        return {"eval/reward_mean": float(sums[0]) / n, "eval/ref_reward_mean": float(sums[1]) / n,
+                "eval/kl": float(sums[2]) / n, "eval/response_length": float(sums[3]) / n,
+                "eval/prompts": int(sums[4]), "samples": samples}

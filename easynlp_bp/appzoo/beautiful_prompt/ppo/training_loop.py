@@ -1,0 +1,175 @@
+"""The outer PPO loop: prompt sampling, periodic evaluation, checkpoints, TensorBoard and the final plot.
+
+Stops when ``config.total_steps`` optimizer steps are done (trlx's unit), checked after each iteration.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from easynlp_bp.appzoo.beautiful_prompt.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
+
+logger = logging.getLogger(__name__)
+
+
+class PromptSampler:
+    """Endless shuffled passes over this process's shard of the prompt rows; its position is checkpointed."""
+
+    def __init__(self, rows: Sequence[dict], seed: int, rank: int = 0, world_size: int = 1):
+        self.rows = list(rows)[rank::world_size]
+        if not self.rows:
+            raise ValueError(f"No training prompts for process {rank} of {world_size}; give more prompt rows.")
+        self.seed = seed
+        self.epoch = 0
+        self.cursor = 0
+        self._order = self._permutation()
+
+    def _permutation(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return torch.randperm(len(self.rows), generator=generator).tolist()
+
+    def next_batch(self, n: int) -> list[dict]:
+        batch = []
+        while len(batch) < n:
+            if self.cursor == len(self._order):
+                self.epoch, self.cursor = self.epoch + 1, 0
+                self._order = self._permutation()
+            batch.append(self.rows[self._order[self.cursor]])
+            self.cursor += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+        self._order = self._permutation()
+
+
+def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], output_dir: str,
+            resume_from: Optional[str | Path] = None, keep_checkpoints: int = 2) -> dict:
+    """Train ``trainer`` until ``config.total_steps`` optimizer steps; returns a summary of the run.
+
+    Writes TensorBoard events to ``output_dir/runs``, ``metrics.jsonl`` (one line per iteration and
+    evaluation), checkpoints, the final HF model directory in ``output_dir`` and ``ppo_curves.png``.
+    """
+    c = trainer.config
+    acc = trainer.accelerator
+    output = Path(output_dir)
+    sampler = PromptSampler(train_rows, c.seed, acc.process_index, acc.num_processes)
+    history: list[dict] = []
+    if resume_from is not None:
+        state = load_checkpoint(trainer, resume_from)
+        sampler.load_state_dict(state["prompt_sampler"][acc.process_index] if isinstance(state["prompt_sampler"], list)
+                                else state["prompt_sampler"])
+        history = state.get("history", [])
+    writer = _writer(output) if acc.is_main_process else None
+    log = _Logger(writer, output / "metrics.jsonl" if acc.is_main_process else None, history)
+
+    if trainer.iteration == 0 and eval_rows:
+        log.write(_evaluate(trainer, eval_rows), trainer.global_step)
+    while trainer.global_step < c.total_steps:
+        stats = trainer.step(sampler.next_batch(c.num_rollouts))
+        log.write(stats, trainer.global_step)
+        if acc.is_main_process:
+            logger.info("iteration %d (step %d): reward %.4f, KL %.3f, β %.5f, %.1fs", trainer.iteration,
+                        trainer.global_step, stats["reward/score_mean"], stats["kl/observed"], stats["kl/coef"],
+                        stats["time/iteration"])
+        done = trainer.global_step >= c.total_steps
+        if eval_rows and ((c.eval_interval and trainer.iteration % c.eval_interval == 0) or done):
+            log.write(_evaluate(trainer, eval_rows), trainer.global_step)
+        if (c.checkpoint_interval and trainer.iteration % c.checkpoint_interval == 0) or done:
+            sampler_states = _gather_objects(acc, sampler.state_dict())
+            save_checkpoint(trainer, output, {"prompt_sampler": sampler_states, "history": log.history},
+                            keep=keep_checkpoints)
+    if acc.is_main_process:
+        save_policy(trainer, output)
+        plot_ppo_curves(log.history, str(output / "ppo_curves.png"))
+        if writer is not None:
+            writer.close()
+    acc.wait_for_everyone()
+    evals = [h for h in log.history if "eval/reward_mean" in h]
+    return {"global_step": trainer.global_step, "iterations": trainer.iteration, "kl_coef": trainer.kl_ctl.value,
+            "first_eval": evals[0] if evals else None, "last_eval": evals[-1] if evals else None,
+            "history": log.history}
+
+
+def _evaluate(trainer, eval_rows) -> dict:
+    result = trainer.evaluate(eval_rows)
+    samples = result.pop("samples")
+    if trainer.accelerator.is_main_process:
+        logger.info("eval at step %d: reward %.4f (reference prompts %.4f), KL %.3f; e.g. %s", trainer.global_step,
+                    result["eval/reward_mean"], result["eval/ref_reward_mean"], result["eval/kl"], samples[:1])
+    return {**result, "eval/samples": samples}
+
+
+def _gather_objects(acc, obj) -> list:
+    if acc.num_processes == 1:
+        return [obj]
+    from accelerate.utils import gather_object
+
+    return gather_object([obj])
+
+
+def _writer(output: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency of the test/train extras; metrics.jsonl still has it all
+        logger.warning("tensorboard is not installed; metrics go to metrics.jsonl only.")
+        return None
+    return SummaryWriter(log_dir=str(output / "runs"))
+
+
+class _Logger:
+    """Writes each record to TensorBoard (numbers only) and metrics.jsonl, and keeps it in ``history``."""
+
+    def __init__(self, writer, jsonl_path: Optional[Path], history: list[dict]):
+        self.writer, self.jsonl_path, self.history = writer, jsonl_path, history
+        if jsonl_path is not None:
+            jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict, step: int) -> None:
+        record = {**record, "step": step}
+        self.history.append(record)
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step" and math.isfinite(value):
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+        if self.jsonl_path is not None:
+            with open(self.jsonl_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+
+def plot_ppo_curves(history: Sequence[dict], path: str) -> bool:
+    """PNG of training reward, held-out reward, per-sequence KL and β against the optimizer step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("reward", ["reward/score_mean", "eval/reward_mean"]), ("KL (per sequence)", ["kl/observed", "eval/kl"]),
+              ("β", ["kl/coef"])]
+    if not any(k in h for h in history for _, keys in panels for k in keys):
+        return False
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (title, keys) in zip(axes, panels):
+        for key in keys:
+            points = [(h["step"], h[key]) for h in history if key in h]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, marker="o" if len(points) < 30 else None, label=key)
+        ax.set_title(title)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
