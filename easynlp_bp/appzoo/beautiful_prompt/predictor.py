@@ -2,11 +2,15 @@
 
 Prompts are sorted by length and left-padded into batches, generated with ``model.generate``, and the
 output is the decoded *new* tokens only (no string stripping, so "focus" stays "focus"). Optionally each
-output is cut at a comma or word boundary to fit the CLIP text encoder's 77-token window.
+output is cut at a comma or word boundary to fit the CLIP text encoder's 77-token window. Banned words are
+blocked in ``generate`` (``bad_words_ids``) and checked again on the decoded text, since a byte-level BPE can
+spell a word with other tokens than the ones banned.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -41,6 +45,9 @@ class PredictorParams:
         default="openai/clip-vit-large-patch14", metadata={"help": "CLIP tokenizer (dir or hub id) for max_clip_tokens."}
     )
     max_input_chars: int = field(default=2000, metadata={"help": "Longer raw prompts are rejected."})
+    banned_words: list[str] = field(
+        default_factory=list, metadata={"help": "Comma separated words never to output (whole words, any case)."}
+    )
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
 
@@ -57,6 +64,43 @@ class PredictorParams:
             raise ValueError(f"temperature={self.temperature} must be positive; use decoding=greedy instead.")
         if self.max_clip_tokens is not None and self.max_clip_tokens < 3:
             raise ValueError(f"max_clip_tokens={self.max_clip_tokens} must be at least 3.")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens={self.max_new_tokens} must be at least 1.")
+        if any(not isinstance(w, str) or not w.strip() for w in self.banned_words):
+            raise ValueError(f"banned_words={self.banned_words!r} must be non-empty words.")
+
+
+class BannedWords:
+    """Whole-word, case-insensitive banned words: ``bad_words_ids`` for ``generate`` and a final text filter."""
+
+    def __init__(self, words: Sequence[str]):
+        self.words = sorted({w.strip().lower() for w in words})
+        self._pattern = (
+            re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in self.words) + r")(?!\w)", re.IGNORECASE)
+            if self.words else None
+        )
+
+    def token_ids(self, tokenizer) -> list[list[int]]:
+        """Token sequences of each word as it may start a text or follow a space, in common casings."""
+        sequences = set()
+        for word in self.words:
+            for form in {word, word.capitalize(), word.upper()}:
+                for text in (form, " " + form):
+                    ids = tuple(tokenizer(text, add_special_tokens=False).input_ids)
+                    if ids:
+                        sequences.add(ids)
+        return [list(ids) for ids in sorted(sequences)]
+
+    def found(self, text: str) -> list[str]:
+        return [m.group(0) for m in self._pattern.finditer(text)] if self._pattern else []
+
+    def remove(self, text: str) -> str:
+        """Drop every comma-separated phrase that contains a banned word (keeps the rest of the prompt)."""
+        if not self.found(text):
+            return text
+        phrases = [p.strip() for p in text.split(",")]
+        kept = [p for p in phrases if p and not self.found(p)]
+        return ", ".join(kept)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,15 +151,34 @@ class BeautifulPromptPredictor:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
+        self._clip_tokenizers: dict[str, object] = {}
         self.clip_cap = None
         if self.params.max_clip_tokens is not None:
+            self.clip_cap = self._clip_cap(self.params)
+
+    def _clip_cap(self, params: PredictorParams) -> Optional[ClipLengthCap]:
+        """The CLIP length cap of ``params`` (tokenizers are loaded once per name and kept)."""
+        if params.max_clip_tokens is None:
+            return None
+        if params.clip_tokenizer not in self._clip_tokenizers:
             from transformers import AutoTokenizer
 
-            clip_tokenizer = AutoTokenizer.from_pretrained(self.params.clip_tokenizer)
-            self.clip_cap = ClipLengthCap(clip_tokenizer, self.params.max_clip_tokens)
+            self._clip_tokenizers[params.clip_tokenizer] = AutoTokenizer.from_pretrained(params.clip_tokenizer)
+        return ClipLengthCap(self._clip_tokenizers[params.clip_tokenizer], params.max_clip_tokens)
 
-    def _generation_kwargs(self, prompt_length: int) -> dict:
-        p = self.params
+    def resolve_params(self, overrides: Optional[dict] = None) -> PredictorParams:
+        """This predictor's params with ``overrides`` applied (validated; unknown names raise ValueError)."""
+        if not overrides:
+            return self.params
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(PredictorParams)})
+        if unknown:
+            raise ValueError(f"Unknown predictor option(s) {', '.join(unknown)}.")
+        if "device" in overrides or "trust_remote_code" in overrides:
+            raise ValueError("device and trust_remote_code are fixed when the predictor is built.")
+        return dataclasses.replace(self.params, **overrides)
+
+    def _generation_kwargs(self, prompt_length: int, params: Optional[PredictorParams] = None) -> dict:
+        p = params or self.params
         max_new = p.max_new_tokens if p.max_new_tokens is not None else max(1, p.max_length - prompt_length)
         kwargs = {
             "max_new_tokens": max_new,
@@ -135,35 +198,47 @@ class BeautifulPromptPredictor:
         return kwargs
 
     @torch.no_grad()
-    def predict(self, raw_prompts: Sequence[str]) -> list[list[str]]:
-        """Beautify each raw prompt; returns one list of outputs per input, in input order."""
+    def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None) -> list[list[str]]:
+        """Beautify each raw prompt; returns one list of outputs per input, in input order.
+
+        ``overrides`` (e.g. ``{"seed": 1, "temperature": 0.7, "banned_words": ["blood"]}``) replace
+        :class:`PredictorParams` fields for this call only.
+        """
+        params = self.resolve_params(overrides)
         raw_prompts = list(raw_prompts)
         for index, text in enumerate(raw_prompts):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"raw prompt {index} is empty or not text: {text!r}.")
-            if len(text) > self.params.max_input_chars:
+            if len(text) > params.max_input_chars:
                 raise ValueError(
                     f"raw prompt {index} has {len(text)} characters, more than max_input_chars="
-                    f"{self.params.max_input_chars}."
+                    f"{params.max_input_chars}."
                 )
-        if self.params.seed is not None:
-            torch.manual_seed(self.params.seed)
+        clip_cap = self.clip_cap if params is self.params else self._clip_cap(params)
+        banned = BannedWords(params.banned_words)
+        generation_kwargs = {}
+        if banned.words:
+            generation_kwargs["bad_words_ids"] = banned.token_ids(self.tokenizer)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
         encoded = [self.tokenizer(build_prompt(t), add_special_tokens=False).input_ids for t in raw_prompts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
-        for start in range(0, len(order), self.params.batch_size):
-            batch_index = order[start : start + self.params.batch_size]
+        for start in range(0, len(order), params.batch_size):
+            batch_index = order[start : start + params.batch_size]
             batch = self.tokenizer.pad(
                 {"input_ids": [encoded[i] for i in batch_index]}, padding=True, return_tensors="pt"
             ).to(self.device)
             prompt_length = batch["input_ids"].shape[1]
-            output = self.model.generate(**batch, **self._generation_kwargs(prompt_length))
+            output = self.model.generate(
+                **batch, **self._generation_kwargs(prompt_length, params), **generation_kwargs
+            )
             new_tokens = output[:, prompt_length:]  # (B * num_return, new)
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):
-                outputs = [t.strip() for t in texts[position * per_input : (position + 1) * per_input]]
-                results[original] = [self.clip_cap(t) for t in outputs] if self.clip_cap else outputs
+                outputs = [banned.remove(t.strip()) for t in texts[position * per_input : (position + 1) * per_input]]
+                results[original] = [clip_cap(t) for t in outputs] if clip_cap else outputs
         return results
 
     def run(self, rows: Sequence[dict], first_sequence: str = "raw_prompt") -> list[dict]:
