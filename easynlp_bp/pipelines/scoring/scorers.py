@@ -119,7 +119,7 @@ class PickScoreScorer(ImageScorer):
 
     def __init__(self, embedder: ClipEmbedder):
         self.embedder = embedder
-        self.logit_scale = float(embedder.model.logit_scale.exp())
+        self.logit_scale = float(embedder.model.logit_scale.detach().exp())
 
     @classmethod
     def from_options(cls, options: ScorerOptions) -> "PickScoreScorer":
