@@ -1,0 +1,248 @@
+"""PPO trainer on tiny models (checklist P1-P4, N1-N5, U5-U8, K4, K6, R1, R2) and config errors."""
+import copy
+
+import pytest
+import torch
+
+from conftest import build_tiny_bloom
+from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
+from easynlp_bp.appzoo.beautiful_prompt.ppo.rollout import (
+    generate_responses, response_logprobs, response_mask_from_eos,
+)
+from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
+from easynlp_bp.appzoo.beautiful_prompt.ppo.value_head import PolicyWithValueHead, build_reference
+from easynlp_bp.default.vocabulary import QUALITY
+
+TARGET_WORDS = {w for phrase in QUALITY for w in phrase.split()}
+
+
+class WordFractionReward:
+    """A plain test reward: share of response words in the quality vocabulary; records its calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, raw_prompts, prompts, reference_prompts=None):
+        self.calls.append((list(raw_prompts), list(prompts), reference_prompts))
+        return torch.tensor([sum(w in TARGET_WORDS for w in p.split()) / max(len(p.split()), 1) for p in prompts])
+
+
+ROWS = [{"raw_prompt": r, "prompt": f"{r}, highly detailed, 8k"} for r in
+        ["a cat", "1 girl", "a dragon in the snow", "a castle at night", "a fox", "a robot on the moon", "an owl", "a ship"]]
+
+
+def small_config(**overrides):
+    values = dict(num_rollouts=8, chunk_size=4, mini_batch_size=4, ppo_epochs=2, max_new_tokens=12,
+                  learning_rate=1e-3, num_layers_unfrozen=1, forward_batch_size=4, total_steps=4, eval_size=4)
+    values.update(overrides)
+    return PPOConfig(**values)
+
+
+@pytest.fixture
+def trainer(tiny_tokenizer):
+    model = build_tiny_bloom(tiny_tokenizer, n_layer=3)
+    return PPOTrainer(model, None, WordFractionReward(), tiny_tokenizer, small_config())
+
+
+# ---------------------------------------------------------------- config and start-up errors
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(num_rollouts=64, chunk_size=24), r"num_rollouts=64 must be a multiple of chunk_size=24; choose e.g. chunk_size=16"),
+    (dict(num_rollouts=16, chunk_size=16, mini_batch_size=5), "multiple of mini_batch_size=5"),
+    (dict(mini_batch_size=4, micro_batch_size=3), "multiple of micro_batch_size=3"),
+    (dict(num_layers_unfrozen=0), "num_layers_unfrozen=0 must be -1"),
+    (dict(kl_target=-1.0), "kl_target=-1.0 must be positive"),
+    (dict(temperature=0.0), "temperature=0.0 must be positive"),
+    (dict(scale_reward="batch"), "scale_reward='batch'"),
+])
+def test_bad_config_fails_with_clear_message(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PPOConfig(**kwargs)
+
+
+def test_num_layers_unfrozen_larger_than_model_fails(tiny_tokenizer):
+    with pytest.raises(ValueError, match=r"num_layers_unfrozen=8 is larger than the model's 2 decoder layers"):
+        PPOTrainer(build_tiny_bloom(tiny_tokenizer), None, WordFractionReward(), tiny_tokenizer, small_config(num_layers_unfrozen=8))
+
+
+def test_p1_pad_equal_eos_fails_at_start_up(tiny_tokenizer):
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.pad_token = tokenizer.eos_token
+    with pytest.raises(ValueError, match=r"pads with the EOS token"):
+        PPOTrainer(build_tiny_bloom(tiny_tokenizer), None, WordFractionReward(), tokenizer, small_config())
+
+
+# ---------------------------------------------------------------- masks, alignment, log-probs
+def test_p4_alignment_hand_made_three_token_example():
+    # query of 2 tokens, response of 3: logits at positions 1, 2, 3 predict response tokens 0, 1, 2.
+    vocab = 4
+    logits = torch.full((1, 5, vocab), -10.0)
+    response = torch.tensor([[2, 1, 3]])
+    for position, token in zip([1, 2, 3], [2, 1, 3]):
+        logits[0, position, token] = 10.0
+    logits[0, 4, 0] = 50.0  # the last position predicts beyond the response and must be ignored
+    logprobs, _ = response_logprobs(logits, response, query_len=2, temperature=1.0)
+    assert logprobs.shape == (1, 3)
+    assert torch.all(logprobs > -1e-6)  # each token got ~all the mass from the right position
+
+
+def test_n1_n4_temperature_and_fp32_log_softmax():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 11).to(torch.bfloat16)
+    response = torch.randint(0, 11, (2, 3))
+    lp, scaled = response_logprobs(logits, response, 3, temperature=0.7)
+    assert lp.dtype == torch.float32 and scaled.dtype == torch.float32
+    expected = torch.log_softmax(logits[:, 2:5].float() / 0.7, -1).gather(-1, response.unsqueeze(-1)).squeeze(-1)
+    assert torch.allclose(lp, expected)
+
+
+def test_k6_p1_response_mask_from_eos_not_from_pad():
+    eos, pad = 2, 3
+    ids = torch.tensor([[5, 6, eos, pad, pad], [5, pad, 7, 8, 9], [eos, pad, pad, pad, pad]])
+    mask, truncated = response_mask_from_eos(ids, eos)
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+    assert truncated.tolist() == [False, True, False]
+
+
+def test_p3_padded_and_unpadded_logprobs_agree(tiny_tokenizer):
+    model = build_tiny_bloom(tiny_tokenizer)
+    policy = PolicyWithValueHead(model)
+    ids = torch.tensor([tiny_tokenizer("Input: a cat\nOutput: a cute cat, 8k").input_ids])
+    mask = torch.ones_like(ids)
+    padded = torch.cat([torch.full((1, 5), tiny_tokenizer.pad_token_id), ids], 1)
+    padded_mask = torch.cat([torch.zeros(1, 5, dtype=torch.long), mask], 1)
+    with torch.no_grad():
+        logits, values = policy(ids, mask)
+        plogits, pvalues = policy(padded, padded_mask)
+    q = 4
+    response = ids[:, q:]
+    lp, _ = response_logprobs(logits, response, q, 1.0)
+    plp, _ = response_logprobs(plogits, response, q + 5, 1.0)
+    assert torch.allclose(lp, plp, atol=1e-5)
+    assert torch.allclose(values, pvalues[:, 5:], atol=1e-5)
+
+
+def test_n5_dropout_off_in_both_passes(tiny_tokenizer):
+    from transformers import BloomConfig, BloomForCausalLM
+
+    config = BloomConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, n_layer=2, n_head=4,
+                         hidden_dropout=0.5, attention_dropout=0.5)
+    policy = PolicyWithValueHead(BloomForCausalLM(config), num_layers_unfrozen=1)
+    reference = build_reference(policy)
+    policy.train()  # cannot switch dropout back on
+    reference.train()
+    ids = torch.randint(5, 100, (2, 9))
+    mask = torch.ones_like(ids)
+    assert torch.equal(policy(ids, mask)[0], policy(ids, mask)[0])
+    assert torch.equal(reference(ids, mask), reference(ids, mask))
+    assert not policy.training and not reference.training
+
+
+def test_u7_value_head_starts_at_zero_and_u8_trunk_is_shared_and_frozen(tiny_tokenizer):
+    model = build_tiny_bloom(tiny_tokenizer, n_layer=3)
+    policy = PolicyWithValueHead(model, num_layers_unfrozen=1)
+    reference = build_reference(policy)
+    _, values = policy(torch.randint(5, 100, (1, 7)), torch.ones(1, 7, dtype=torch.long))
+    assert torch.all(values == 0)
+    h_policy, h_ref = policy.base.transformer.h, reference.base.transformer.h
+    assert h_ref[0] is h_policy[0] and h_ref[1] is h_policy[1]  # shared trunk, no second copy
+    assert h_ref[2] is not h_policy[2]  # the trained top layer has its own frozen copy
+    emb = policy.base.get_input_embeddings().weight
+    assert reference.base.get_output_embeddings().weight.data_ptr() == emb.data_ptr()  # tied head shared
+    trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("base.transformer.h.2.", "base.transformer.ln_f", "value_head")) for n in trainable)
+    assert not any(p.requires_grad for p in reference.parameters())
+
+
+# ---------------------------------------------------------------- one PPO step
+def test_step_order_first_ratio_is_one_and_kl_updates_once(trainer):
+    reward = trainer.reward_fn
+    frozen_before = {n: p.detach().clone() for n, p in trainer.unwrapped.named_parameters() if not p.requires_grad}
+    trained_before = {n: p.detach().clone() for n, p in trainer.unwrapped.named_parameters() if p.requires_grad}
+    beta = trainer.kl_ctl.value
+    stats = trainer.step(ROWS)
+    c = trainer.config
+    # N1/N3: old log-probs recomputed with the training forward -> ratio 1, approx-KL 0 at the first minibatch
+    assert stats["policy/first_ratio_max_dev"] < 1e-4
+    assert abs(stats["policy/first_approx_kl"]) < 1e-7
+    # U5: one optimizer step per minibatch per epoch
+    assert trainer.global_step == c.ppo_epochs * c.num_rollouts // c.mini_batch_size == 4
+    # K4: β updated exactly once, with the rollout-time per-sequence KL and n_steps = episodes
+    err = min(max(stats["kl/observed"] / c.kl_target - 1, -0.2), 0.2)
+    assert stats["kl/coef"] == beta
+    assert trainer.kl_ctl.value == pytest.approx(beta * (1 + err * c.num_rollouts / c.kl_horizon))
+    # U8: the trunk did not move, the trainable top did
+    for n, p in trainer.unwrapped.named_parameters():
+        if n in frozen_before:
+            assert torch.equal(p, frozen_before[n]), n
+    assert any(not torch.equal(p, trained_before[n]) for n, p in trainer.unwrapped.named_parameters() if n in trained_before)
+    # R1/R2: the reward saw plain text (no template, no special tokens) and the reference prompts
+    raw, prompts, refs = reward.calls[0]
+    assert raw == [r["raw_prompt"] for r in ROWS] and refs == [r["prompt"] for r in ROWS]
+    assert not any("Output:" in p or tiny_tokenizer_specials(trainer) & set(p.split()) for p in prompts)
+    for key in ("reward/score_mean", "kl/observed", "kl/coef", "loss/policy", "loss/value", "policy/entropy",
+                "policy/approx_kl", "policy/clipfrac", "value/clipfrac", "value/explained_variance",
+                "rollout/response_length", "rollout/truncated_rate", "time/generate", "time/score",
+                "time/forward_ref_value", "time/update"):
+        assert key in stats and stats[key] == stats[key], key  # present and not NaN
+    assert 0 <= stats["rollout/truncated_rate"] <= 1
+
+
+def tiny_tokenizer_specials(trainer):
+    return {trainer.tokenizer.eos_token, trainer.tokenizer.pad_token}
+
+
+def test_u8_reference_logprobs_unchanged_across_steps(trainer):
+    batch = generate_responses(trainer.unwrapped.base, trainer.tokenizer, [r["raw_prompt"] for r in ROWS[:4]],
+                               chunk_size=4, max_new_tokens=8, temperature=1.0, top_k=0, top_p=1.0, device=torch.device("cpu"))
+    ids, mask = batch.input_ids()
+    before = trainer.reference(ids, mask)
+    policy_before = trainer.policy(ids, mask)[0].detach()
+    trainer.step(ROWS)
+    trainer.step(ROWS)
+    assert torch.equal(trainer.reference(ids, mask), before)
+    assert not torch.equal(trainer.policy(ids, mask)[0].detach(), policy_before)
+
+
+def test_u6_gradient_independent_of_micro_batch_size(tiny_tokenizer):
+    grads = []
+    for micro in (4, 2, 1):
+        model = build_tiny_bloom(tiny_tokenizer, n_layer=2, seed=3)
+        torch.manual_seed(0)
+        trainer = PPOTrainer(model, None, WordFractionReward(), tiny_tokenizer,
+                             small_config(micro_batch_size=micro, num_layers_unfrozen=-1))
+        batch, _ = trainer.rollout(ROWS)
+        # a non-trivial value head and advantages so that every loss term has a gradient
+        torch.nn.init.normal_(trainer.unwrapped.value_head.weight, std=0.1)
+        advantages = torch.randn(batch.logprobs.shape, generator=torch.Generator().manual_seed(1)) * batch.response_mask
+        returns = torch.randn(batch.logprobs.shape, generator=torch.Generator().manual_seed(2)) * batch.response_mask
+        trainer.accumulate_gradients(batch, torch.tensor([0, 3, 5, 6]), advantages, returns)
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.trainable_params if p.grad is not None]))
+        if micro == 4:
+            assert grads[0].abs().sum() > 0
+    assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+    assert torch.allclose(grads[0], grads[2], atol=1e-6, rtol=1e-4)
+
+
+def test_n2_rollouts_ignore_the_models_distorting_generation_defaults(tiny_tokenizer):
+    model = build_tiny_bloom(tiny_tokenizer)
+    model.generation_config.top_k = 3
+    model.generation_config.repetition_penalty = 5.0
+    torch.manual_seed(0)
+    batch = generate_responses(model, tiny_tokenizer, ["a cat"] * 64, chunk_size=64, max_new_tokens=1,
+                               temperature=1.0, top_k=0, top_p=1.0, device=torch.device("cpu"))
+    assert len(set(batch.response_ids[:, 0].tolist())) > 3  # top_k=3 from the model was not applied
+
+
+def test_k6_truncation_penalty_lowers_truncated_scores(tiny_tokenizer):
+    model = build_tiny_bloom(tiny_tokenizer)
+    trainer = PPOTrainer(model, None, WordFractionReward(), tiny_tokenizer,
+                         small_config(truncated_penalty=1.0, scale_reward="none", num_layers_unfrozen=-1))
+    scores = trainer.scale_scores(torch.tensor([0.5, 0.5]), torch.tensor([True, False]))
+    assert scores.tolist() == [-0.5, 0.5]
+
+
+def test_reward_fn_returning_wrong_shape_is_an_error(tiny_tokenizer):
+    trainer = PPOTrainer(build_tiny_bloom(tiny_tokenizer), None, lambda r, p, ref: torch.zeros(1), tiny_tokenizer,
+                         small_config(num_layers_unfrozen=-1))
+    with pytest.raises(ValueError, match="reward_fn returned 1 scores for 8 prompts"):
+        trainer.step(ROWS)
