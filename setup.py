@@ -20,7 +20,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["easynlp_bp", "easynlp_bp.*"]),
-    package_data={"easynlp_bp": ["resources/*", "resources/**/*", "serving/static/*"]},
+    package_data={"easynlp_bp": ["resources/*", "resources/**/*"]},
     include_package_data=True,
     install_requires=[
         "torch>=2.1",
@@ -38,6 +38,5 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",
-                                      "easynlp-serve=easynlp_bp.serving.server:main_entry"]},
+    entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry"]},
 )
