@@ -1,0 +1,87 @@
+"""Critic-free alternatives through trl 1.16: GRPO (Shao et al. 2024) and RLOO (Ahmadian et al. 2024).
+
+Same data (prompt rows with ``raw_prompt`` and reference ``prompt``), same reward callable and the same
+output format (a HF model directory in the checkpoint dir) as the project's PPO; trl does the rest. A KL
+anchor to the SFT model stays on by default (``beta > 0``): text-only reward models are easy to game.
+Subtracting the reference prompt's reward is a per-prompt constant and cancels in the group baselines.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional, Sequence
+
+logger = logging.getLogger(__name__)
+
+
+def make_trl_reward_func(reward_fn):
+    """Adapt ``reward_fn(raw_prompts, prompts, reference_prompts)`` to trl's reward-function protocol."""
+
+    def beautiful_prompt_reward(prompts, completions, raw_prompt, reference_prompt=None, **kwargs):
+        del prompts, kwargs
+        refs = list(reference_prompt) if reference_prompt is not None and all(reference_prompt) else None
+        return reward_fn(list(raw_prompt), [c.strip() for c in completions], refs).float().tolist()
+
+    return beautiful_prompt_reward
+
+
+def build_prompt_dataset(rows: Sequence[dict]):
+    """A ``datasets.Dataset`` with the instruction ``prompt`` and the columns the reward needs."""
+    from datasets import Dataset
+
+    from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+
+    return Dataset.from_list([
+        {"prompt": build_prompt(r["raw_prompt"]), "raw_prompt": r["raw_prompt"], "reference_prompt": r.get("prompt") or ""}
+        for r in rows
+    ])
+
+
+def train_with_trl(params, sft_dir: str, reward_fn, train_rows: Sequence[dict], eval_rows: Sequence[dict],
+                   output_dir: str, resume_from: Optional[str] = None) -> dict:
+    """Run trl's GRPOTrainer or RLOOTrainer (``params.rl_algorithm``) and save the policy to ``output_dir``.
+
+    ``params`` is the app's :class:`PPOAppParams`: rollout settings (``max_new_tokens``, ``temperature``,
+    ``top_k``, ``top_p``), ``learning_rate``, ``mini_batch_size`` (prompts × generations per device step),
+    ``num_generations``, ``beta``, ``cliprange`` (trl's epsilon), ``total_steps``, ``checkpoint_interval``
+    (in optimizer steps here, trl's unit) and ``seed``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
+
+    if params.rl_algorithm == "grpo":
+        from trl import GRPOConfig as Config
+        from trl import GRPOTrainer as Trainer
+    elif params.rl_algorithm == "rloo":
+        from trl import RLOOConfig as Config
+        from trl import RLOOTrainer as Trainer
+    else:
+        raise ValueError(f"rl_algorithm={params.rl_algorithm!r} is not a trl algorithm; use grpo or rloo.")
+    if params.mini_batch_size % params.num_generations:
+        raise ValueError(f"mini_batch_size={params.mini_batch_size} must be a multiple of "
+                         f"num_generations={params.num_generations} (whole groups per step).")
+    bp = BeautifulPromptModel.from_pretrained(sft_dir)
+    config = Config(
+        output_dir=output_dir, learning_rate=params.learning_rate, per_device_train_batch_size=params.mini_batch_size,
+        num_generations=params.num_generations, max_completion_length=params.max_new_tokens,
+        temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, beta=params.beta,
+        epsilon=params.cliprange, max_steps=params.total_steps, max_grad_norm=params.max_grad_norm or None,
+        weight_decay=params.weight_decay, adam_beta1=params.adam_beta1, adam_beta2=params.adam_beta2,
+        lr_scheduler_type="constant", logging_steps=1, save_steps=params.checkpoint_interval or params.total_steps,
+        save_total_limit=2, seed=params.seed, report_to=["tensorboard"], bf16=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(), disable_dropout=True, dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=bp.model, reward_funcs=make_trl_reward_func(reward_fn), args=config,
+        train_dataset=build_prompt_dataset(train_rows), processing_class=bp.tokenizer,
+    )
+    trainer.train(resume_from_checkpoint=True if resume_from == "last" else resume_from)
+    trainer.save_model(output_dir)
+    if trainer.is_world_process_zero():
+        bp.tokenizer.save_pretrained(output_dir)
+    rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
+    return {"rl_algorithm": params.rl_algorithm, "global_step": trainer.state.global_step,
+            "first_reward": rewards[0] if rewards else None, "last_reward": rewards[-1] if rewards else None,
+            "output_dir": str(Path(output_dir))}

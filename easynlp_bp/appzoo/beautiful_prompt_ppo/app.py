@@ -1,0 +1,224 @@
+"""App ``beautiful_prompt_ppo``: PPO (paper) or GRPO/RLOO (trl) from an SFT checkpoint; held-out evaluation.
+
+The policy starts from ``pretrain_model_name_or_path`` (a ``beautiful_prompt`` SFT directory, default
+``outputs/beautiful_prompt``) and is written to ``--checkpoint_dir`` as a HF model directory that the
+``beautiful_prompt`` predictor loads directly. Unset keys take the paper's PPO settings, or a small
+preset when the SFT model is the embedded default (a tiny model built from a config).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Optional
+
+from easynlp_bp.appzoo.base import APPS, App
+from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
+from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
+from easynlp_bp.io import read_table, write_rejects
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SFT_DIR = "outputs/beautiful_prompt"
+DEFAULT_CHECKPOINT_DIR = "outputs/beautiful_prompt_ppo"
+RL_ALGORITHMS = ("ppo", "grpo", "rloo")
+
+# Settings for the embedded default (a ~1M-parameter model trained from scratch): short prompts, a much
+# larger learning rate, two trainable layers of four, a short run. Only keys the user did not give.
+EMBEDDED_DEFAULT_PRESET = {
+    "num_rollouts": 32, "chunk_size": 16, "mini_batch_size": 8, "max_new_tokens": 64, "learning_rate": 2e-4,
+    "num_layers_unfrozen": 2, "total_steps": 480, "eval_interval": 5, "checkpoint_interval": 5, "eval_size": 64,
+    "kl_horizon": 1000,
+}
+# EasyNLP flags that map onto PPO settings (flag -> PPOConfig field); the rest do not apply to RL.
+FLAG_TO_FIELD = {"learning_rate": "learning_rate", "micro_batch_size": "micro_batch_size",
+                 "max_grad_norm": "max_grad_norm", "weight_decay": "weight_decay",
+                 "save_checkpoint_steps": "checkpoint_interval"}
+UNUSED_FLAGS = {"epoch_num": "total_steps", "sequence_length": "max_new_tokens",
+                "gradient_accumulation_steps": "mini_batch_size (with --micro_batch_size)",
+                "warmup_proportion": None, "logging_steps": None}
+
+
+@dataclass
+class PPOAppParams(PPOConfig):
+    """``user_defined_parameters`` of ``beautiful_prompt_ppo``: every PPO setting plus the keys below."""
+
+    pretrain_model_name_or_path: str = field(default=DEFAULT_SFT_DIR, metadata={"help": "SFT model directory the policy (and reference) start from."})
+    rl_algorithm: str = field(default="ppo", metadata={"help": "ppo (this project's, the paper's), grpo or rloo (trl)."})
+    reward: str = field(default="model", metadata={"help": "model (two trained RMs) or heuristic (the embedded default's stand-in scorers)."})
+    reward_model_aesthetic: Optional[str] = field(default=None, metadata={"help": "Directory of the aesthetic RM (beautiful_prompt_reward)."})
+    reward_model_pickscore: Optional[str] = field(default=None, metadata={"help": "Directory of the PickScore RM."})
+    alpha: float = field(default=0.7, metadata={"help": "Weight of the PickScore RM in the combined reward (paper 0.7)."})
+    delta_reward: bool = field(default=True, metadata={"help": "Subtract the reference prompt's reward (paper: yes)."})
+    length_coef: float = field(default=0.0, metadata={"help": "Weight of the reward's length term (0: off)."})
+    reward_batch_size: int = field(default=32, metadata={"help": "Prompts per RM forward."})
+    num_generations: int = field(default=4, metadata={"help": "grpo/rloo: completions per prompt (the group)."})
+    beta: float = field(default=0.04, metadata={"help": "grpo/rloo: KL anchor to the SFT model (>0: text-only RMs are easy to game)."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rl_algorithm not in RL_ALGORITHMS:
+            raise ValueError(f"rl_algorithm={self.rl_algorithm!r} must be one of {', '.join(RL_ALGORITHMS)}.")
+        if self.reward not in ("model", "heuristic"):
+            raise ValueError(f"reward={self.reward!r} must be 'model' or 'heuristic'.")
+        if self.num_generations < 2:
+            raise ValueError(f"num_generations={self.num_generations} must be at least 2 (a group baseline).")
+        if self.beta < 0:
+            raise ValueError(f"beta={self.beta} must not be negative.")
+
+    def ppo_config(self) -> PPOConfig:
+        return PPOConfig(**{f.name: getattr(self, f.name) for f in fields(PPOConfig)})
+
+
+def _is_embedded_default(model_dir: str) -> bool:
+    """True when ``model_dir`` is an SFT run of a model built from a config (the embedded default)."""
+    run_config = Path(model_dir) / "run_config.json"
+    if not run_config.exists():
+        return False
+    resolved = json.loads(run_config.read_text(encoding="utf-8")).get("resolved", {})
+    return resolved.get("model_source", {}).get("kind") == "config"
+
+
+@APPS.register("beautiful_prompt_ppo")
+class BeautifulPromptPPOApp(App):
+    """PPO / GRPO / RLOO of a BeautifulPrompt SFT model against the combined reward."""
+
+    modes = ("train", "evaluate")
+    params_cls = PPOAppParams
+    description = "RL stage: PPO with adaptive KL (or rl_algorithm=grpo|rloo through trl), and held-out evaluation."
+
+    def __init__(self, args: EasyNLPArgs):
+        raw = split_user_defined_parameters(args.user_defined_parameters)
+        for flag, replacement in UNUSED_FLAGS.items():
+            if getattr(args, flag) is not None:
+                hint = f"; use user_defined_parameters {replacement}=..." if replacement else ""
+                raise ValueError(f"--{flag} does not apply to beautiful_prompt_ppo{hint}.")
+        for flag, key in FLAG_TO_FIELD.items():
+            value = getattr(args, flag)
+            if value is not None:
+                if key in raw and str(raw[key]) != str(value):
+                    raise ValueError(f"--{flag}={value} and user_defined_parameters {key}={raw[key]} disagree; give one.")
+                raw[key] = value
+        raw.setdefault("seed", args.random_seed)
+        sft_dir = raw.get("pretrain_model_name_or_path", DEFAULT_SFT_DIR)
+        if _is_embedded_default(sft_dir):
+            raw = {**EMBEDDED_DEFAULT_PRESET, **raw}
+        self.args = args
+        self.params = parse_user_defined_parameters(raw, PPOAppParams)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.args.checkpoint_dir or DEFAULT_CHECKPOINT_DIR
+
+    # ----------------------------------------------------------------- inputs
+    def _sft_dir(self) -> str:
+        path = self.params.pretrain_model_name_or_path
+        if not Path(path).is_dir():
+            raise FileNotFoundError(
+                f"SFT model {path} does not exist. Train one first (easynlp --app_name=beautiful_prompt "
+                "--mode=train) or pass user_defined_parameters pretrain_model_name_or_path=<SFT dir>."
+            )
+        return path
+
+    def _read_prompts(self, source: str) -> list[dict]:
+        first = self.args.first_sequence or "raw_prompt"
+        second = self.args.second_sequence or "prompt"
+        table = read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
+                           required=[first], text_fields=[first])
+        if table.rejects:
+            path = Path(self.checkpoint_dir) / f"rejects.{Path(source).name}.jsonl"
+            write_rejects(str(path), table.rejects, source)
+            logger.warning("%s: %d rows rejected, listed in %s.", source, len(table.rejects), path)
+        return [{"raw_prompt": r[first], "prompt": r.get(second) or None} for r in table.rows]
+
+    def _prompt_tables(self, sft_dir: str) -> tuple[list[dict], list[dict]]:
+        tables = self.args.table_list
+        if len(tables) > 2:
+            raise ValueError(f"--tables takes train[,dev] prompt tables; got {len(tables)} files.")
+        if not tables:
+            tables = [str(Path(sft_dir) / "data" / "train.jsonl"), str(Path(sft_dir) / "data" / "dev.jsonl")]
+            for table in tables:
+                if not Path(table).exists():
+                    raise FileNotFoundError(f"No --tables and no {table} (the embedded default's data) in the SFT dir.")
+        train = self._read_prompts(tables[0])
+        dev = self._read_prompts(tables[1]) if len(tables) > 1 else []
+        if not train:
+            raise ValueError(f"{tables[0]} has no usable prompt rows.")
+        return train, dev
+
+    def _reward_fn(self, device: str = "cpu"):
+        """The combined reward; RM directories are checked here, at start-up."""
+        from easynlp_bp.appzoo.beautiful_prompt_reward.combined import CombinedReward
+
+        p = self.params
+        if p.reward == "heuristic":
+            logger.info("Reward: the heuristic stand-in scorers (not real reward models).")
+            return CombinedReward.heuristic(alpha=p.alpha, delta_reward=p.delta_reward, length_coef=p.length_coef)
+        for key in ("reward_model_aesthetic", "reward_model_pickscore"):
+            path = getattr(p, key)
+            if path is None:
+                raise ValueError(f"user_defined_parameters {key}=<dir> is required with reward=model "
+                                 "(or use reward=heuristic for the embedded default's stand-in).")
+            if not Path(path).is_dir():
+                raise FileNotFoundError(f"{key}={path} does not exist; train it with --app_name=beautiful_prompt_reward.")
+        return CombinedReward.from_pretrained(p.reward_model_aesthetic, p.reward_model_pickscore, alpha=p.alpha,
+                                              delta_reward=p.delta_reward, length_coef=p.length_coef, device=device,
+                                              batch_size=p.reward_batch_size)
+
+    # ----------------------------------------------------------------- modes
+    def train(self) -> dict:
+        from accelerate import Accelerator
+
+        from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
+        from easynlp_bp.appzoo.beautiful_prompt.ppo.checkpoint import resolve_resume
+        from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
+        from easynlp_bp.appzoo.beautiful_prompt.ppo.training_loop import run_ppo
+
+        sft_dir = self._sft_dir()
+        train_rows, dev_rows = self._prompt_tables(sft_dir)
+        accelerator = Accelerator()
+        reward_fn = self._reward_fn(str(accelerator.device))
+        if self.params.rl_algorithm != "ppo":
+            from easynlp_bp.appzoo.beautiful_prompt.ppo.trl_alternatives import train_with_trl
+
+            result = train_with_trl(self.params, sft_dir, reward_fn, train_rows, dev_rows, self.checkpoint_dir,
+                                    resume_from=self.args.resume_from_checkpoint)
+        else:
+            bp = BeautifulPromptModel.from_pretrained(sft_dir)
+            trainer = PPOTrainer(bp.model, None, reward_fn, bp.tokenizer, self.params.ppo_config(), accelerator)
+            resume = resolve_resume(self.args.resume_from_checkpoint, self.checkpoint_dir)
+            summary = run_ppo(trainer, train_rows, dev_rows, self.checkpoint_dir, resume_from=resume)
+            result = {k: v for k, v in summary.items() if k != "history"}
+            if not accelerator.is_main_process:
+                return result
+        self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, train_prompts=len(train_rows),
+                              dev_prompts=len(dev_rows), result=result)
+        logger.info("RL (%s) done: %s", self.params.rl_algorithm, result)
+        return result
+
+    def evaluate(self) -> dict:
+        """Mean reward, reference-prompt reward, KL to the SFT model and length on held-out prompts."""
+        from accelerate import Accelerator
+
+        from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
+        from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
+
+        sft_dir = self._sft_dir()
+        if not Path(self.checkpoint_dir).is_dir():
+            raise FileNotFoundError(f"--checkpoint_dir={self.checkpoint_dir} does not exist; train with --mode=train first.")
+        tables = self.args.table_list
+        rows = self._read_prompts(tables[0]) if tables else self._prompt_tables(sft_dir)[1]
+        accelerator = Accelerator()
+        reward_fn = self._reward_fn(str(accelerator.device))
+        policy = BeautifulPromptModel.from_pretrained(self.checkpoint_dir)
+        reference = BeautifulPromptModel.from_pretrained(sft_dir).model
+        config = replace(self.params.ppo_config(), num_layers_unfrozen=-1, eval_size=max(len(rows), 1))
+        trainer = PPOTrainer(policy.model, reference, reward_fn, policy.tokenizer, config, accelerator)
+        results = trainer.evaluate(rows, n_samples=5)
+        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
+        if accelerator.is_main_process:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+            logger.info("Evaluation written to %s: %s", out_path, {k: v for k, v in results.items() if k != "samples"})
+        return results
