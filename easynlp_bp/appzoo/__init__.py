@@ -2,5 +2,6 @@
 from easynlp_bp.appzoo.base import APPS, App
 from easynlp_bp.appzoo.beautiful_prompt import app as _beautiful_prompt_app  # noqa: F401
 from easynlp_bp.appzoo.beautiful_prompt_data import app as _beautiful_prompt_data_app  # noqa: F401
+from easynlp_bp.appzoo.beautiful_prompt_ppo import app as _beautiful_prompt_ppo_app  # noqa: F401
 
 __all__ = ["APPS", "App"]
