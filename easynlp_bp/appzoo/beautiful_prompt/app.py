@@ -24,6 +24,7 @@ from easynlp_bp.appzoo.beautiful_prompt.data import (
 from easynlp_bp.appzoo.beautiful_prompt.evaluator import text_statistics
 from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
 from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.serving.config import ServeFields
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ FROM_SCRATCH_SFT = {
 
 
 @dataclass
-class BeautifulPromptParams(PredictorParams):
-    """``user_defined_parameters`` of ``beautiful_prompt`` (generation keys apply to predict/evaluate)."""
+class BeautifulPromptParams(PredictorParams, ServeFields):
+    """``user_defined_parameters`` of ``beautiful_prompt`` (generation keys apply to predict/evaluate/serve)."""
 
     pretrain_model_name_or_path: Optional[str] = field(
         default=None, metadata={"help": "modelzoo name, local dir or HF hub id to fine-tune (default: tiny-bloom-bp)."}
@@ -64,9 +65,9 @@ class BeautifulPromptParams(PredictorParams):
 class BeautifulPromptApp(App):
     """SFT of a causal LM on (raw_prompt -> prompt) pairs, evaluation, and batch beautification."""
 
-    modes = ("train", "evaluate", "predict")
+    modes = ("train", "evaluate", "predict", "serve")
     params_cls = BeautifulPromptParams
-    description = "BeautifulPrompt SFT, evaluation and prediction (the main app)."
+    description = "BeautifulPrompt SFT, evaluation, prediction and serving (the main app)."
 
     @property
     def checkpoint_dir(self) -> str:
@@ -301,3 +302,17 @@ class BeautifulPromptApp(App):
                         len(table.rejects), rejects_path, table.n_read)
             result["outputs"] = self.args.outputs
         return result
+
+    # ----------------------------------------------------------------- serve
+    def serve(self) -> dict:
+        """HTTP API + web demo on host:port (docs/serving.md); blocks until interrupted."""
+        from easynlp_bp.serving.config import ServeConfig
+        from easynlp_bp.serving.server import run_server
+
+        config = ServeConfig.from_params(self.params)
+        pipeline = None
+        if config.diffusers_pipeline:
+            from easynlp_bp.serving.diffusers_integration import load_pipeline
+
+            pipeline = load_pipeline(config.diffusers_pipeline, self.params.device)
+        return run_server(self._predictor(), config, pipeline)
