@@ -20,7 +20,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["easynlp_bp", "easynlp_bp.*"]),
-    package_data={"easynlp_bp": ["resources/*", "resources/**/*"]},
+    package_data={"easynlp_bp": ["resources/*", "resources/**/*", "serving/static/*"]},
     include_package_data=True,
     install_requires=[
         "torch>=2.1",
@@ -38,5 +38,6 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require=EXTRAS,
-    entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry"]},
+    entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",
+                                      "easynlp-serve=easynlp_bp.serving.server:main_entry"]},
 )
