@@ -1,0 +1,1 @@
+"""The paper's evaluation: prompt methods, offline text metrics, image scores table, grids, human A/B picks."""

