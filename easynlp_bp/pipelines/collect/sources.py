@@ -94,12 +94,17 @@ def read_corpus(source: str, text_field: Optional[str] = None, image_field: Opti
         out = {"row": number, "prompt": " ".join(row[text].split())}
         if raw:
             out["raw_prompt"] = " ".join(row[raw].split())
-        if image and row.get(image) not in (None, ""):
+        if image and not _missing(row.get(image)):
             out["image"] = row[image]
-        out.update({name: row[name] for name in SCORE_FIELDS if row.get(name) not in (None, "")})
+        out.update({name: row[name] for name in SCORE_FIELDS if not _missing(row.get(name))})
         table.keep(number, out)
     table.rejects.sort(key=lambda r: r.row)
     return table
+
+
+def _missing(value: object) -> bool:
+    """None, an empty string, or the NaN that pandas puts in empty cells."""
+    return value is None or (isinstance(value, str) and not value) or (isinstance(value, float) and math.isnan(value))
 
 
 def _text_problem(value: object, name: str) -> Optional[str]:
