@@ -1,0 +1,113 @@
+"""Checkpoints (checklist K5): exact continuation after resume, atomic writes, kill-and-resume through the CLI."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import build_tiny_bloom
+from easynlp_bp.appzoo.beautiful_prompt.ppo.checkpoint import find_last_checkpoint, save_checkpoint
+from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
+from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
+from easynlp_bp.appzoo.beautiful_prompt.ppo.training_loop import run_ppo
+from easynlp_bp.appzoo.beautiful_prompt_reward.combined import CombinedReward
+from test_ppo_trainer import ROWS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ppo_sft_dir(tmp_path_factory, tiny_model_dir, synthetic_pairs):
+    """A stand-in SFT directory: the tiny random model plus the embedded default's data layout."""
+    from easynlp_bp.io import write_table
+
+    path = tmp_path_factory.mktemp("ppo_sft")
+    shutil.copytree(tiny_model_dir, path, dirs_exist_ok=True)
+    write_table(str(path / "data" / "train.jsonl"), synthetic_pairs[40:200], ["raw_prompt", "prompt"])
+    write_table(str(path / "data" / "dev.jsonl"), synthetic_pairs[:40], ["raw_prompt", "prompt"])
+    return path
+
+
+def _trainer(tokenizer, total_iterations):
+    config = PPOConfig(num_rollouts=8, chunk_size=8, mini_batch_size=4, ppo_epochs=1, max_new_tokens=10,
+                       learning_rate=1e-3, num_layers_unfrozen=1, total_steps=2 * total_iterations,
+                       checkpoint_interval=1, eval_interval=0, eval_size=4, kl_horizon=50, seed=7)
+    return PPOTrainer(build_tiny_bloom(tokenizer, n_layer=2, seed=5), None, CombinedReward.heuristic(), tokenizer, config)
+
+
+def test_resume_continues_exactly(tiny_tokenizer, tmp_path):
+    straight = _trainer(tiny_tokenizer, 3)
+    run_ppo(straight, ROWS, ROWS[:4], str(tmp_path / "straight"))
+
+    first = _trainer(tiny_tokenizer, 2)
+    run_ppo(first, ROWS, ROWS[:4], str(tmp_path / "split"))
+    resumed = _trainer(tiny_tokenizer, 3)
+    checkpoint = find_last_checkpoint(tmp_path / "split")
+    assert checkpoint.name == "checkpoint-4"
+    summary = run_ppo(resumed, ROWS, ROWS[:4], str(tmp_path / "split"), resume_from=checkpoint)
+
+    assert resumed.global_step == straight.global_step == 6 and resumed.iteration == 3
+    assert resumed.kl_ctl.value == pytest.approx(straight.kl_ctl.value, rel=1e-9)
+    assert resumed.kl_ctl.value != 0.05  # β moved and was restored, not re-initialised
+    assert resumed.running.state_dict() == pytest.approx(straight.running.state_dict())
+    for (name, a), (_, b) in zip(straight.unwrapped.named_parameters(), resumed.unwrapped.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    assert [h["step"] for h in summary["history"] if "reward/score_mean" in h] == [2, 4, 6]
+    # the kept checkpoints are complete; no temporary directory is left
+    names = sorted(p.name for p in (tmp_path / "split").iterdir() if "checkpoint" in p.name)
+    assert names == ["checkpoint-4", "checkpoint-6"]
+    state = json.loads((tmp_path / "split" / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["kl_controller"]["value"] == resumed.kl_ctl.value
+
+
+def test_checkpoint_is_a_predictor_loadable_model_dir(tiny_tokenizer, tmp_path):
+    from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
+
+    trainer = _trainer(tiny_tokenizer, 1)
+    path = save_checkpoint(trainer, tmp_path)
+    assert {"model.safetensors", "value_head.safetensors", "optimizer.pt", "trainer_state.json",
+            "rng_state_0.pth", "tokenizer.json"} <= {p.name for p in path.iterdir()}
+    predictor = BeautifulPromptPredictor(str(path), PredictorParams(num_return_sequences=2, max_new_tokens=5, seed=1))
+    assert len(predictor.predict(["a cat"])[0]) == 2
+    # a stale temporary directory from a killed save is replaced, never read as a checkpoint
+    (tmp_path / ".tmp-checkpoint-9").mkdir()
+    assert find_last_checkpoint(tmp_path) == path
+
+
+@pytest.mark.slow
+def test_kill_and_resume_through_the_cli(ppo_sft_dir, tmp_path):
+    from easynlp_bp.cli import main
+
+    out = tmp_path / "ppo"
+    udp = (f"pretrain_model_name_or_path={ppo_sft_dir} reward=heuristic num_rollouts=8 chunk_size=8 "
+           "mini_batch_size=8 ppo_epochs=1 max_new_tokens=12 num_layers_unfrozen=1 total_steps=8 "
+           "checkpoint_interval=1 eval_interval=0 eval_size=8 kl_horizon=50 learning_rate=1e-3")
+    argv = ["--app_name=beautiful_prompt_ppo", "--mode=train", f"--checkpoint_dir={out}", f"--user_defined_parameters={udp}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "easynlp_bp.cli", *argv], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and find_last_checkpoint(out) is None and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = find_last_checkpoint(out)
+    assert killed_at is not None, process.stderr.read().decode()[-2000:]
+    step_at_kill = int(killed_at.name.split("-")[1])
+    assert step_at_kill < 8
+    for path in out.glob("checkpoint-*"):  # every visible checkpoint is complete
+        assert (path / "trainer_state.json").exists() and (path / "model.safetensors").exists()
+    assert main(argv + ["--resume_from_checkpoint=last"]) == 0
+    state = json.loads((out / "checkpoint-8" / "trainer_state.json").read_text())
+    assert state["global_step"] == 8 and state["iteration"] == 8
+    steps = [h["step"] for h in state["history"] if "reward/score_mean" in h]
+    assert steps[-1] == 8 and len(set(steps)) == len(steps) and steps[: step_at_kill] == list(range(1, step_at_kill + 1))
+    assert (out / "model.safetensors").exists() and (out / "value_head.safetensors").exists()
+    assert not list(out.glob(".tmp-checkpoint-*"))
