@@ -215,3 +215,22 @@ def test_killed_process_resumes_without_redoing_rows(tmp_path, tiny_sd_dir, tiny
     labeled = read_jsonl(outputs)
     assert [r["raw_prompt"] for r in labeled] == [r["raw_prompt"] for r in rows]
     assert sorted(r["_index"] for r in read_jsonl(shard)) == list(range(len(rows)))
+
+
+def test_two_shards_then_resume_with_one_process_merge_in_input_order(tmp_path, tiny_sd_dir, tiny_clip_dir):
+    """Rank 0 of a 2-process run finishes, rank 1 dies at once; a 1-process rerun does only rank 1's rows."""
+    from easynlp_bp.pipelines.scoring.labeling import LabelingConfig, label_columns, label_rows, merge_shards
+
+    generator = ImageGenerator.from_config(GenerationConfig(model=str(tiny_sd_dir), num_inference_steps=2,
+                                                            height=32, width=32, num_seeds=1, device="cpu"))
+    scorers = build_scorers(["clipscore"], {"clipscore": ScorerOptions(model=str(tiny_clip_dir), device="cpu")})
+    config = LabelingConfig(output=str(tmp_path / "labels.jsonl"))
+    assert label_rows(PAIRS, generator, scorers, config, rank=0, world=2) == {
+        "assigned": 2, "already_done": 0, "labeled_now": 2}
+    with pytest.raises(ValueError, match="not labeled yet"):
+        merge_shards(len(PAIRS), ["raw_prompt"], config.output)
+    assert label_rows(PAIRS, generator, scorers, config, rank=0, world=1) == {
+        "assigned": 4, "already_done": 2, "labeled_now": 2}
+    merged = merge_shards(len(PAIRS), ["raw_prompt", "prompt"] + label_columns(scorers), config.output)
+    assert [r["_index"] for r in merged] == [0, 1, 2, 3]
+    assert [r["raw_prompt"] for r in read_jsonl(config.output)] == [p["raw_prompt"] for p in PAIRS]
