@@ -198,13 +198,13 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     async def health() -> dict:
         """Liveness and what the demo needs to know (no API key required)."""
         return {"status": "ok", "images": pipeline is not None, "api_key_required": config.api_key is not None,
-                "queue_depth": batcher.queue_depth,
+                "queue_depth": batcher.queue_depth, "in_flight": batcher.in_flight,
                 "defaults": {name: getattr(predictor.params, name) for name in REPORTED_OPTIONS}}
 
     @app.get("/metrics", dependencies=[Depends(require_key)])
     async def get_metrics() -> dict:
         """Requests by status, batch sizes (prompts per generate call), queue depth, latency p50/p99."""
-        return {**metrics.snapshot(batcher.queue_depth),
+        return {**metrics.snapshot(batcher.queue_depth), "in_flight": batcher.in_flight,
                 "config": {"max_batch_size": config.max_batch_size, "max_wait_ms": config.max_wait_ms}}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)

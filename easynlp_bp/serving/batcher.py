@@ -57,6 +57,7 @@ class DynamicBatcher:
         self._queue: Optional[asyncio.Queue] = None
         self._carry: Optional[_Job] = None  # a job that did not fit the last batch; it opens the next one
         self._worker: Optional[asyncio.Task] = None
+        self.in_flight = 0  # prompts in the generate call running now
         # One thread owns the model: generate calls never overlap, so GPU memory and RNG stay predictable.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
 
@@ -139,6 +140,7 @@ class DynamicBatcher:
             for jobs in groups.values():
                 prompts = [p for job in jobs for p in job.prompts]
                 overrides = {**jobs[0].overrides, "batch_size": max(self.max_batch_size, len(prompts))}
+                self.in_flight = len(prompts)
                 try:
                     outputs = await loop.run_in_executor(self._executor, self.predictor.predict, prompts, overrides)
                 except Exception as err:  # noqa: BLE001 - the error goes back to each waiting client
@@ -147,6 +149,8 @@ class DynamicBatcher:
                         if not job.future.done():
                             job.future.set_exception(err)
                     continue
+                finally:
+                    self.in_flight = 0
                 self.metrics.record_batch(len(prompts))
                 start = 0
                 for job in jobs:
