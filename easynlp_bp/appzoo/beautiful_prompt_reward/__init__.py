@@ -1,0 +1,1 @@
+"""Reward models for BeautifulPrompt: input formats, RewardModel, the combined PPO reward, and the app."""
