@@ -84,6 +84,18 @@ def _check_limits(prompts: list[str], overrides: dict, config: ServeConfig) -> N
                        f"{config.max_new_tokens_limit}.", field="max_new_tokens", limit="max_new_tokens_limit")
 
 
+def _probe_clip_cap(predictor) -> Optional[str]:
+    """None if ``max_clip_tokens`` can be served (the CLIP tokenizer loads), else why not."""
+    try:
+        predictor.clip_cap_for(predictor.resolve_params({"max_clip_tokens": 77}))
+    except (OSError, ValueError) as err:
+        name = predictor.params.clip_tokenizer
+        logger.warning("max_clip_tokens is unavailable: CLIP tokenizer %r did not load (%s).", name, err)
+        return (f"max_clip_tokens needs a CLIP tokenizer, and clip_tokenizer={name!r} could not be loaded on "
+                "this server; start it with clip_tokenizer=<local dir>.")
+    return None
+
+
 def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     """Build the FastAPI app serving ``predictor`` (and ``pipeline``, a DiffusionPipeline, for images).
 
@@ -101,6 +113,7 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     )
 
     metrics = ServerMetrics()
+    clip_cap_error = _probe_clip_cap(predictor)
     batcher = DynamicBatcher(predictor, config.max_batch_size, config.max_wait_ms, config.max_queue_size, metrics)
     max_body_bytes = config.max_prompts_per_request * config.max_input_chars * 4 + 65536
 
@@ -159,6 +172,8 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
         start = time.perf_counter()
         prompts, overrides = body.prompts, body.overrides()
         _check_limits(prompts, overrides, config)
+        if "max_clip_tokens" in overrides and clip_cap_error:
+            raise APIError(422, "not_configured", clip_cap_error, field="max_clip_tokens", limit="clip_tokenizer")
         try:
             resolved = predictor.resolve_params(overrides)  # option combinations, before any queueing
         except ValueError as err:
@@ -168,6 +183,10 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
             outputs = await within_timeout(batcher.submit(prompts, overrides))
         except QueueFullError as err:
             raise APIError(429, "queue_full", f"{err} Retry shortly.", limit="max_queue_size") from err
+        except ValueError as err:
+            raise APIError(422, "validation_error", str(err)) from err
+        except Exception as err:  # noqa: BLE001 - logged by the batcher; the client gets JSON, not a stack trace
+            raise APIError(500, "internal_error", f"generation failed: {type(err).__name__}") from err
         return BeautifyResponse(
             results=[{"raw_prompt": raw, "prompts": out} for raw, out in zip(prompts, outputs)],
             options={name: getattr(resolved, name) for name in REPORTED_OPTIONS},
@@ -198,6 +217,7 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     async def health() -> dict:
         """Liveness and what the demo needs to know (no API key required)."""
         return {"status": "ok", "images": pipeline is not None, "api_key_required": config.api_key is not None,
+                "clip_cap": clip_cap_error is None,
                 "queue_depth": batcher.queue_depth, "in_flight": batcher.in_flight,
                 "defaults": {name: getattr(predictor.params, name) for name in REPORTED_OPTIONS}}
 

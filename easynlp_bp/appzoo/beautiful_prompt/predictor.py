@@ -154,9 +154,9 @@ class BeautifulPromptPredictor:
         self._clip_tokenizers: dict[str, object] = {}
         self.clip_cap = None
         if self.params.max_clip_tokens is not None:
-            self.clip_cap = self._clip_cap(self.params)
+            self.clip_cap = self.clip_cap_for(self.params)
 
-    def _clip_cap(self, params: PredictorParams) -> Optional[ClipLengthCap]:
+    def clip_cap_for(self, params: PredictorParams) -> Optional[ClipLengthCap]:
         """The CLIP length cap of ``params`` (tokenizers are loaded once per name and kept)."""
         if params.max_clip_tokens is None:
             return None
@@ -214,7 +214,7 @@ class BeautifulPromptPredictor:
                     f"raw prompt {index} has {len(text)} characters, more than max_input_chars="
                     f"{params.max_input_chars}."
                 )
-        clip_cap = self.clip_cap if params is self.params else self._clip_cap(params)
+        clip_cap = self.clip_cap if params is self.params else self.clip_cap_for(params)
         banned = BannedWords(params.banned_words)
         generation_kwargs = {}
         if banned.words:
