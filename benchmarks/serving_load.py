@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -160,6 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output", help="Write the results as JSON here too.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # loopback only: never reach for a model hub
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = args.model_dir or str(build_benchmark_model(Path(scratch), args.hidden_size, args.n_layer))
         result = run_load_test(model_dir, args.clients, args.requests, args.malformed_every, args.max_batch_size,

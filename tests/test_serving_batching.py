@@ -156,9 +156,10 @@ def test_easynlp_serve_script_serves_on_loopback(tiny_model_dir, tmp_path):
 def test_clip_cap_without_a_loadable_clip_tokenizer_is_a_clear_422(predictor):
     # The fixture's predictor keeps the default hub id, which cannot load offline.
     with BackgroundServer(predictor, ServeConfig(port=0)) as server:
-        assert httpx.get(server.url + "/health", trust_env=False).json()["clip_cap"] is False
+        assert httpx.get(server.url + "/health", trust_env=False).json()["clip_cap"] is None  # not tried yet
         response = httpx.post(server.url + "/v1/beautify", json={"prompts": "1 girl", "max_clip_tokens": 77},
                               timeout=60, trust_env=False)
+        assert httpx.get(server.url + "/health", trust_env=False).json()["clip_cap"] is False
         error = response.json()["error"]
         assert response.status_code == 422 and error["field"] == "max_clip_tokens"
         assert "clip_tokenizer='openai/clip-vit-large-patch14' could not be loaded" in error["message"]

@@ -113,7 +113,7 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     )
 
     metrics = ServerMetrics()
-    clip_cap_error = _probe_clip_cap(predictor)
+    clip_cap_state: dict = {}  # "error": None or why max_clip_tokens cannot be served; probed on first use
     batcher = DynamicBatcher(predictor, config.max_batch_size, config.max_wait_ms, config.max_queue_size, metrics)
     max_body_bytes = config.max_prompts_per_request * config.max_input_chars * 4 + 65536
 
@@ -172,8 +172,12 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
         start = time.perf_counter()
         prompts, overrides = body.prompts, body.overrides()
         _check_limits(prompts, overrides, config)
-        if "max_clip_tokens" in overrides and clip_cap_error:
-            raise APIError(422, "not_configured", clip_cap_error, field="max_clip_tokens", limit="clip_tokenizer")
+        if "max_clip_tokens" in overrides:
+            if "error" not in clip_cap_state:  # load the CLIP tokenizer once, on the model thread
+                clip_cap_state["error"] = await batcher.run_exclusive(lambda: _probe_clip_cap(predictor))
+            if clip_cap_state["error"]:
+                raise APIError(422, "not_configured", clip_cap_state["error"], field="max_clip_tokens",
+                               limit="clip_tokenizer")
         try:
             resolved = predictor.resolve_params(overrides)  # option combinations, before any queueing
         except ValueError as err:
@@ -217,7 +221,7 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     async def health() -> dict:
         """Liveness and what the demo needs to know (no API key required)."""
         return {"status": "ok", "images": pipeline is not None, "api_key_required": config.api_key is not None,
-                "clip_cap": clip_cap_error is None,
+                "clip_cap": None if "error" not in clip_cap_state else clip_cap_state["error"] is None,
                 "queue_depth": batcher.queue_depth, "in_flight": batcher.in_flight,
                 "defaults": {name: getattr(predictor.params, name) for name in REPORTED_OPTIONS}}
 
