@@ -1,0 +1,136 @@
+"""The combined PPO reward: α weighting, delta against the reference prompt, the length term, and RMs
+that have their own tokenizers (different from the policy's)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from easynlp_bp.appzoo.beautiful_prompt_reward.combined import CombinedReward
+from easynlp_bp.appzoo.beautiful_prompt_reward.model import RewardConfig, RewardModel
+from easynlp_bp.default.heuristic_scorer import heuristic_aesthetic_score, heuristic_pick_score
+from easynlp_bp.default.tokenizer import train_bpe_tokenizer
+
+
+class LookupScorer:
+    """A scorer with known outputs: the score of a prompt is looked up (plus a per-raw-prompt offset)."""
+
+    def __init__(self, scores: dict[str, float], raw_offsets: dict[str, float] | None = None):
+        self.scores, self.raw_offsets = scores, raw_offsets or {}
+        self.calls = 0
+
+    def score(self, raw_prompts, prompts):
+        self.calls += 1
+        return torch.tensor([self.scores[p] + self.raw_offsets.get(r, 0.0) for r, p in zip(raw_prompts, prompts)])
+
+
+AES = LookupScorer({"y one two": 5.0, "y a b c d e": 6.0, "ref1": 4.0, "ref2": 7.0})
+PICK = LookupScorer({"y one two": 20.0, "y a b c d e": 21.0, "ref1": 19.0, "ref2": 22.5}, {"x2": 0.5})
+RAW, PROMPTS, REFS = ["x1", "x2"], ["y one two", "y a b c d e"], ["ref1", "ref2"]
+
+
+def test_alpha_weighting_and_delta_match_a_hand_computation():
+    reward_fn = CombinedReward(AES, PICK, alpha=0.7, delta_reward=True)
+    reward = reward_fn(RAW, PROMPTS, REFS)
+    expected = torch.tensor([
+        (0.3 * 5.0 + 0.7 * 20.0) - (0.3 * 4.0 + 0.7 * 19.0),  # = 1.0
+        (0.3 * 6.0 + 0.7 * 21.5) - (0.3 * 7.0 + 0.7 * 23.0),  # x2 adds 0.5 to both PickScores: = -1.35
+    ])
+    assert reward.dtype == torch.float32 and reward.shape == (2,) and reward.device.type == "cpu"
+    torch.testing.assert_close(reward, expected)
+    assert reward[0].item() == pytest.approx(1.0) and reward[1].item() == pytest.approx(-1.35)
+
+
+def test_without_references_or_with_delta_off_there_is_no_delta():
+    expected = torch.tensor([0.3 * 5.0 + 0.7 * 20.0, 0.3 * 6.0 + 0.7 * 21.5])
+    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=0.7)(RAW, PROMPTS), expected)
+    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=0.7, delta_reward=False)(RAW, PROMPTS, REFS), expected)
+    # alpha = 0 and 1 select one RM.
+    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=0.0)(RAW, PROMPTS), torch.tensor([5.0, 6.0]))
+    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=1.0)(RAW, PROMPTS), torch.tensor([20.0, 21.5]))
+
+
+def test_length_term_changes_the_reward_and_is_not_deltaed():
+    # W = 3 words: "y one two" has 3 words -> 0.5 * 3; "y a b c d e" has 6 -> 0.5 * (3 - 3) = 0.
+    reward_fn = CombinedReward(AES, PICK, alpha=0.7, length_coef=0.5, length_window=3)
+    breakdown = reward_fn.compute(RAW, PROMPTS, REFS)
+    torch.testing.assert_close(breakdown.length, torch.tensor([1.5, 0.0]))
+    torch.testing.assert_close(breakdown.total, torch.tensor([1.0 + 1.5, -1.35 + 0.0]))
+    # Per word below the window +coef, past it -coef: 2 words -> 1.0, 4 words -> 0.5 * (3 - 1) = 1.0.
+    torch.testing.assert_close(reward_fn.length_term(["a b", "a b c d", ""]), torch.tensor([1.0, 1.0, 0.0]))
+    counted = CombinedReward(AES, PICK, length_coef=1.0, length_window=4, length_counter=len)  # characters
+    torch.testing.assert_close(counted.length_term(["abc", "abcdef"]), torch.tensor([3.0, 2.0]))
+    means = breakdown.means()
+    assert means["reward/total"] == pytest.approx((2.5 - 1.35) / 2) and means["reward/length"] == pytest.approx(0.75)
+
+
+def test_prompts_and_references_are_scored_in_one_pass():
+    aes, pick = LookupScorer(AES.scores), LookupScorer(PICK.scores)
+    CombinedReward(aes, pick)(RAW, PROMPTS, REFS)
+    assert aes.calls == 1 and pick.calls == 1
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match=r"alpha=1.5 must lie in \[0, 1\]"):
+        CombinedReward(AES, PICK, alpha=1.5)
+    with pytest.raises(TypeError, match="pick_scorer must have a score"):
+        CombinedReward(AES, object())
+    reward_fn = CombinedReward(AES, PICK)
+    with pytest.raises(ValueError, match="Got 1 raw prompts but 2 prompts"):
+        reward_fn(["x1"], PROMPTS)
+    with pytest.raises(ValueError, match="Got 1 reference prompts for 2 prompts"):
+        reward_fn(RAW, PROMPTS, ["ref1"])
+
+
+def test_heuristic_combined_reward_matches_the_stand_in_formulas():
+    reward_fn = CombinedReward.heuristic(alpha=0.7)
+    raw, prompt, ref = "a cat", "a cute cat, soft fur, masterpiece, 8k", "a cat, 8k"
+    expected = (0.3 * heuristic_aesthetic_score(prompt) + 0.7 * heuristic_pick_score(raw, prompt)) - (
+        0.3 * heuristic_aesthetic_score(ref) + 0.7 * heuristic_pick_score(raw, ref))
+    assert reward_fn([raw], [prompt], [ref]).item() == pytest.approx(expected, abs=1e-5)
+    # Dropping the subject is not a way to a higher reward than keeping it with the same modifiers.
+    dropped = reward_fn([raw], ["soft fur, masterpiece, 8k"], [ref]).item()
+    assert dropped < reward_fn([raw], [prompt], [ref]).item()
+
+
+def _save_reward_model(directory, reward_type, tokenizer, seed):
+    from transformers import BloomConfig, BloomForSequenceClassification
+
+    config = BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=4, num_labels=1,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    rm = RewardModel(BloomForSequenceClassification(config), tokenizer,
+                     RewardConfig(reward_type=reward_type, label_mean=5.0 if reward_type == "aesthetic" else 20.0,
+                                  label_std=0.5))
+    rm.save_pretrained(str(directory))
+    return rm
+
+
+def test_reward_models_with_their_own_tokenizers_score_policy_text(tmp_path, tiny_tokenizer, tiny_bloom):
+    """The policy and each RM tokenise differently; the reward goes through text, so it still works."""
+    aes_tok = train_bpe_tokenizer(["a cat, highly detailed, 8k, masterpiece, oil painting"] * 20, vocab_size=280)
+    ps_tok = train_bpe_tokenizer(["Input: a dog\nOutput: a dog, cinematic lighting, concept art"] * 20, vocab_size=320)
+    aes_rm = _save_reward_model(tmp_path / "aes", "aesthetic", aes_tok, seed=1)
+    ps_rm = _save_reward_model(tmp_path / "ps", "pickscore", ps_tok, seed=2)
+    text = "a cat, cinematic lighting"
+    assert len({len(aes_tok), len(ps_tok), len(tiny_tokenizer)}) == 3
+    assert aes_tok(text).input_ids != tiny_tokenizer(text).input_ids != ps_tok(text).input_ids
+
+    # The policy writes token ids in its own vocabulary; PPO decodes them to text for the reward.
+    raw = ["a cat", "1 girl"]
+    query = tiny_tokenizer(raw, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = tiny_bloom.generate(**query, max_new_tokens=8, do_sample=False, pad_token_id=tiny_tokenizer.pad_token_id)
+    responses = tiny_tokenizer.batch_decode(out[:, query["input_ids"].shape[1]:], skip_special_tokens=True)
+    references = ["a cat, 8k", "1 girl, masterpiece"]
+
+    reward_fn = CombinedReward.from_pretrained(str(tmp_path / "aes"), str(tmp_path / "ps"), alpha=0.7,
+                                               delta_reward=True, device="cpu", batch_size=1)
+    assert not reward_fn.aesthetic_scorer.reward_model.model.training
+    reward = reward_fn(raw, responses, references)
+    expected = (0.3 * aes_rm.score(raw, responses) + 0.7 * ps_rm.score(raw, responses)) - (
+        0.3 * aes_rm.score(raw, references) + 0.7 * ps_rm.score(raw, references))
+    assert reward.shape == (2,) and reward.dtype == torch.float32 and not reward.requires_grad
+    torch.testing.assert_close(reward, expected, atol=1e-5, rtol=1e-5)
+
+    with pytest.raises(ValueError, match="is a pickscore reward model, not aesthetic"):
+        CombinedReward.from_pretrained(str(tmp_path / "ps"), str(tmp_path / "aes"))
