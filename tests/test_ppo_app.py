@@ -1,0 +1,116 @@
+"""App ``beautiful_prompt_ppo``: start-up errors, train/evaluate through the CLI, the learning test, GRPO/RLOO,
+and a 2-process CPU (gloo) run through accelerate."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from easynlp_bp.cli import main
+from test_ppo_resume import ppo_sft_dir  # noqa: F401  (fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ("reward=heuristic num_rollouts=8 chunk_size=8 mini_batch_size=8 ppo_epochs=1 max_new_tokens=10 "
+        "num_layers_unfrozen=1 eval_size=8 learning_rate=1e-3")
+
+
+def _argv(sft, out, udp, mode="train"):
+    return ["--app_name=beautiful_prompt_ppo", f"--mode={mode}", f"--checkpoint_dir={out}",
+            f"--user_defined_parameters=pretrain_model_name_or_path={sft} {udp}"]
+
+
+@pytest.mark.parametrize("udp,message", [
+    ("num_rollouts=64 chunk_size=24", "num_rollouts=64 must be a multiple of chunk_size=24"),
+    ("num_layers_unfrozen=9 reward=heuristic", "num_layers_unfrozen=9 is larger than the model's 2 decoder layers"),
+    ("reward_model_aesthetic=/nonexistent/rm reward_model_pickscore=/nonexistent/rm2", "reward_model_aesthetic=/nonexistent/rm does not exist"),
+    ("reward=model", "reward_model_aesthetic=<dir> is required"),
+    ("rl_algorithm=dpo", "rl_algorithm='dpo' must be one of ppo, grpo, rloo"),
+    ("ppo_epoch=2", "Unknown --user_defined_parameters key"),
+])
+def test_bad_settings_fail_at_start_up(ppo_sft_dir, tmp_path, capsys, udp, message):
+    assert main(_argv(ppo_sft_dir, tmp_path / "o", udp)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_sft_dir_and_unused_flags(tmp_path, capsys):
+    assert main(_argv(tmp_path / "nope", tmp_path / "o", "reward=heuristic")) == 2
+    assert "does not exist. Train one first" in capsys.readouterr().err
+    assert main(_argv(tmp_path, tmp_path / "o", "reward=heuristic") + ["--epoch_num=2"]) == 2
+    assert "--epoch_num does not apply to beautiful_prompt_ppo; use user_defined_parameters total_steps" in capsys.readouterr().err
+
+
+def test_help_lists_ppo_keys(capsys):
+    assert main(["--app_name=beautiful_prompt_ppo", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "kl_target=6.0" in text and "num_layers_unfrozen=8" in text and "rl_algorithm=ppo" in text
+
+
+def test_train_then_evaluate_then_predict(ppo_sft_dir, tmp_path):
+    out = tmp_path / "ppo"
+    assert main(_argv(ppo_sft_dir, out, TINY + " total_steps=2 eval_interval=1 checkpoint_interval=0")) == 0
+    for name in ("model.safetensors", "value_head.safetensors", "tokenizer.json", "ppo_curves.png",
+                 "metrics.jsonl", "run_config.json", "checkpoint-2"):
+        assert (out / name).exists(), name
+    assert list((out / "runs").rglob("events.out.tfevents*"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval/reward_mean" in r] == [0, 1, 2]
+    assert all(k in records[1] for k in ("time/generate", "time/update", "kl/coef", "kl/observed"))
+    assert main(_argv(ppo_sft_dir, out, "reward=heuristic eval_size=8", mode="evaluate")) == 0
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["eval/prompts"] == 40 and results["eval/kl"] == results["eval/kl"]
+    assert results["eval/ref_reward_mean"] > 15  # the heuristic "pick"-scaled reward of the reference prompts
+    assert main(["--app_name=beautiful_prompt", "--mode=predict", f"--checkpoint_dir={out}",
+                 "--user_defined_parameters=num_return_sequences=1 max_new_tokens=5"]) == 0
+
+
+@pytest.mark.slow
+def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
+    """Held-out mean reward rises over the SFT start, KL stays finite, β moves toward the target."""
+    out = tmp_path / "ppo"
+    udp = ("reward=heuristic learning_rate=1e-3 num_layers_unfrozen=-1 max_new_tokens=40 total_steps=192 "
+           "eval_interval=0 checkpoint_interval=0 eval_size=48 kl_horizon=200")
+    assert main(["--app_name=beautiful_prompt_ppo", "--mode=train", f"--checkpoint_dir={out}",
+                 f"--user_defined_parameters=pretrain_model_name_or_path={trained_sft_dir} {udp}"]) == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/reward_mean" in r]
+    steps = [r for r in records if "kl/observed" in r]
+    assert len(steps) == 12 and evals[0]["step"] == 0 and evals[-1]["step"] == 192
+    assert evals[-1]["eval/reward_mean"] > evals[0]["eval/reward_mean"] + 0.1
+    assert all(0 <= r["kl/observed"] < 100 for r in steps)
+    # β moves toward the target: down while the observed KL is below 6, up while above
+    for r in steps:
+        if r["kl/observed"] < 6:
+            assert r["kl/coef_next"] < r["kl/coef"]
+        elif r["kl/observed"] > 6:
+            assert r["kl/coef_next"] > r["kl/coef"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["grpo"])
+def test_trl_alternative_trains_with_a_kl_anchor(ppo_sft_dir, tmp_path, algorithm):
+    out = tmp_path / algorithm
+    udp = (f"rl_algorithm={algorithm} reward=heuristic mini_batch_size=8 num_generations=4 max_new_tokens=10 "
+           "total_steps=2 checkpoint_interval=0 learning_rate=1e-3 num_rollouts=8 chunk_size=8")
+    assert main(_argv(ppo_sft_dir, out, udp)) == 0
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    state = json.loads(sorted(out.glob("checkpoint-*/trainer_state.json"))[-1].read_text())
+    logged = [e for e in state["log_history"] if "reward" in e]
+    assert len(logged) == 2 and all("kl" in e for e in logged)  # beta > 0: the KL to the SFT model is tracked
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run(ppo_sft_dir, tmp_path):
+    out = tmp_path / "ddp"
+    argv = _argv(ppo_sft_dir, out, TINY + " total_steps=2 eval_interval=0 checkpoint_interval=1") + ["--worker_gpu=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-m", "easynlp_bp.cli", *argv], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and state["global_step"] == 2
+    assert len(state["prompt_sampler"]) == 2
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in (out / "checkpoint-2").iterdir()}
+    # running statistics merged over both processes: 2 iterations × 2 processes × 8 episodes
+    assert round(state["running_moments"]["count"]) == 32
