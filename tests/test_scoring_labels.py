@@ -187,6 +187,7 @@ def test_resume_skips_done_rows_drops_a_torn_line_and_refuses_other_input(tmp_pa
     assert main(argv) == 2  # progress from another input is refused, not mixed in
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch + diffusers: ~20 s alone, more on a busy machine
 def test_killed_process_resumes_without_redoing_rows(tmp_path, tiny_sd_dir, tiny_clip_dir, tiny_aesthetic_weights):
     """SIGKILL a real run after its first finished row; the rerun labels only the rest."""
     rows = PAIRS + [{"raw_prompt": f"a tree {i}", "prompt": f"a tree {i}, autumn, misty forest"} for i in range(4)]
