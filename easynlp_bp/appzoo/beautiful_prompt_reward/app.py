@@ -56,7 +56,7 @@ class RewardParams:
         default=True, metadata={"help": "Train on (label-mean)/std; mean/std are saved, scores come back in label units."}
     )
     default_data_size: int = field(
-        default=800, metadata={"help": "Embedded-default pairs (5 heuristically labelled prompts each) without --tables."}
+        default=400, metadata={"help": "Embedded-default pairs (5 heuristically labelled prompts each) without --tables."}
     )
     batch_size: int = field(default=32, metadata={"help": "Prompts per forward pass in evaluate and predict."})
     max_input_chars: int = field(default=4000, metadata={"help": "Longer prompts are rejected (evaluate/predict)."})
@@ -217,6 +217,7 @@ class BeautifulPromptRewardApp(App):
             report_to=["tensorboard"],
             remove_unused_columns=False,
             dataloader_num_workers=0,
+            dataloader_pin_memory=torch.cuda.is_available(),
         )
         trainer = Trainer(
             model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
