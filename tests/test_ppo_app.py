@@ -100,13 +100,24 @@ def test_trl_alternative_trains_with_a_kl_anchor(ppo_sft_dir, tmp_path, algorith
     assert len(logged) == 2 and all("kl" in e for e in logged)  # beta > 0: the KL to the SFT model is tracked
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_two_process_cpu_run(ppo_sft_dir, tmp_path):
+    # torchrun directly: `accelerate launch --cpu --num_processes 2` starts a single process unless mpirun
+    # is installed (so the CLI's --worker_gpu=2 does not give 2 CPU processes here).
     out = tmp_path / "ddp"
-    argv = _argv(ppo_sft_dir, out, TINY + " total_steps=2 eval_interval=0 checkpoint_interval=1") + ["--worker_gpu=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-m", "easynlp_bp.cli", *argv], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    argv = _argv(ppo_sft_dir, out, TINY + " total_steps=2 eval_interval=0 checkpoint_interval=1")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "ACCELERATE_USE_CPU": "true"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+               "-m", "easynlp_bp.cli", *argv]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["world_size"] == 2 and state["global_step"] == 2
