@@ -160,3 +160,18 @@ def test_heuristic_labels_have_both_columns_and_spread():
     assert 17.0 < pick.min() and pick.max() < 23.0 and pick.std() > 0.5
     labelled = label_rows([{"raw_prompt": "a cat", "prompt": "a cat"}])
     assert labelled[0]["pick_score"] == pytest.approx(20.0)
+
+
+def test_a_saved_causal_lm_becomes_the_backbone_of_a_new_rm(tiny_model_dir):
+    """A local LM directory (e.g. the SFT checkpoint) starts an RM: same trunk weights, a new 1-output head."""
+    from transformers import AutoModelForCausalLM
+
+    rm = RewardModel.from_pretrained(str(tiny_model_dir), reward_type="pickscore", max_length=64)
+    lm = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    lm_state, rm_state = lm.base_model.state_dict(), rm.model.base_model.state_dict()
+    assert lm_state.keys() == rm_state.keys()
+    assert all(torch.equal(lm_state[k], rm_state[k]) for k in lm_state)
+    assert rm.model.score.weight.shape == (1, lm.config.hidden_size)
+    assert rm.config.reward_type == "pickscore" and rm.model.config.problem_type == "regression"
+    with pytest.raises(ValueError, match="not a trained reward model .* pass reward_type=aesthetic or pickscore"):
+        RewardModel.from_pretrained(str(tiny_model_dir))

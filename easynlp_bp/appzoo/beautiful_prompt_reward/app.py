@@ -59,7 +59,8 @@ class RewardParams:
         default=400, metadata={"help": "Embedded-default pairs (5 heuristically labelled prompts each) without --tables."}
     )
     batch_size: int = field(default=32, metadata={"help": "Prompts per forward pass in evaluate and predict."})
-    max_input_chars: int = field(default=4000, metadata={"help": "Longer prompts are rejected (evaluate/predict)."})
+    max_input_chars: int = field(default=4000, metadata={"help": "Prompts (and raw prompts) longer than this many characters are rejected; "
+                                                 "long ones below it are cut from the left to --sequence_length tokens."})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto (evaluate/predict)."})
     bf16: str = field(default="auto", metadata={"help": "true, false or auto (on when a CUDA GPU is used)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
