@@ -136,7 +136,7 @@ class BeautifulPromptRewardApp(App):
                 raise ValueError("--label_name/--first_sequence/--second_sequence need --tables; the embedded "
                                  "default has the columns raw_prompt, prompt, aesthetic_score, pick_score.")
             rows = make_reward_rows(self.params.default_data_size, seed=self.args.random_seed)
-            n_dev = max(50, len(rows) // 20)
+            n_dev = 5 * max(10, self.params.default_data_size // 20)  # whole pairs: a pair's 5 variants stay together
             columns = ["raw_prompt", "prompt", "aesthetic_score", "pick_score"]
             data_dir = Path(self.checkpoint_dir) / "data"
             write_table(str(data_dir / "train.jsonl"), rows[n_dev:], columns)
