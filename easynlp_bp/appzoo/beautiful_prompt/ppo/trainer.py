@@ -89,6 +89,8 @@ class PPOTrainer:
     # ------------------------------------------------------------------ helpers
     @property
     def unwrapped(self) -> PolicyWithValueHead:
+        """The policy without its DDP wrapper: used for generation and no-grad forwards, which need no
+        gradient synchronisation (and so cannot deadlock when processes run different numbers of them)."""
         return self.accelerator.unwrap_model(self.policy)
 
     @property
@@ -128,7 +130,7 @@ class PPOTrainer:
         batch.scores = self.score(raw, batch.responses, refs)
         times["time/score"] = time.perf_counter() - start
         start = time.perf_counter()
-        score_logprobs_and_values(self.policy, self.reference, batch, temperature=c.temperature,
+        score_logprobs_and_values(self.unwrapped, self.reference, batch, temperature=c.temperature,
                                   forward_batch_size=c.forward_batch_size, device=self.device)
         times["time/forward_ref_value"] = time.perf_counter() - start
         return batch, times
@@ -272,7 +274,7 @@ class PPOTrainer:
                     max_new_tokens=c.max_new_tokens, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p,
                     device=self.device,
                 )
-            score_logprobs_and_values(self.policy, self.reference, batch, temperature=c.temperature,
+            score_logprobs_and_values(self.unwrapped, self.reference, batch, temperature=c.temperature,
                                       forward_batch_size=c.forward_batch_size, device=self.device)
             reward = self.score(batch.raw_prompts, batch.responses, None)
             has_ref = all(r.get("prompt") for r in shard)
