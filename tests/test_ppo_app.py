@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from easynlp_bp.cli import main
 from test_ppo_resume import ppo_sft_dir  # noqa: F401  (fixture)
@@ -123,5 +124,8 @@ def test_two_process_cpu_run(ppo_sft_dir, tmp_path):
     assert state["world_size"] == 2 and state["global_step"] == 2
     assert len(state["prompt_sampler"]) == 2
     assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in (out / "checkpoint-2").iterdir()}
+    # S1: each process samples from its own stream (seed + rank)
+    rng = [torch.load(out / "checkpoint-2" / f"rng_state_{r}.pth", weights_only=True)["torch"] for r in (0, 1)]
+    assert not torch.equal(rng[0], rng[1])
     # running statistics merged over both processes: 2 iterations × 2 processes × 8 episodes
     assert round(state["running_moments"]["count"]) == 32
