@@ -27,7 +27,7 @@ RL_ALGORITHMS = ("ppo", "grpo", "rloo")
 # Settings for the embedded default (a ~1M-parameter model trained from scratch): short prompts, a much
 # larger learning rate, two trainable layers of four, a short run. Only keys the user did not give.
 EMBEDDED_DEFAULT_PRESET = {
-    "num_rollouts": 32, "chunk_size": 16, "mini_batch_size": 8, "max_new_tokens": 64, "learning_rate": 2e-4,
+    "num_rollouts": 32, "chunk_size": 16, "mini_batch_size": 8, "max_new_tokens": 48, "learning_rate": 5e-4,
     "num_layers_unfrozen": 2, "total_steps": 480, "eval_interval": 5, "checkpoint_interval": 5, "eval_size": 64,
     "kl_horizon": 1000,
 }
