@@ -36,7 +36,7 @@ def _parse_bool(text: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser generated from :class:`EasyNLPArgs` (help text written once, there)."""
     parser = argparse.ArgumentParser(
-        prog="easynlp", add_help=False,
+        prog="easynlp", add_help=False, allow_abbrev=False,
         description="EasyNLP-style runner for BeautifulPrompt apps. "
                     "`easynlp --app_name=X --help` lists that app's modes and user_defined_parameters.",
     )

@@ -1,0 +1,85 @@
+"""The easynlp CLI: help for every app, clear errors for misspelt apps, flags and parameters."""
+import pytest
+
+from easynlp_bp.appzoo import APPS
+from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters
+from easynlp_bp.appzoo.beautiful_prompt.app import BeautifulPromptParams
+from easynlp_bp.cli import main, parse_args
+
+
+def test_global_help_lists_flags_and_apps(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--tables", "--user_defined_parameters", "--worker_gpu", "--resume_from_checkpoint"):
+        assert flag in out
+    assert "beautiful_prompt" in out
+
+
+@pytest.mark.parametrize("app_name", APPS.names())
+def test_help_for_every_app(app_name, capsys):
+    assert main([f"--app_name={app_name}", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Modes:" in out and "user_defined_parameters keys" in out
+
+
+def test_misspelt_app_name_suggests(capsys):
+    assert main(["--app_name=beautifull_prompt", "--mode=train"]) == 2
+    assert "Did you mean 'beautiful_prompt'?" in capsys.readouterr().err
+
+
+def test_unknown_flag_lists_valid_ones(capsys):
+    assert main(["--app_name=beautiful_prompt", "--learning_rat=1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "--learning_rat (did you mean --learning_rate?)" in err
+    assert "--micro_batch_size" in err
+
+
+def test_unknown_user_defined_parameter_lists_valid_keys(capsys):
+    code = main(["--app_name=beautiful_prompt", "--mode=predict", "--user_defined_parameters=sed=42"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Unknown --user_defined_parameters key(s) sed" in err and "seed" in err
+
+
+def test_unsupported_mode_lists_supported(capsys):
+    assert main(["--app_name=beautiful_prompt", "--mode=export"]) == 2
+    assert "supports: train, evaluate, predict" in capsys.readouterr().err
+
+
+def test_every_flag_reaches_the_config():
+    args, wants_help = parse_args([
+        "--mode=predict", "--app_name=beautiful_prompt", "--tables=a.tsv,b.tsv", "--outputs=o.tsv",
+        "--input_schema=raw_prompt:str:1", "--first_sequence=raw", "--second_sequence=tgt", "--label_name=y",
+        "--output_schema=predictions", "--append_cols=raw", "--skip_first_line", "--checkpoint_dir=ck",
+        "--user_defined_parameters=seed=1", "--sequence_length=64", "--micro_batch_size=2", "--epoch_num=1.5",
+        "--learning_rate=0.1", "--weight_decay=0.01", "--max_grad_norm=0.5", "--warmup_proportion=0.1",
+        "--gradient_accumulation_steps=3", "--save_checkpoint_steps=7", "--logging_steps=2", "--random_seed=9",
+        "--worker_gpu=1", "--worker_count=1", "--resume_from_checkpoint=last",
+    ])
+    assert not wants_help
+    assert args.table_list == ["a.tsv", "b.tsv"]
+    assert args.skip_first_line is True and args.epoch_num == 1.5 and args.gradient_accumulation_steps == 3
+    assert args.resume_from_checkpoint == "last" and args.random_seed == 9
+    assert set(vars(args)) == {f.name for f in __import__("dataclasses").fields(EasyNLPArgs)}
+
+
+def test_bad_flag_values_are_rejected():
+    with pytest.raises(ValueError, match="--micro_batch_size=0 must be at least 1"):
+        EasyNLPArgs(micro_batch_size=0)
+    with pytest.raises(ValueError, match="warmup_proportion"):
+        EasyNLPArgs(warmup_proportion=2.0)
+
+
+def test_user_defined_parameters_are_typed():
+    params = parse_user_defined_parameters(
+        "pretrain_model_name_or_path=bigscience/bloom-1b1 seed=7 top_p=0.9 trust_remote_code=false decoding=greedy",
+        BeautifulPromptParams,
+    )
+    assert params.pretrain_model_name_or_path == "bigscience/bloom-1b1"
+    assert params.seed == 7 and params.top_p == 0.9 and params.trust_remote_code is False
+    with pytest.raises(ValueError, match="seed='x' is not a valid int"):
+        parse_user_defined_parameters("seed=x", BeautifulPromptParams)
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_user_defined_parameters("seed", BeautifulPromptParams)
+    with pytest.raises(ValueError, match="decoding='nucleus' is not one of sample, greedy, beam"):
+        parse_user_defined_parameters("decoding=nucleus", BeautifulPromptParams)
