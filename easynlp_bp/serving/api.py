@@ -187,6 +187,8 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
             outputs = await within_timeout(batcher.submit(prompts, overrides))
         except QueueFullError as err:
             raise APIError(429, "queue_full", f"{err} Retry shortly.", limit="max_queue_size") from err
+        except APIError:  # the 504 from within_timeout
+            raise
         except ValueError as err:
             raise APIError(422, "validation_error", str(err)) from err
         except Exception as err:  # noqa: BLE001 - logged by the batcher; the client gets JSON, not a stack trace
