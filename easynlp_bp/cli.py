@@ -120,9 +120,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _show(result: object) -> None:
-    """Print predictions that were not written to a file (the README's main job reads them here)."""
-    if isinstance(result, dict) and "rows" in result and not result.get("outputs"):
-        for row in result["rows"]:
+    """Print the rows an app asks to show (predictions not written to a file: the README's main job)."""
+    if isinstance(result, dict) and result.get("print_rows"):
+        for row in result["print_rows"]:
             sys.stdout.write(f"\n>>> {row.get('raw_prompt', '')}\n")
             for text in row.get("beams", [row.get("predictions")]):
                 sys.stdout.write(f"  - {text}\n")

@@ -301,6 +301,8 @@ class BeautifulPromptApp(App):
             logger.info("Wrote %d rows to %s and %d rejects to %s (read %d).", len(rows), self.args.outputs,
                         len(table.rejects), rejects_path, table.n_read)
             result["outputs"] = self.args.outputs
+        else:
+            result["print_rows"] = rows
         return result
 
     # ----------------------------------------------------------------- serve
