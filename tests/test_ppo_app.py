@@ -71,14 +71,14 @@ def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
     """Held-out mean reward rises over the SFT start, KL stays finite, β moves toward the target."""
     out = tmp_path / "ppo"
     udp = ("reward=heuristic learning_rate=5e-4 num_layers_unfrozen=2 max_new_tokens=32 total_steps=128 "
-           "eval_interval=0 checkpoint_interval=0 eval_size=48 kl_horizon=200")
+           "eval_interval=0 checkpoint_interval=0 eval_size=48 kl_horizon=200 init_value_from_scores=true")
     assert main(["--app_name=beautiful_prompt_ppo", "--mode=train", f"--checkpoint_dir={out}",
                  f"--user_defined_parameters=pretrain_model_name_or_path={trained_sft_dir} {udp}"]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if "eval/reward_mean" in r]
     steps = [r for r in records if "kl/observed" in r]
     assert len(steps) == 8 and evals[0]["step"] == 0 and evals[-1]["step"] == 128
-    assert evals[-1]["eval/reward_mean"] > evals[0]["eval/reward_mean"] + 0.1
+    assert evals[-1]["eval/reward_mean"] > evals[0]["eval/reward_mean"] + 0.15  # measured: 14.52 -> 14.87
     assert all(0 <= r["kl/observed"] < 100 for r in steps)
     # β moves toward the target: down while the observed KL is below 6, up while above
     for r in steps:

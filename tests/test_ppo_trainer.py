@@ -246,3 +246,17 @@ def test_reward_fn_returning_wrong_shape_is_an_error(tiny_tokenizer):
                          small_config(num_layers_unfrozen=-1))
     with pytest.raises(ValueError, match="reward_fn returned 1 scores for 8 prompts"):
         trainer.step(ROWS)
+
+
+def test_u7_optional_value_init_shifts_old_values_consistently(tiny_tokenizer):
+    trainer = PPOTrainer(build_tiny_bloom(tiny_tokenizer), None, WordFractionReward(), tiny_tokenizer,
+                         small_config(num_layers_unfrozen=-1, init_value_from_scores=True))
+    batch, _ = trainer.rollout(ROWS[:8])
+    mask = batch.response_mask.float()
+    trainer._init_value_bias(-3.5, batch, mask)
+    ids, attention = batch.input_ids()
+    _, values = trainer.unwrapped(ids, attention)
+    Q = batch.query_ids.shape[1]
+    recomputed = values[:, Q - 1 : Q - 1 + batch.response_ids.shape[1]] * mask
+    assert torch.allclose(recomputed, batch.values, atol=1e-6)
+    assert torch.all(batch.values[mask.bool()] == -3.5)

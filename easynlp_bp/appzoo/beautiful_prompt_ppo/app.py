@@ -29,7 +29,7 @@ RL_ALGORITHMS = ("ppo", "grpo", "rloo")
 EMBEDDED_DEFAULT_PRESET = {
     "num_rollouts": 32, "chunk_size": 16, "mini_batch_size": 8, "max_new_tokens": 48, "learning_rate": 5e-4,
     "num_layers_unfrozen": 2, "total_steps": 480, "eval_interval": 5, "checkpoint_interval": 5, "eval_size": 64,
-    "kl_horizon": 1000,
+    "kl_horizon": 1000, "init_value_from_scores": True,
 }
 # EasyNLP flags that map onto PPO settings (flag -> PPOConfig field); the rest do not apply to RL.
 FLAG_TO_FIELD = {"learning_rate": "learning_rate", "micro_batch_size": "micro_batch_size",

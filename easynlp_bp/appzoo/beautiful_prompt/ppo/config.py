@@ -39,6 +39,10 @@ class PPOConfig:
     cliprange: float = _f(0.2, "Policy ratio clip ε.")
     cliprange_value: float = _f(0.2, "Value clip ε_v.")
     vf_coef: float = _f(0.5, "Weight of the value loss.")
+    init_value_from_scores: bool = _f(
+        False, "Set the value head's bias to the mean scaled score of the first rollout batch (a critic that starts "
+        "at the reward's offset instead of 0; off in the reference)."
+    )
     # Reward scaling.
     scale_reward: str = _f("running", "running (divide scores by their running std) or none.")
     cliprange_reward: float = _f(10.0, "Clip scaled scores to ±this (0: no clipping).")

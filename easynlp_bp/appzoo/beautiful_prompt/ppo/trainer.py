@@ -158,6 +158,8 @@ class PPOTrainer:
         # 2. Per-token rewards: -β·KL on every token, the (scaled) score at the last real token.
         kl_coef = self.kl_ctl.value
         scores = self.scale_scores(batch.scores, batch.truncated)
+        if c.init_value_from_scores and self.iteration == 0:
+            self._init_value_bias(float(self._gather(scores).mean()), batch, mask)
         rewards, kl = compute_token_rewards(scores, batch.logprobs, batch.ref_logprobs, mask, kl_coef)
         # 3. GAE over response tokens; returns before whitening; masked whitening of the advantages.
         advantages, returns = compute_gae(rewards, batch.values, mask, c.gamma, c.lam)
@@ -190,6 +192,12 @@ class PPOTrainer:
             "step/optimizer": self.global_step,
         })
         return stats
+
+    @torch.no_grad()
+    def _init_value_bias(self, offset: float, batch: RolloutBatch, mask: torch.Tensor) -> None:
+        """Shift the (linear) value head by ``offset``; the batch's old values shift by exactly the same."""
+        self.unwrapped.value_head.bias.add_(offset)
+        batch.values = (batch.values + offset) * mask
 
     def optimize(self, batch: RolloutBatch, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
         """``ppo_epochs`` passes; each shuffles the batch, one optimizer step per minibatch (U5)."""
