@@ -1,7 +1,7 @@
 """BeautifulPromptPredictor: batched prompt beautification with the seed snippet's sampling defaults.
 
-Prompts are sorted by length and left-padded into batches, generated with ``model.generate``, and the
-output is the decoded *new* tokens only (no string stripping, so "focus" stays "focus"). Optionally each
+Prompts are sorted by length and left-padded into batches, generated with ``model.generate`` (or, for top-k
+sampling, the equivalent and faster ``sampling.sample_sequences``), and the output is the decoded *new* tokens only (no string stripping, so "focus" stays "focus"). Optionally each
 output is cut at a comma or word boundary to fit the CLIP text encoder's 77-token window. Banned words are
 blocked in ``generate`` (``bad_words_ids``) and checked again on the decoded text, since a byte-level BPE can
 spell a word with other tokens than the ones banned.
@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from easynlp_bp.appzoo.beautiful_prompt.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
 from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
 
 logger = logging.getLogger(__name__)
@@ -197,6 +198,31 @@ class BeautifulPromptPredictor:
             kwargs.update(do_sample=False, num_beams=p.num_beams)
         return kwargs
 
+    def _generate_new_tokens(self, batch, params: PredictorParams, extra_kwargs: dict) -> torch.Tensor:
+        """New tokens of one left-padded batch: the fast sampler for top-k sampling, else HF ``generate``."""
+        prompt_length = batch["input_ids"].shape[1]
+        kwargs = {**self._generation_kwargs(prompt_length, params), **extra_kwargs}
+        if params.decoding == "sample" and params.top_k > 0 and supports_fast_sampling(self.model):
+            processors = None
+            if "bad_words_ids" in kwargs:
+                from transformers import LogitsProcessorList
+                from transformers.generation.logits_process import NoBadWordsLogitsProcessor
+
+                processors = LogitsProcessorList(
+                    [NoBadWordsLogitsProcessor(kwargs["bad_words_ids"], self.tokenizer.eos_token_id)]
+                )
+            settings = SamplingSettings(
+                max_new_tokens=kwargs["max_new_tokens"], top_k=params.top_k, top_p=params.top_p,
+                temperature=params.temperature, repetition_penalty=params.repetition_penalty,
+                num_return_sequences=params.num_return_sequences,
+                # a model's generation_config.min_new_tokens is honoured, as generate would
+                min_new_tokens=getattr(self.model.generation_config, "min_new_tokens", None) or 0,
+                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+            )
+            return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors)
+        output = self.model.generate(**batch, **kwargs)
+        return output[:, prompt_length:]
+
     @torch.no_grad()
     def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None) -> list[list[str]]:
         """Beautify each raw prompt; returns one list of outputs per input, in input order.
@@ -229,11 +255,7 @@ class BeautifulPromptPredictor:
             batch = self.tokenizer.pad(
                 {"input_ids": [encoded[i] for i in batch_index]}, padding=True, return_tensors="pt"
             ).to(self.device)
-            prompt_length = batch["input_ids"].shape[1]
-            output = self.model.generate(
-                **batch, **self._generation_kwargs(prompt_length, params), **generation_kwargs
-            )
-            new_tokens = output[:, prompt_length:]  # (B * num_return, new)
+            new_tokens = self._generate_new_tokens(batch, params, generation_kwargs)  # (B * num_return, new)
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):

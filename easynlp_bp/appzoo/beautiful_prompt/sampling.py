@@ -1,0 +1,178 @@
+"""Batched top-k -> top-p sampling with one shared prefill: the Predictor's fast path for ``decoding=sample``.
+
+Written by hand because HF ``generate`` is slow here for two reasons it cannot avoid (measured in
+docs/benchmarks.md): with ``num_return_sequences=R`` it runs the prompt through the model R times, and with a
+250k vocabulary its top-p warper sorts, cumsums and samples over the *whole* vocabulary every step, which
+costs more than the model at batch 16+. Here the prompt is run once and its KV cache repeated R times, and
+top-p works on the ``top_k`` survivors only. The sampling distribution is the one of HF's chain
+``repetition penalty -> temperature -> top-k -> top-p`` (``tests/test_sampling.py`` checks it against HF);
+rows with ties at a cut fall back to HF's own warpers so that tie-breaking is HF's too.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+# generation_config fields that add logits processors this module does not implement: if a model sets one,
+# the Predictor uses HF generate so that the model's configured behaviour is kept.
+UNSUPPORTED_GENERATION_FIELDS = (
+    "no_repeat_ngram_size", "encoder_no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id",
+    "forced_eos_token_id", "suppress_tokens", "begin_suppress_tokens", "sequence_bias", "exponential_decay_length_penalty",
+    "epsilon_cutoff", "eta_cutoff", "typical_p", "min_p", "guidance_scale", "renormalize_logits", "watermarking_config",
+)
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """What one :func:`sample_sequences` call does (the meaning of each field is HF ``generate``'s)."""
+
+    max_new_tokens: int
+    top_k: int
+    top_p: float = 1.0
+    temperature: float = 1.0
+    repetition_penalty: float = 1.0
+    num_return_sequences: int = 1
+    min_new_tokens: int = 0
+    pad_token_id: int = 0
+    eos_token_id: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ValueError(f"top_k={self.top_k}: the fast sampler needs top_k >= 1 (use HF generate for top_k=0).")
+        if not 0 < self.top_p <= 1 or self.temperature <= 0 or self.repetition_penalty <= 0:
+            raise ValueError(f"top_p={self.top_p} must be in (0, 1]; temperature and repetition_penalty positive.")
+
+
+def supports_fast_sampling(model) -> bool:
+    """Whether :func:`sample_sequences` does what ``model.generate`` would do with this model's config."""
+    from transformers import GenerationConfig
+
+    if getattr(model.config, "is_encoder_decoder", False):
+        return False
+    config = getattr(model, "generation_config", None)
+    if config is None:
+        return True
+    defaults = GenerationConfig()
+    return all(getattr(config, name, None) == getattr(defaults, name, None) for name in UNSUPPORTED_GENERATION_FIELDS)
+
+
+def apply_repetition_penalty_(scores: torch.Tensor, seen_ids: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's penalty in place: every id in ``seen_ids`` (N, T) has its score divided (>0) or multiplied (<0).
+
+    Same result as HF's processor (which builds a full-vocabulary mask); duplicates write the same value.
+    """
+    if penalty == 1.0:
+        return scores
+    seen = scores.gather(1, seen_ids)
+    scores.scatter_(1, seen_ids, torch.where(seen < 0, seen * penalty, seen / penalty))
+    return scores
+
+
+def top_k_top_p_candidates(scores: torch.Tensor, top_k: int, top_p: float, temperature: float):
+    """The tokens HF's ``temperature -> top-k -> top-p`` chain keeps, and their logits, per row.
+
+    Args:
+        scores: (N, V) float logits after the processors (penalties, banned words).
+    Returns:
+        ``(logits, ids, exact)``: (N, k) tempered logits (``-inf`` where top-p removes the token), (N, k) token
+        ids, and (N,) bool, False where a tie at the top-k or top-p cut makes the result depend on HF's tie
+        order (those rows must be sampled with HF's warpers).
+    """
+    k = min(top_k, scores.shape[-1])
+    values, ids = torch.topk(scores, k)  # (N, k), descending
+    exact = (scores >= values[:, -1:]).sum(-1) == k  # HF keeps every token tied with the k-th
+    logits = values / temperature
+    if top_p < 1.0:
+        probs = logits.softmax(-1)
+        # HF sorts ascending and removes a token when the cumulative mass up to it is <= 1 - top_p: in descending
+        # order that is the tail sum from the token to the smallest one, summed smallest first as HF does.
+        tail_mass = probs.flip(-1).cumsum(-1).flip(-1)
+        remove = tail_mass <= (1 - top_p)
+        remove[:, 0] = False  # min_tokens_to_keep = 1
+        logits = logits.masked_fill(remove, -float("inf"))
+        exact &= ~(values[:, 1:] == values[:, :-1]).any(-1)
+    return logits, ids, exact
+
+
+def _hf_warped_sample(scores: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+    """Sample rows with HF's own warpers (used for rows with ties, where HF's tie order decides)."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    warped = TemperatureLogitsWarper(settings.temperature)(None, scores) if settings.temperature != 1.0 else scores
+    warped = TopKLogitsWarper(settings.top_k)(None, warped)
+    if settings.top_p < 1.0:
+        warped = TopPLogitsWarper(settings.top_p)(None, warped)
+    return torch.multinomial(warped.softmax(-1), 1).squeeze(1)
+
+
+def sample_next_tokens(scores: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+    """One sampled token per row of ``scores`` (N, V), from HF's top-k -> top-p distribution."""
+    logits, ids, exact = top_k_top_p_candidates(scores, settings.top_k, settings.top_p, settings.temperature)
+    choice = torch.multinomial(logits.softmax(-1), 1)  # (N, 1) index into the k candidates
+    tokens = ids.gather(1, choice).squeeze(1)
+    if not bool(exact.all()):
+        rows = (~exact).nonzero().squeeze(1)
+        tokens[rows] = _hf_warped_sample(scores[rows], settings)
+    return tokens
+
+
+def _forward_kwargs(model) -> set[str]:
+    return set(inspect.signature(model.forward).parameters)
+
+
+@torch.no_grad()
+def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, settings: SamplingSettings,
+                     logits_processor=None) -> torch.Tensor:
+    """Sample ``num_return_sequences`` continuations of each left-padded prompt.
+
+    Args:
+        input_ids, attention_mask: (B, L) left-padded prompts.
+        logits_processor: optional HF ``LogitsProcessorList`` applied to (N, V) scores every step
+            (e.g. ``NoBadWordsLogitsProcessor``).
+    Returns:
+        (B * R, new) new token ids, rows ``b*R .. b*R+R-1`` belonging to prompt ``b`` (HF's order); finished
+        rows are padded with ``pad_token_id`` after their EOS, as ``generate`` does.
+    """
+    accepted = _forward_kwargs(model)
+    repeats = settings.num_return_sequences
+
+    def forward(ids, mask, cache, logits_to_keep=None):
+        kwargs = {"input_ids": ids, "attention_mask": mask, "past_key_values": cache, "use_cache": True}
+        if "position_ids" in accepted:  # absolute-position models (GPT-2, Llama); BLOOM's ALiBi uses the mask
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
+        if logits_to_keep is not None and "logits_to_keep" in accepted:
+            kwargs["logits_to_keep"] = logits_to_keep
+        return model(**kwargs)
+
+    # Prefill each prompt once, then repeat its cache R times (HF runs the prompt R times).
+    output = forward(input_ids, attention_mask, None, logits_to_keep=1)
+    cache = output.past_key_values
+    cache.batch_repeat_interleave(repeats)
+    scores = output.logits[:, -1, :].float().repeat_interleave(repeats, 0)  # (N, V)
+    sequences = input_ids.repeat_interleave(repeats, 0)  # (N, L + t): what the repetition penalty sees
+    mask = attention_mask.repeat_interleave(repeats, 0)
+    unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
+    new_tokens = []
+    for step in range(settings.max_new_tokens):
+        apply_repetition_penalty_(scores, sequences, settings.repetition_penalty)
+        if logits_processor is not None:
+            scores = logits_processor(sequences, scores)
+        if settings.eos_token_id is not None and step < settings.min_new_tokens:
+            scores[:, settings.eos_token_id] = -float("inf")
+        tokens = sample_next_tokens(scores, settings)
+        tokens = torch.where(unfinished, tokens, torch.full_like(tokens, settings.pad_token_id))
+        new_tokens.append(tokens)
+        sequences = torch.cat([sequences, tokens[:, None]], dim=1)
+        if settings.eos_token_id is not None:
+            unfinished &= tokens != settings.eos_token_id
+        if not bool(unfinished.any()) or step == settings.max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+        scores = forward(tokens[:, None], mask, cache).logits[:, -1, :].float()
+    return torch.stack(new_tokens, dim=1)

@@ -1,0 +1,78 @@
+"""The fast sampler keeps HF's distribution: same candidates and probabilities as HF's warper chain, same
+repetition penalty, HF's own warpers on tied rows, and the same tokens as ``generate`` when sampling is
+deterministic (top_k=1) on a left-padded batch with several return sequences."""
+from __future__ import annotations
+
+import torch
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from easynlp_bp.appzoo.beautiful_prompt.sampling import (
+    SamplingSettings,
+    apply_repetition_penalty_,
+    sample_next_tokens,
+    sample_sequences,
+    top_k_top_p_candidates,
+)
+
+
+def hf_chain(scores, temperature, top_k, top_p):
+    warped = TemperatureLogitsWarper(temperature)(None, scores)
+    warped = TopKLogitsWarper(top_k)(None, warped)
+    return TopPLogitsWarper(top_p)(None, warped)
+
+
+def test_candidates_and_probabilities_equal_hf_top_k_then_top_p():
+    torch.manual_seed(0)
+    scores = torch.randn(256, 5000) * 3
+    for temperature, top_k, top_p in [(1.0, 50, 0.95), (0.7, 50, 0.9), (1.3, 20, 0.5), (1.0, 50, 1.0)]:
+        hf = hf_chain(scores, temperature, top_k, top_p)
+        logits, ids, exact = top_k_top_p_candidates(scores, top_k, top_p, temperature)
+        assert bool(exact.all())
+        hf_probs = hf.softmax(-1)
+        kept = torch.zeros_like(hf, dtype=torch.bool).scatter_(1, ids, torch.isfinite(logits))
+        assert torch.equal(kept, torch.isfinite(hf))  # the same tokens survive in every row
+        ours = torch.zeros_like(hf_probs).scatter_(1, ids, logits.softmax(-1))
+        torch.testing.assert_close(ours, hf_probs, rtol=1e-5, atol=1e-7)
+        if top_p < 1:
+            assert int(kept.sum(-1).min()) < top_k  # top-p really cut something
+
+
+def test_repetition_penalty_equals_hf():
+    torch.manual_seed(1)
+    scores = torch.randn(8, 300)
+    seen = torch.randint(0, 300, (8, 40))  # duplicates included
+    expected = RepetitionPenaltyLogitsProcessor(1.2)(seen, scores.clone())
+    assert torch.equal(apply_repetition_penalty_(scores.clone(), seen, 1.2), expected)
+
+
+def test_ties_at_the_cut_use_hf_warpers():
+    scores = torch.full((2, 100), -5.0)
+    scores[0, :60] = 1.0  # 60 tokens tied at the top-k cut: HF keeps all of them
+    scores[1] = torch.arange(100.0) * 0.1  # distinct values: the fast path
+    _, _, exact = top_k_top_p_candidates(scores, 50, 0.95, 1.0)
+    assert exact.tolist() == [False, True]
+    torch.manual_seed(0)
+    settings = SamplingSettings(max_new_tokens=1, top_k=50, top_p=0.95)
+    draws = torch.stack([sample_next_tokens(scores, settings) for _ in range(300)])
+    assert int(draws[:, 0].max()) >= 50  # tokens beyond the first k tied ones are drawn, as in HF
+    assert int(draws[:, 1].min()) >= 50  # only the top 50 of row 1 can be drawn
+
+
+def test_top_k_1_sampling_equals_generate_on_a_padded_batch(tiny_tokenizer, tiny_bloom):
+    tiny_tokenizer.padding_side = "left"
+    batch = tiny_tokenizer(["a cat on a sofa, highly detailed", "1 girl"], return_tensors="pt", padding=True)
+    settings = SamplingSettings(max_new_tokens=12, top_k=1, top_p=0.9, repetition_penalty=1.2, num_return_sequences=2,
+                                pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id)
+    ours = sample_sequences(tiny_bloom, batch["input_ids"], batch["attention_mask"], settings)
+    reference = tiny_bloom.generate(**batch, do_sample=True, top_k=1, top_p=0.9, repetition_penalty=1.2,
+                                    num_return_sequences=2, max_new_tokens=12, pad_token_id=settings.pad_token_id,
+                                    eos_token_id=settings.eos_token_id)
+    reference = reference[:, batch["input_ids"].shape[1]:]
+    assert ours.shape[0] == 4
+    assert torch.equal(ours, reference[:, : ours.shape[1]])
+    assert bool((reference[:, ours.shape[1]:] == settings.pad_token_id).all())
