@@ -83,10 +83,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EasyNLPArgs, bool]
 
 
 def _launch_distributed(args: EasyNLPArgs, argv: Sequence[str]) -> int:
-    """Re-run this command under ``accelerate launch`` with --worker_gpu processes per machine."""
-    from easynlp_bp.distributed import launch_with_accelerate
+    """Re-run this command with --worker_gpu processes per machine (see easynlp_bp/distributed.py)."""
+    from easynlp_bp.distributed import launch_distributed
 
-    return launch_with_accelerate(args, argv)
+    return launch_distributed(args, argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,13 +1,15 @@
 """Launch a distributed run: ``--worker_gpu`` processes per machine on ``--worker_count`` machines.
 
-The command re-runs itself under ``accelerate launch`` (torchrun underneath); each process then sees
-``LOCAL_RANK`` and the HF Trainer joins the process group. Without CUDA the processes run on the CPU
-with the gloo backend (that is how tests prove the path on a laptop).
+The command re-runs itself once per process; each process sees ``LOCAL_RANK`` and the HF Trainer (or
+accelerate) joins the process group. With CUDA the launcher is ``accelerate launch --multi_gpu``. Without
+CUDA it is ``torch.distributed.run`` (torchrun) with the gloo backend, because ``accelerate launch --cpu``
+starts a single process unless MPI is installed. That is how tests prove the path on a CPU.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 from typing import Sequence
@@ -16,29 +18,44 @@ from easynlp_bp.arguments import EasyNLPArgs
 
 logger = logging.getLogger(__name__)
 
+LAUNCHED_ENV = "EASYNLP_BP_LAUNCHED"
 
-def accelerate_command(args: EasyNLPArgs, argv: Sequence[str]) -> list[str]:
-    """The ``accelerate launch`` command line for this run (flags after the script are passed through)."""
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_command(args: EasyNLPArgs, argv: Sequence[str], use_cuda: bool) -> list[str]:
+    """The launcher command line for this run (the original flags are passed through unchanged)."""
+    per_machine = args.worker_gpu or 1
+    multi_node = args.worker_count > 1
+    rank = os.environ.get("MACHINE_RANK", os.environ.get("NODE_RANK", "0"))
+    address = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = os.environ.get("MASTER_PORT") or str(_free_port() if not multi_node else 29500)
+    if use_cuda:
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                   "--num_processes", str(per_machine * args.worker_count),
+                   "--num_machines", str(args.worker_count), "--main_process_port", port]
+        if multi_node:
+            command += ["--machine_rank", rank, "--main_process_ip", address]
+        return command + ["--module", "easynlp_bp.cli", *argv]
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={per_machine}",
+               f"--nnodes={args.worker_count}", f"--node_rank={rank}",
+               f"--master_addr={address}", f"--master_port={port}"]
+    return command + ["-m", "easynlp_bp.cli", *argv]
+
+
+def launch_distributed(args: EasyNLPArgs, argv: Sequence[str]) -> int:
+    """Run the job on all processes of this machine and return the launcher's exit code."""
     import torch
 
-    processes = args.worker_gpu or 1
-    command = [sys.executable, "-m", "accelerate.commands.launch",
-               "--num_processes", str(processes * args.worker_count),
-               "--num_machines", str(args.worker_count)]
-    if args.worker_count > 1:
-        command += ["--machine_rank", os.environ.get("RANK", os.environ.get("MACHINE_RANK", "0")),
-                    "--main_process_ip", os.environ.get("MASTER_ADDR", "127.0.0.1"),
-                    "--main_process_port", os.environ.get("MASTER_PORT", "29500")]
-    if torch.cuda.is_available():
-        command += ["--multi_gpu"]
-    else:
-        command += ["--cpu", "--num_cpu_threads_per_process", "1"]
-    return command + ["--module", "easynlp_bp.cli", *argv]
-
-
-def launch_with_accelerate(args: EasyNLPArgs, argv: Sequence[str]) -> int:
-    """Run the distributed job and return its exit code."""
-    command = accelerate_command(args, argv)
+    if os.environ.get(LAUNCHED_ENV):
+        raise ValueError(
+            "easynlp was started by its own launcher but sees no LOCAL_RANK; refusing to launch again."
+        )
+    command = launch_command(args, argv, torch.cuda.is_available())
     logger.info("Launching %d process(es) per machine on %d machine(s): %s",
                 args.worker_gpu or 1, args.worker_count, " ".join(command))
-    return subprocess.call(command)
+    return subprocess.call(command, env={**os.environ, LAUNCHED_ENV: "1"})

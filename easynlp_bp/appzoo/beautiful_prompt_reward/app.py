@@ -214,6 +214,8 @@ class BeautifulPromptRewardApp(App):
             save_total_limit=2,
             eval_strategy="epoch" if dev_set is not None else "no",
             bf16=use_bf16,
+            use_cpu=not torch.cuda.is_available(),  # also makes a torchrun CPU launch a gloo DDP run
+            ddp_find_unused_parameters=False,
             seed=self.args.random_seed,
             report_to=["tensorboard"],
             remove_unused_columns=False,

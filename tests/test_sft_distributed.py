@@ -1,0 +1,20 @@
+"""--worker_gpu=2 on a CPU machine: two gloo processes train one model (DDP) and save it once."""
+import json
+
+import pytest
+
+from easynlp_bp.cli import main
+
+
+@pytest.mark.slow
+def test_two_process_cpu_sft_finishes_and_saves_once(tmp_path, capfd):
+    out = tmp_path / "ddp"
+    code = main(["--app_name=beautiful_prompt", "--mode=train", "--worker_gpu=2", f"--checkpoint_dir={out}",
+                 "--epoch_num=1", "--logging_steps=1", "--user_defined_parameters=default_data_size=160"])
+    assert code == 0
+    logs = capfd.readouterr().err
+    assert logs.count("Saved the SFT model") == 1  # rank 0 only
+    result = json.loads((out / "run_config.json").read_text())["resolved"]["result"]
+    # 144 training pairs, 32 per process and step, 2 processes: ceil(144 / 64) = 3 steps (1 process: 5).
+    assert result["global_step"] == 3
+    assert (out / "model.safetensors").exists()
