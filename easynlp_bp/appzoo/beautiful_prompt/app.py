@@ -183,11 +183,13 @@ class BeautifulPromptApp(App):
             save_total_limit=2,
             eval_strategy="epoch" if dev_set is not None else "no",
             bf16=use_bf16,
+            use_cpu=not torch.cuda.is_available(),  # also makes a torchrun CPU launch a gloo DDP run
+            ddp_find_unused_parameters=False,
             seed=self.args.random_seed,
             report_to=["tensorboard"],
             remove_unused_columns=False,
             dataloader_num_workers=0,
-            disable_tqdm=False,
+            dataloader_pin_memory=torch.cuda.is_available(),
         )
         trainer = Trainer(
             model=bp.model,
