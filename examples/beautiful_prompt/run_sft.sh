@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# SFT of bloom-1b1 with the reference settings. Usage: bash run_sft.sh GPU_IDS TRAIN DEV [OUT]
+#   e.g. bash run_sft.sh 0,1,2,3 train.tsv dev.tsv outputs/sft
+set -euo pipefail
+GPUS=${1:?GPU ids, e.g. 0,1,2,3}; TRAIN=${2:?train table}; DEV=${3:?dev table}; OUT=${4:-outputs/sft}
+N=$(awk -F, '{print NF}' <<<"$GPUS")
+CUDA_VISIBLE_DEVICES=$GPUS easynlp --app_name=beautiful_prompt --mode=train \
+  --worker_gpu="$N" \
+  --tables="$TRAIN,$DEV" --input_schema=raw_prompt:str:1,prompt:str:1 \
+  --checkpoint_dir="$OUT" \
+  --learning_rate=2e-5 --epoch_num=4 --micro_batch_size=16 --sequence_length=384 \
+  --weight_decay=0 --warmup_proportion=0.03 --save_checkpoint_steps=500 --logging_steps=10 \
+  --user_defined_parameters="pretrain_model_name_or_path=bigscience/bloom-1b1 bf16=true"
