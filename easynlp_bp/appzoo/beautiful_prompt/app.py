@@ -59,6 +59,8 @@ class BeautifulPromptParams(PredictorParams, ServeFields):
     default_data_size: int = field(default=4000, metadata={"help": "Pairs the embedded default generates when --tables is not given."})
     eval_generation_samples: int = field(default=32, metadata={"help": "Rows whose generations evaluate measures."})
     bf16: str = field(default="auto", metadata={"help": "true, false or auto (on when a CUDA GPU is used)."})
+    group_by_length: bool = field(default=False, metadata={
+        "help": "Batch pairs of similar length together (less padding: faster SFT, see docs/benchmarks.md)."})
 
 
 @APPS.register("beautiful_prompt")
@@ -189,6 +191,8 @@ class BeautifulPromptApp(App):
             report_to=["tensorboard"],
             remove_unused_columns=False,
             dataloader_num_workers=0,
+            # each epoch still sees every pair once; only which pairs share a batch changes
+            train_sampling_strategy="group_by_length" if self.params.group_by_length else "random",
             dataloader_pin_memory=torch.cuda.is_available(),
         )
         trainer = Trainer(
