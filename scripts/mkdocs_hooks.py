@@ -8,6 +8,8 @@ Code-block markers (an HTML comment on the line before the opening fence):
 
 - ``<!-- requires: gpu -->`` / ``<!-- requires: hub -->``: not run by the doc test (needs a GPU, or network
   access to a model hub or a hosted service); listed on the generated page ``not_executed.md``.
+- ``<!-- requires: checkout -->``: runs ``scripts/*.sh``, the test suite or a benchmark of the checkout
+  (exercised by ``bash scripts/test.sh``, the benchmarks and the fresh-clone check instead).
 - ``<!-- docs-test: fragment -->``: an API sketch with ``...`` placeholders, not meant to be run as is;
   listed there too.
 - ``<!-- docs-test: slow -->``: run only by ``pytest -m slow``.
@@ -26,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RUNNABLE_LANGUAGES = ("bash", "python")
 SKIP_REASONS = {"gpu": "needs a GPU", "hub": "needs a model hub or a hosted service (network)",
+                "checkout": "runs the project's setup, test suite or benchmarks in a checkout",
                 "fragment": "an API sketch with `...` placeholders"}
 RUN_FLAGS = ("slow", "background")
 GENERATED_PAGES = ("cli_reference.md", "not_executed.md")
@@ -96,7 +99,7 @@ def _markers_before(lines: list[str], fence_index: int, page: str) -> tuple[str,
     if unknown:
         raise ValueError(
             f"{page}:{fence_index}: unknown code-block marker(s) {unknown}; "
-            f"use requires: gpu|hub or docs-test: fragment|slow|background."
+            f"use requires: gpu|hub|checkout or docs-test: fragment|slow|background."
         )
     return markers
 
