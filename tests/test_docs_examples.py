@@ -133,5 +133,19 @@ def test_every_documented_easynlp_command_uses_real_flags_and_keys():
 def test_static_check_catches_a_renamed_flag_and_key():
     with pytest.raises(AssertionError, match=r"unknown flag\(s\) \['--epochs'\]"):
         _check_command("easynlp --app_name=beautiful_prompt --mode=train --epochs=3")
-    with pytest.raises(AssertionError, match=r"unknown key\(s\) \{'num_beams'\} for beautiful_prompt"):
-        _check_command('easynlp --app_name=beautiful_prompt --user_defined_parameters="num_beams=2"')
+    with pytest.raises(AssertionError, match=r"unknown key\(s\) \{'num_beamz'\} for beautiful_prompt"):
+        _check_command('easynlp --app_name=beautiful_prompt --user_defined_parameters="num_beamz=2"')
+
+
+def test_example_accelerate_configs_load_with_accelerate():
+    import json
+
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    configs = REPO / "examples" / "beautiful_prompt" / "configs"
+    ddp = load_config_from_file(str(configs / "accelerate_multi_gpu.yaml"))
+    zero2 = load_config_from_file(str(configs / "accelerate_deepspeed_zero2.yaml"))
+    assert (ddp.distributed_type.value, ddp.num_processes) == ("MULTI_GPU", 4)
+    assert zero2.distributed_type.value == "DEEPSPEED"
+    ds_file = REPO / zero2.deepspeed_config["deepspeed_config_file"]
+    assert json.loads(ds_file.read_text())["zero_optimization"]["stage"] == 2
