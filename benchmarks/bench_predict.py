@@ -139,8 +139,8 @@ def machine_roofline(size_mb: int = 512) -> dict:
     return {"read_gb_per_s": x.numel() * 4 / min(times) / 1e9, "matmul_gflop_per_s": 2 * 1024**3 / min(mm) / 1e9}
 
 
-def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, steps: int = 4) -> float:
-    """Decode tokens/s of the fast sampler at ``batch_size * returns`` sequences (prefill excluded)."""
+def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, steps: int = 6) -> dict:
+    """Decode tokens/s (prefill excluded) at ``batch_size * returns`` sequences: fast sampler and HF generate."""
     from easynlp_bp.appzoo.beautiful_prompt import sampling
     from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
 
@@ -148,12 +148,21 @@ def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, ste
     settings = lambda n: sampling.SamplingSettings(  # noqa: E731
         max_new_tokens=n, min_new_tokens=n, num_return_sequences=returns, top_k=50, top_p=0.95, repetition_penalty=1.2,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    timings = {}
-    for n in (1, 1 + steps):
-        start = time.perf_counter()
-        sampling.sample_sequences(model, batch["input_ids"], batch["attention_mask"], settings(n))
-        timings[n] = time.perf_counter() - start
-    return batch_size * returns * steps / max(timings[1 + steps] - timings[1], 1e-9)
+    runners = {
+        "fast_sampler": lambda n: sampling.sample_sequences(model, batch["input_ids"], batch["attention_mask"], settings(n)),
+        "hf_generate": lambda n: model.generate(**batch, max_new_tokens=n, min_new_tokens=n, num_return_sequences=returns,
+                                                pad_token_id=tokenizer.pad_token_id,
+                                                eos_token_id=tokenizer.eos_token_id, **SAMPLING),
+    }
+    tokens_per_s = {}
+    for name, run in runners.items():  # (1 + steps) new tokens minus 1 new token: the decode steps only
+        timings = {}
+        for n in (1, 1 + steps):
+            start = time.perf_counter()
+            run(n)
+            timings[n] = time.perf_counter() - start
+        tokens_per_s[name] = batch_size * returns * steps / max(timings[1 + steps] - timings[1], 1e-9)
+    return tokens_per_s
 
 
 def run_benchmark(model_shape: str, n_prompts: int, new_tokens: int, repeats: int, returns: int = 5,
@@ -201,7 +210,8 @@ def run_benchmark(model_shape: str, n_prompts: int, new_tokens: int, repeats: in
         "prompts_per_s": {k: n_prompts / statistics.median(v) for k, v in seconds.items()},
         "peak_rss_growth_mb": {k: statistics.median(v) / 2**20 for k, v in memory.items()},
         "machine": roof, "decode_rows": rows, "decode_tokens_per_s": decode_tps,
-        "roofline_tokens_per_s": roofline_tps, "roofline_fraction": decode_tps / roofline_tps,
+        "roofline_tokens_per_s": roofline_tps,
+        "roofline_fraction": {k: v / roofline_tps for k, v in decode_tps.items()},
     }
     if "naive" in seconds:
         result["speedup_vs_naive"] = {k: result["median_seconds"]["naive"] / m

@@ -1,0 +1,268 @@
+"""PPO iteration time against trl 0.11's classic ``PPOTrainer``, and the shared-trunk memory saving.
+
+Both trainers get the same random BLOOM (saved once, loaded by both), the same 64 prompts, the same text
+reward (:func:`comma_reward`), 64 rollouts sampled with top_k 0 / top_p 1, minibatch 16, 4 PPO epochs, the
+adaptive KL controller (init 0.05, target 6, horizon 10000). trl 0.11.x needs transformers 4.x, so it is
+installed into a separate ``--target`` directory and run in a subprocess that imports it from there (the
+project's trl 1.16 stays untouched). Repetitions alternate between the two; the first iteration of each
+repetition is a warm-up and not counted. Memory: bytes of distinct tensors (weights, reference, gradients,
+AdamW state) held after one iteration with ``num_layers_unfrozen = n_layer / 3`` against ``-1`` (full copy).
+
+    .venv/bin/python benchmarks/bench_ppo.py --repeats 3 --iterations 3 --output ppo.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+HERE = Path(__file__).resolve()
+TRL_PACKAGES = [  # trl 0.11 and what it needs that differs from the project's environment
+    "trl==0.11.4", "transformers==4.46.3", "tokenizers==0.20.3", "accelerate==0.34.2", "huggingface_hub==0.26.5",
+    "datasets==3.1.0", "tyro==0.8.14", "docstring-parser", "shtab", "typeguard",
+]
+PHASES = ("generate", "score", "forward_ref_value", "update")
+
+
+def comma_reward(texts: Sequence[str]) -> list[float]:
+    """A cheap deterministic text reward both trainers call: comma-separated phrases (up to 8), a little length."""
+    return [min(t.count(","), 8) / 8 + 0.01 * min(len(t.split()), 40) for t in texts]
+
+
+# ---------------------------------------------------------------------------------------------- trl 0.11 side
+def install_trl(target: Path) -> None:
+    """pip-install trl 0.11 and its transformers 4.x into ``target`` (once; a marker file records success)."""
+    marker = target / ".bench_ppo_installed"
+    if marker.exists():
+        return
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target)]
+    subprocess.run(pip + ["--no-deps", *TRL_PACKAGES], check=True)
+    subprocess.run(pip + ["aiohttp"], check=True)  # datasets 3.x imports it
+    marker.write_text("\n".join(TRL_PACKAGES))
+
+
+def trl_worker(spec: dict) -> dict:
+    """Run in the subprocess with trl 0.11 first on sys.path: ``iterations`` PPO iterations, times per phase."""
+    import torch
+    from transformers import PreTrainedTokenizerFast
+    from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
+
+    torch.manual_seed(spec["seed"])
+    # the project's tokenizer.json, read by tokenizers 0.20 (transformers 4.x does not know the saved class name)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(Path(spec["model_dir"]) / "tokenizer.json"),
+                                        padding_side="left", **spec["special_tokens"])
+    model = AutoModelForCausalLMWithValueHead.from_pretrained(spec["model_dir"])
+    config = PPOConfig(batch_size=spec["rollouts"], mini_batch_size=spec["mini_batch_size"], ppo_epochs=spec["ppo_epochs"],
+                       learning_rate=spec["learning_rate"], init_kl_coef=0.05, adap_kl_ctrl=True, target=6,
+                       horizon=10000, gamma=1.0, lam=0.95, cliprange=0.2, cliprange_value=0.2, vf_coef=0.5,
+                       max_grad_norm=1.0, seed=spec["seed"], log_with=None)
+    trainer = PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer)  # ref: a full frozen copy
+    queries = [torch.tensor(tokenizer(q, add_special_tokens=False).input_ids) for q in spec["queries"]]
+    generation = dict(max_new_tokens=spec["new_tokens"], do_sample=True, top_k=0, top_p=1.0,
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    iterations = []
+    for _ in range(spec["iterations"]):
+        start = time.perf_counter()
+        responses = trainer.generate(queries, batch_size=spec["chunk_size"], return_prompt=False, **generation)
+        t_generate = time.perf_counter() - start
+        start = time.perf_counter()
+        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+        rewards = [torch.tensor(r) for r in comma_reward(texts)]
+        t_score = time.perf_counter() - start
+        start = time.perf_counter()
+        stats = trainer.step(queries, responses, rewards)
+        t_step = time.perf_counter() - start
+        forward = float(stats["time/ppo/forward_pass"])
+        update = float(stats["time/ppo/optimize_step"])
+        iterations.append({"generate": t_generate, "score": t_score, "forward_ref_value": forward,
+                           "update": update, "other": t_step - forward - update,
+                           "total": t_generate + t_score + t_step,
+                           "response_length": statistics.mean(len(r) for r in responses)})
+    return {"iterations": iterations, "versions": _versions()}
+
+
+def _versions() -> dict:
+    import transformers
+    import trl
+
+    return {"trl": trl.__version__, "transformers": transformers.__version__}
+
+
+def run_trl(target: Path, spec: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(target), "TOKENIZERS_PARALLELISM": "false"}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    out = subprocess.run([sys.executable, str(HERE), "--_trl_worker", handle.name], env=env, capture_output=True,
+                         text=True, check=False, cwd=str(HERE.parent))
+    os.unlink(handle.name)
+    if out.returncode != 0:
+        raise RuntimeError(f"trl 0.11 worker failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------- project side
+def build_model_dir(directory: Path, hidden_size: int, n_layer: int, vocab_size: int):
+    """Save a random BLOOM + project tokenizer to ``directory``; return (raw prompts, queries, special tokens)."""
+    import torch
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE, build_prompt
+    from easynlp_bp.default.pairs import make_pairs
+    from easynlp_bp.default.tokenizer import train_bpe_tokenizer
+
+    pairs = make_pairs(800, seed=0)
+    tokenizer = train_bpe_tokenizer([INSTRUCTION_TEMPLATE] + [f"{p['raw_prompt']}\n{p['prompt']}" for p in pairs],
+                                    vocab_size=vocab_size)
+    config = BloomConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, n_layer=n_layer, n_head=8,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    torch.manual_seed(0)
+    BloomForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    raw = [p["raw_prompt"] for p in pairs]
+    special = {name: getattr(tokenizer, name) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
+    return raw, [build_prompt(r) for r in raw], special
+
+
+def make_project_trainer(model_dir: Path, args, num_layers_unfrozen: int):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
+    from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    policy = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = PPOConfig(num_rollouts=args.rollouts, chunk_size=args.chunk_size, mini_batch_size=args.mini_batch_size,
+                       forward_batch_size=args.chunk_size, ppo_epochs=args.ppo_epochs, max_new_tokens=args.new_tokens,
+                       learning_rate=args.learning_rate, num_layers_unfrozen=num_layers_unfrozen, top_k=0, top_p=1.0,
+                       seed=args.seed)
+    reward_fn = lambda raw, prompts, refs: __import__("torch").tensor(comma_reward(prompts))  # noqa: E731
+    return PPOTrainer(policy, None, reward_fn, tokenizer, config)
+
+
+def run_project(model_dir: Path, raw_prompts: list[str], args, num_layers_unfrozen: int) -> dict:
+    trainer = make_project_trainer(model_dir, args, num_layers_unfrozen)
+    rows = [{"raw_prompt": r} for r in raw_prompts[: args.rollouts]]
+    iterations = []
+    for _ in range(args.iterations):
+        stats = trainer.step(rows)
+        times = {phase: stats[f"time/{phase}"] for phase in PHASES}
+        iterations.append({**times, "total": sum(times.values()),
+                           "response_length": stats["rollout/response_length"]})
+    return {"iterations": iterations, "memory_bytes": trainer_memory_bytes(trainer)}
+
+
+def trainer_memory_bytes(trainer) -> dict:
+    """Bytes of distinct tensors the trainer holds: weights (policy + reference), gradients, optimizer state."""
+    seen: set[int] = set()
+
+    def total(tensors) -> int:
+        size = 0
+        for t in tensors:
+            if t is None or not hasattr(t, "untyped_storage"):
+                continue
+            key = t.untyped_storage().data_ptr()
+            if key not in seen:
+                seen.add(key)
+                size += t.untyped_storage().nbytes()
+        return size
+
+    modules = [trainer.unwrapped, trainer.reference]
+    weights = total(t for m in modules for t in list(m.parameters()) + list(m.buffers()))
+    # gradients live during each update only (zero_grad(set_to_none=True)): at their peak one per trainable weight
+    grads = sum(p.numel() * p.element_size() for p in trainer.trainable_params)
+    optimizer = total(v for state in trainer.optimizer.state.values() for v in state.values())
+    return {"weights": weights, "gradients": grads, "optimizer": optimizer, "total": weights + grads + optimizer}
+
+
+def summarize(runs: list[dict]) -> dict:
+    timed = [it for run in runs for it in run["iterations"][1:]] or [it for run in runs for it in run["iterations"]]
+    return {key: statistics.median(it[key] for it in timed) for key in timed[0]}
+
+
+def run_benchmark(args) -> dict:
+    import torch
+
+    target = Path(args.trl_target)
+    if not args.skip_trl:
+        install_trl(target)
+    work = Path(tempfile.mkdtemp(prefix="bench_ppo_"))
+    raw, queries, special = build_model_dir(work / "model", args.hidden_size, args.n_layer, args.vocab_size)
+    spec = {"model_dir": str(work / "model"), "queries": queries[: args.rollouts], "rollouts": args.rollouts,
+            "chunk_size": args.chunk_size, "mini_batch_size": args.mini_batch_size, "ppo_epochs": args.ppo_epochs,
+            "new_tokens": args.new_tokens, "learning_rate": args.learning_rate, "iterations": args.iterations,
+            "seed": args.seed, "special_tokens": special}
+    runs = {"project": [], "trl_0_11": []}
+    load = []
+    for rep in range(args.repeats):
+        order = ["project", "trl_0_11"] if rep % 2 == 0 else ["trl_0_11", "project"]
+        for name in order:
+            if name == "trl_0_11" and args.skip_trl:
+                continue
+            load.append(os.getloadavg()[0])
+            torch.manual_seed(args.seed + rep)
+            result = (run_project(work / "model", raw, args, -1) if name == "project" else run_trl(target, spec))
+            runs[name].append(result)
+            print(f"[rep {rep}] {name}: {[round(i['total'], 2) for i in result['iterations']]} s", file=sys.stderr, flush=True)
+    third = max(1, args.n_layer // 3)
+    shared = run_project(work / "model", raw, argparse.Namespace(**{**vars(args), "iterations": 1}), third)
+    full_memory = runs["project"][0]["memory_bytes"]
+    result = {
+        "model": {"hidden_size": args.hidden_size, "n_layer": args.n_layer, "vocab_size": args.vocab_size},
+        "rollouts": args.rollouts, "new_tokens": args.new_tokens, "mini_batch_size": args.mini_batch_size,
+        "ppo_epochs": args.ppo_epochs, "repeats": args.repeats, "iterations_per_repeat": args.iterations,
+        "threads": torch.get_num_threads(), "load_avg_1min_during": statistics.median(load),
+        "runs": runs, "median_iteration_seconds": {n: summarize(r) for n, r in runs.items() if r},
+        "memory": {"full_reference_copy": full_memory, f"num_layers_unfrozen_{third}": shared["memory_bytes"],
+                   "ratio": shared["memory_bytes"]["total"] / full_memory["total"]},
+    }
+    if runs["trl_0_11"]:
+        result["trl_versions"] = runs["trl_0_11"][0]["versions"]
+        result["trl_over_project_time"] = (result["median_iteration_seconds"]["trl_0_11"]["total"]
+                                           / result["median_iteration_seconds"]["project"]["total"])
+    return result
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--_trl_worker"]:  # inside the subprocess: trl 0.11 is first on sys.path
+        print(json.dumps(trl_worker(json.loads(Path(argv[1]).read_text()))))
+        return 0
+    sys.path.insert(0, str(HERE.parents[1]))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hidden_size", type=int, default=256)
+    parser.add_argument("--n_layer", type=int, default=6)
+    parser.add_argument("--vocab_size", type=int, default=2048)
+    parser.add_argument("--rollouts", type=int, default=64)
+    parser.add_argument("--chunk_size", type=int, default=16)
+    parser.add_argument("--mini_batch_size", type=int, default=16)
+    parser.add_argument("--ppo_epochs", type=int, default=4)
+    parser.add_argument("--new_tokens", type=int, default=64)
+    parser.add_argument("--learning_rate", type=float, default=1e-5)
+    parser.add_argument("--iterations", type=int, default=3, help="PPO iterations per repetition (first: warm-up).")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trl_target", default=str(Path(tempfile.gettempdir()) / "easynlp_bp_trl011"),
+                        help="Directory trl 0.11 is pip-installed into (kept between runs).")
+    parser.add_argument("--skip_trl", action="store_true", help="Only the project's trainer (no install).")
+    parser.add_argument("--output", help="Also write the result JSON here.")
+    args = parser.parse_args(argv)
+    result = run_benchmark(args)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
