@@ -92,13 +92,12 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
     from easynlp_bp.appzoo.beautiful_prompt.data import IGNORE_INDEX, collate_left_padded
 
     pad = tokenizer.pad_token_id
-    counted = {"target_tokens": 0, "padded_tokens": 0}
+    per_batch = []  # (target tokens, padded tokens); the dataloader may prefetch one batch more than it trains on
 
     def collate(examples):
         batch = (collate_to_max_length(examples, pad, args.sequence_length) if variant == "reference"
                  else collate_left_padded(examples, pad))
-        counted["target_tokens"] += int((batch["labels"] != IGNORE_INDEX).sum())
-        counted["padded_tokens"] += batch["input_ids"].numel()
+        per_batch.append((int((batch["labels"] != IGNORE_INDEX).sum()), batch["input_ids"].numel()))
         return batch
 
     model = build_model(tokenizer, args.hidden_size, args.n_layer, seed=0)  # same initialisation everywhere
@@ -115,6 +114,8 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
+    trained = per_batch[: args.steps]
+    counted = {"target_tokens": sum(t for t, _ in trained), "padded_tokens": sum(p for _, p in trained)}
     return {"seconds": seconds, **counted, "target_tokens_per_s": counted["target_tokens"] / seconds,
             "held_out_loss": held_out_loss(model, dev_set, pad)}
 

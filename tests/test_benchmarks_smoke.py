@@ -1,0 +1,78 @@
+"""Each benchmark script still runs end to end on tiny sizes (the figures themselves live in docs/benchmarks.md).
+
+serving_load.py has its own smoke test (test_serving_load.py); bench_ppo runs without the trl 0.11 install here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_predict_tiny():
+    result = load("bench_predict").run_benchmark("tiny", n_prompts=4, new_tokens=3, repeats=2, returns=2, batch_size=2)
+    assert set(result["median_seconds"]) == {"naive", "batched_generate", "predictor"}
+    assert all(len(v) == 2 for v in result["seconds"].values())
+    assert result["speedup_vs_naive"]["naive"] == 1.0 and result["speedup_vs_naive"]["predictor"] > 0
+    assert result["machine"]["read_gb_per_s"] > 0 and result["roofline_tokens_per_s"] > 0
+    assert set(result["decode_tokens_per_s"]) == {"fast_sampler", "hf_generate"}
+
+
+def test_bench_sft_tiny(tmp_path, synthetic_pairs):
+    data = tmp_path / "podvodka"
+    data.mkdir()
+    with open(data / "podvodka_pairs.jsonl", "w", encoding="utf-8") as handle:
+        for pair in synthetic_pairs[:80]:
+            handle.write(json.dumps({"simple": pair["raw_prompt"], "detailed": pair["prompt"]}) + "\n")
+    out = tmp_path / "sft.json"
+    code = load("bench_sft").main([f"--data={data}", "--pairs=64", "--dev_pairs=8", "--steps=2", "--batch_size=4",
+                                   "--hidden_size=32", "--n_layer=1", "--vocab_size=400", "--repeats=1",
+                                   "--sequence_length=256", f"--output={out}"])
+    result = json.loads(out.read_text())
+    assert code == 0 and set(result["speedup_vs_reference"]) == {"reference", "dynamic", "grouped"}
+    runs = result["runs"]
+    # padding to max length and to the batch's longest train on the same targets: identical loss
+    assert runs["reference"][0]["held_out_loss"] == pytest.approx(runs["dynamic"][0]["held_out_loss"], rel=1e-5)
+    assert runs["reference"][0]["padded_tokens"] == 2 * 4 * 256 > runs["dynamic"][0]["padded_tokens"]
+
+
+def test_bench_sft_names_a_missing_data_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="podvodka_pairs.jsonl not found"):
+        load("bench_sft").main([f"--data={tmp_path}", "--steps=1"])
+
+
+def test_bench_ppo_tiny_without_trl(tmp_path):
+    out = tmp_path / "ppo.json"
+    code = load("bench_ppo").main(["--skip_trl", "--hidden_size=32", "--n_layer=3", "--vocab_size=400",
+                                   "--rollouts=4", "--chunk_size=2", "--mini_batch_size=2", "--ppo_epochs=1",
+                                   "--new_tokens=4", "--iterations=2", "--repeats=1", f"--output={out}"])
+    result = json.loads(out.read_text())
+    assert code == 0 and "trl_0_11" not in result["median_iteration_seconds"]
+    phases = result["median_iteration_seconds"]["project"]
+    assert {"generate", "score", "forward_ref_value", "update", "total"} <= set(phases)
+    memory = result["memory"]
+    assert memory["full_reference_copy"]["gradients"] > memory["num_layers_unfrozen_1"]["gradients"] > 0
+    assert 0 < memory["ratio"] < 1
+
+
+def test_bench_gpu_tiny_on_cpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    code = load("bench_gpu").main(["--shape=tiny", "--device=cpu", "--sft_steps=2", "--sft_batch_size=4",
+                                   "--gen_batch_size=2", "--gen_new_tokens=3", "--ppo_iterations=1",
+                                   "--ppo_rollouts=4", "--ppo_prompt_tokens=30", "--ppo_new_tokens=4",
+                                   "--ppo_mini_batch_size=2", f"--output={out}"])
+    result = json.loads(out.read_text())
+    assert code == 0 and result["sft"]["target_tokens_per_s"] > 0
+    assert result["generate"]["fast_sampler_tokens_per_s"] > 0 and result["ppo"]["samples_per_s"] > 0
+    assert set(result["ppo"]["median_phase_seconds"]) == {"generate", "score", "forward_ref_value", "update"}
