@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -24,6 +23,7 @@ from easynlp_bp.appzoo.beautiful_prompt.data import (
 from easynlp_bp.appzoo.beautiful_prompt.evaluator import text_statistics
 from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
 from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.training_arguments import build_training_arguments
 from easynlp_bp.serving.config import ServeFields
 
 logger = logging.getLogger(__name__)
@@ -130,8 +130,7 @@ class BeautifulPromptApp(App):
         return values
 
     def train(self) -> dict:
-        import torch
-        from transformers import Trainer, TrainingArguments
+        from transformers import Trainer
 
         from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
         from easynlp_bp.modelzoo import resolve_model_source
@@ -166,34 +165,11 @@ class BeautifulPromptApp(App):
             rows, bp.tokenizer, hp["sequence_length"], self.first_sequence, self.second_sequence
         )
         train_set, dev_set = make(kept_rows), (make(dev_rows) if dev_rows else None)
-        use_bf16 = self.params.bf16 == "true" or (self.params.bf16 == "auto" and torch.cuda.is_available())
-        training_args = TrainingArguments(
-            output_dir=self.checkpoint_dir,
-            learning_rate=hp["learning_rate"],
-            num_train_epochs=hp["epoch_num"],
-            per_device_train_batch_size=hp["micro_batch_size"],
-            per_device_eval_batch_size=hp["micro_batch_size"],
-            gradient_accumulation_steps=hp["gradient_accumulation_steps"],
-            weight_decay=hp["weight_decay"],
-            max_grad_norm=hp["max_grad_norm"],
-            warmup_steps=hp["warmup_proportion"],
-            adam_beta1=0.9,
-            adam_beta2=0.95,
-            lr_scheduler_type="cosine",
-            logging_steps=hp["logging_steps"],
-            save_steps=hp["save_checkpoint_steps"],
-            save_total_limit=2,
-            eval_strategy="epoch" if dev_set is not None else "no",
-            bf16=use_bf16,
-            use_cpu=not torch.cuda.is_available(),  # also makes a torchrun CPU launch a gloo DDP run
-            ddp_find_unused_parameters=False,
-            seed=self.args.random_seed,
-            report_to=["tensorboard"],
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
+        training_args = build_training_arguments(
+            self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None,
+            adam_beta1=0.9, adam_beta2=0.95,  # the reference's AdamW betas
             # each epoch still sees every pair once; only which pairs share a batch changes
             train_sampling_strategy="group_by_length" if self.params.group_by_length else "random",
-            dataloader_pin_memory=torch.cuda.is_available(),
         )
         trainer = Trainer(
             model=bp.model,

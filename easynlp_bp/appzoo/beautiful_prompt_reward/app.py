@@ -24,6 +24,7 @@ from easynlp_bp.appzoo.beautiful_prompt_reward.formats import (
 )
 from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.io.readers import float_field_validator
+from easynlp_bp.training_arguments import build_training_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class BeautifulPromptRewardApp(App):
     # ----------------------------------------------------------------- train
     def train(self) -> dict:
         import torch
-        from transformers import Trainer, TrainingArguments
+        from transformers import Trainer
 
         from easynlp_bp.appzoo.beautiful_prompt_reward.data import RewardDataset, collate_reward_batch
         from easynlp_bp.appzoo.beautiful_prompt_reward.model import RewardModel
@@ -197,30 +198,8 @@ class BeautifulPromptRewardApp(App):
             rm.config.label_mean, rm.config.label_std = float(labels.mean()), std
         make = lambda rows: RewardDataset(rm, rows, label, self.raw_field, self.prompt_field)  # noqa: E731
         train_set, dev_set = make(train_rows), (make(dev_rows) if dev_rows else None)
-        use_bf16 = self.params.bf16 == "true" or (self.params.bf16 == "auto" and torch.cuda.is_available())
-        training_args = TrainingArguments(
-            output_dir=self.checkpoint_dir,
-            learning_rate=hp["learning_rate"],
-            num_train_epochs=hp["epoch_num"],
-            per_device_train_batch_size=hp["micro_batch_size"],
-            per_device_eval_batch_size=hp["micro_batch_size"],
-            gradient_accumulation_steps=hp["gradient_accumulation_steps"],
-            weight_decay=hp["weight_decay"],
-            max_grad_norm=hp["max_grad_norm"],
-            warmup_steps=hp["warmup_proportion"],
-            lr_scheduler_type="cosine",
-            logging_steps=hp["logging_steps"],
-            save_steps=hp["save_checkpoint_steps"],
-            save_total_limit=2,
-            eval_strategy="epoch" if dev_set is not None else "no",
-            bf16=use_bf16,
-            use_cpu=not torch.cuda.is_available(),  # also makes a torchrun CPU launch a gloo DDP run
-            ddp_find_unused_parameters=False,
-            seed=self.args.random_seed,
-            report_to=["tensorboard"],
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            dataloader_pin_memory=torch.cuda.is_available(),
+        training_args = build_training_arguments(
+            self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None
         )
         trainer = Trainer(
             model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
