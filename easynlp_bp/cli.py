@@ -115,6 +115,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         sys.stderr.write(f"easynlp: error: {message}\n")
         return 2
+    except OSError as err:  # transformers raises OSError when a model cannot be found or fetched
+        sys.stderr.write(
+            f"easynlp: error: {err}\nIf this names a hub id: this machine may have no hub access; "
+            "download the model elsewhere and pass its local directory instead.\n"
+        )
+        return 2
     _show(result)
     return 0
 

@@ -61,7 +61,9 @@ def resolve_model_source(name: Optional[str]) -> ModelSource:
         ):
             return ModelSource(name, "config", str(path))
         return ModelSource(name, "local", str(path))
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+    # "outputs/sft" with an existing "outputs/" is a mistyped local path, not a hub id.
+    first_part = Path(name.split("/", 1)[0]).expanduser()
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or ("/" in name and first_part.is_dir()):
         raise FileNotFoundError(
             f"pretrain_model_name_or_path={name!r} is not a directory. Give an existing model directory, "
             f"a modelzoo name ({', '.join(sorted(index))}) or a HF hub id such as bigscience/bloom-1b1."

@@ -15,3 +15,20 @@ def test_modelzoo_name_hub_id_and_local_dir(tiny_model_dir):
 def test_missing_local_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a directory.*modelzoo name"):
         resolve_model_source(str(tmp_path / "nope"))
+
+
+def test_mistyped_relative_path_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    (tmp_path / "outputs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="'outputs/sftt' is not a directory"):
+        resolve_model_source("outputs/sftt")
+
+
+def test_unreachable_hub_model_is_a_clear_cli_error(tmp_path, monkeypatch, capsys):
+    from easynlp_bp.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    code = main(["--app_name=beautiful_prompt", "--mode=predict", "--checkpoint_dir=nobody/no-such-model"])
+    assert code == 2
+    assert "no hub access" in capsys.readouterr().err
