@@ -139,7 +139,8 @@ def machine_roofline(size_mb: int = 512) -> dict:
     return {"read_gb_per_s": x.numel() * 4 / min(times) / 1e9, "matmul_gflop_per_s": 2 * 1024**3 / min(mm) / 1e9}
 
 
-def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, steps: int = 6) -> dict:
+def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, steps: int = 6,
+                   decoders: Sequence[str] = ("fast_sampler", "hf_generate")) -> dict:
     """Decode tokens/s (prefill excluded) at ``batch_size * returns`` sequences: fast sampler and HF generate."""
     from easynlp_bp.appzoo.beautiful_prompt import sampling
     from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
@@ -155,7 +156,8 @@ def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, ste
                                                 eos_token_id=tokenizer.eos_token_id, **SAMPLING),
     }
     tokens_per_s = {}
-    for name, run in runners.items():  # (1 + steps) new tokens minus 1 new token: the decode steps only
+    for name in decoders:  # (1 + steps) new tokens minus 1 new token: the decode steps only
+        run = runners[name]
         timings = {}
         for n in (1, 1 + steps):
             start = time.perf_counter()
@@ -219,6 +221,22 @@ def run_benchmark(model_shape: str, n_prompts: int, new_tokens: int, repeats: in
     return result
 
 
+def run_decode_only(model_shape: str, batch_size: int, returns: int, decoders: Sequence[str]) -> dict:
+    """Only the roofline and decode tokens/s (no prompt loop): the cheap part of :func:`run_benchmark`."""
+    model, tokenizer, pool = build_model(model_shape)
+    weights_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    roof = machine_roofline()
+    rows = batch_size * returns
+    with torch.no_grad():
+        decode_tps = measure_decode(model, tokenizer, pool, batch_size, returns, decoders=decoders)
+    roofline_tps = rows / max(weights_bytes / (roof["read_gb_per_s"] * 1e9),
+                              2 * model.num_parameters() * rows / (roof["matmul_gflop_per_s"] * 1e9))
+    return {"model": model_shape, "weights_bytes": weights_bytes, "machine": roof, "decode_rows": rows,
+            "load_avg_1min": os.getloadavg()[0], "decode_tokens_per_s": decode_tps,
+            "roofline_tokens_per_s": roofline_tps,
+            "roofline_fraction": {k: v / roofline_tps for k, v in decode_tps.items()}}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=sorted(MODEL_SHAPES), default="tiny")
@@ -227,8 +245,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--variants", default="naive,batched_generate,predictor")
+    parser.add_argument("--decode_only", default="", help="Only measure decode tok/s of these decoders "
+                        "(fast_sampler,hf_generate) against the roofline, skipping the prompt loop.")
     parser.add_argument("--output", help="Also write the result JSON here.")
     args = parser.parse_args(argv)
+    if args.decode_only:
+        result = run_decode_only(args.model, args.batch_size, 5, [d for d in args.decode_only.split(",") if d])
+        print(json.dumps(result, indent=2))
+        return 0
     result = run_benchmark(args.model, args.prompts, args.new_tokens, args.repeats, batch_size=args.batch_size,
                            variants=[v for v in args.variants.split(",") if v])
     text = json.dumps(result, indent=2)
