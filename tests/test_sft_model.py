@@ -17,7 +17,7 @@ def test_a_few_sft_steps_lower_the_loss(tiny_tokenizer, synthetic_pairs):
     batch = collate_left_padded([dataset[i] for i in range(len(dataset))], tiny_tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     before = _loss(model, batch).item()
-    for _ in range(12):
+    for _ in range(20):
         optimizer.zero_grad()
         _loss(model, batch).backward()
         optimizer.step()
