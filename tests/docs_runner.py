@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from mkdocs_hooks import CodeBlock, all_blocks, extract_blocks  # noqa: E402
 
-BLOCK_TIMEOUT_S = 300
+BLOCK_TIMEOUT_S = 900  # the slow pages train models; CI machines may be loaded
 SERVER_START_TIMEOUT_S = 120
 
 
