@@ -111,6 +111,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if (args.worker_gpu or 1) * args.worker_count > 1 and "LOCAL_RANK" not in os.environ:
             return _launch_distributed(args, argv)
         result = app_cls(args).run()
+        if "LOCAL_RANK" in os.environ:
+            from easynlp_bp.distributed import finish_distributed
+
+            finish_distributed()
     except (ValueError, KeyError, FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         sys.stderr.write(f"easynlp: error: {message}\n")

@@ -59,3 +59,16 @@ def launch_distributed(args: EasyNLPArgs, argv: Sequence[str]) -> int:
     logger.info("Launching %d process(es) per machine on %d machine(s): %s",
                 args.worker_gpu or 1, args.worker_count, " ".join(command))
     return subprocess.call(command, env={**os.environ, LAUNCHED_ENV: "1"})
+
+
+def finish_distributed() -> None:
+    """Wait for every process, then tear the process group down.
+
+    Without it a gloo worker that finishes first can abort at exit ("terminate called without an active
+    exception") while rank 0 is still saving, which fails the whole launch.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
