@@ -8,7 +8,15 @@ project's trl 1.16 stays untouched). Repetitions alternate between the two; the 
 repetition is a warm-up and not counted. Memory: bytes of distinct tensors (weights, reference, gradients,
 AdamW state) held after one iteration with ``num_layers_unfrozen = n_layer / 3`` against ``-1`` (full copy).
 
+The critic-free trainers of today's trl (1.16, the project's own environment) run in-process on the same model
+and reward with the same number of sampled responses per iteration: ``rollouts / num_generations`` prompts ×
+``num_generations`` completions, minibatch ``mini_batch_size``, ``ppo_epochs`` passes over them
+(trl's ``steps_per_generation`` and ``num_iterations``), a KL anchor to a full reference copy (beta 0.04).
+trl reports no phase split, so for them the iteration time is the wall time of the optimizer steps that
+belong to one generation round.
+
     .venv/bin/python benchmarks/bench_ppo.py --repeats 3 --iterations 3 --output ppo.json
+    .venv/bin/python benchmarks/bench_ppo.py --variants project,grpo,rloo   # without the trl 0.11 install
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ TRL_PACKAGES = [  # trl 0.11 and what it needs that differs from the project's e
     "datasets==3.1.0", "tyro==0.8.14", "docstring-parser", "shtab", "typeguard",
 ]
 PHASES = ("generate", "score", "forward_ref_value", "update")
+VARIANTS = ("project", "trl_0_11", "grpo", "rloo")
 
 
 def comma_reward(texts: Sequence[str]) -> list[float]:
@@ -105,6 +114,57 @@ def run_trl(target: Path, spec: dict) -> dict:
     if out.returncode != 0:
         raise RuntimeError(f"trl 0.11 worker failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------- trl 1.16 side
+def run_trl_group(model_dir: Path, queries: list[str], args, algorithm: str) -> dict:
+    """trl 1.16 GRPO or RLOO for ``iterations`` generation rounds of ``rollouts`` completions; seconds per round."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer, RLOOConfig, RLOOTrainer
+
+    config_class, trainer_class = {"grpo": (GRPOConfig, GRPOTrainer), "rloo": (RLOOConfig, RLOOTrainer)}[algorithm]
+    rounds_of_steps = args.rollouts // args.mini_batch_size
+    steps_per_iteration = rounds_of_steps * args.ppo_epochs
+    stamps: list[float] = []
+
+    class StepClock(TrainerCallback):
+        def on_train_begin(self, *unused, **kwargs):
+            stamps.append(time.perf_counter())
+
+        def on_step_end(self, *unused, **kwargs):
+            stamps.append(time.perf_counter())
+
+    def comma_reward_func(completions, **kwargs):
+        return comma_reward(completions)
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    prompts = args.rollouts // args.num_generations * args.iterations
+    dataset = Dataset.from_dict({"prompt": (queries * (prompts // len(queries) + 1))[:prompts]})
+    with tempfile.TemporaryDirectory() as output_dir:
+        config = config_class(
+            output_dir=output_dir, per_device_train_batch_size=args.mini_batch_size,
+            steps_per_generation=rounds_of_steps, num_iterations=args.ppo_epochs, num_generations=args.num_generations,
+            max_completion_length=args.new_tokens, temperature=1.0, top_k=0, top_p=1.0, beta=0.04,
+            learning_rate=args.learning_rate, lr_scheduler_type="constant", max_grad_norm=1.0,
+            max_steps=steps_per_iteration * args.iterations, logging_steps=steps_per_iteration, save_strategy="no",
+            report_to=[], use_cpu=True, seed=args.seed, disable_dropout=True, dataloader_num_workers=0)
+        trainer = trainer_class(model=AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=comma_reward_func,
+                                args=config, train_dataset=dataset, processing_class=tokenizer,
+                                callbacks=[StepClock()])
+        try:
+            trainer.train()
+        finally:  # trl's accelerate state is process-wide; later trainers in this process must not inherit it
+            from accelerate.state import AcceleratorState
+
+            AcceleratorState._reset_state(reset_partial_state=True)
+    lengths = [e["completions/mean_length"] for e in trainer.state.log_history if "completions/mean_length" in e]
+    iterations = []
+    for i in range(args.iterations):
+        seconds = stamps[(i + 1) * steps_per_iteration] - stamps[i * steps_per_iteration]
+        iterations.append({"total": seconds, "response_length": lengths[i] if i < len(lengths) else float("nan")})
+    return {"iterations": iterations}
 
 
 # ---------------------------------------------------------------------------------------------- project side
@@ -191,8 +251,15 @@ def summarize(runs: list[dict]) -> dict:
 def run_benchmark(args) -> dict:
     import torch
 
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or "project" not in variants:
+        raise ValueError(f"--variants={args.variants!r}: choose from {', '.join(VARIANTS)}, project included "
+                         "(the memory comparison and the ratios are against it).")
+    if args.rollouts % args.mini_batch_size or args.rollouts % args.num_generations:
+        raise ValueError(f"--rollouts={args.rollouts} must be a multiple of --mini_batch_size and --num_generations.")
     target = Path(args.trl_target)
-    if not args.skip_trl:
+    if "trl_0_11" in variants:
         install_trl(target)
     work = Path(tempfile.mkdtemp(prefix="bench_ppo_"))
     raw, queries, special = build_model_dir(work / "model", args.hidden_size, args.n_layer, args.vocab_size)
@@ -200,16 +267,17 @@ def run_benchmark(args) -> dict:
             "chunk_size": args.chunk_size, "mini_batch_size": args.mini_batch_size, "ppo_epochs": args.ppo_epochs,
             "new_tokens": args.new_tokens, "learning_rate": args.learning_rate, "iterations": args.iterations,
             "seed": args.seed, "special_tokens": special}
-    runs = {"project": [], "trl_0_11": []}
+    runners = {"project": lambda: run_project(work / "model", raw, args, -1),
+               "trl_0_11": lambda: run_trl(target, spec),
+               "grpo": lambda: run_trl_group(work / "model", queries, args, "grpo"),
+               "rloo": lambda: run_trl_group(work / "model", queries, args, "rloo")}
+    runs = {name: [] for name in variants}
     load = []
     for rep in range(args.repeats):
-        order = ["project", "trl_0_11"] if rep % 2 == 0 else ["trl_0_11", "project"]
-        for name in order:
-            if name == "trl_0_11" and args.skip_trl:
-                continue
+        for name in variants[rep % len(variants):] + variants[:rep % len(variants)]:  # rotate the order
             load.append(os.getloadavg()[0])
             torch.manual_seed(args.seed + rep)
-            result = (run_project(work / "model", raw, args, -1) if name == "project" else run_trl(target, spec))
+            result = runners[name]()
             runs[name].append(result)
             print(f"[rep {rep}] {name}: {[round(i['total'], 2) for i in result['iterations']]} s", file=sys.stderr, flush=True)
     third = max(1, args.n_layer // 3)
@@ -224,10 +292,10 @@ def run_benchmark(args) -> dict:
         "memory": {"full_reference_copy": full_memory, f"num_layers_unfrozen_{third}": shared["memory_bytes"],
                    "ratio": shared["memory_bytes"]["total"] / full_memory["total"]},
     }
-    if runs["trl_0_11"]:
+    if "trl_0_11" in runs:
         result["trl_versions"] = runs["trl_0_11"][0]["versions"]
-        result["trl_over_project_time"] = (result["median_iteration_seconds"]["trl_0_11"]["total"]
-                                           / result["median_iteration_seconds"]["project"]["total"])
+    medians = result["median_iteration_seconds"]
+    result["time_over_project"] = {name: medians[name]["total"] / medians["project"]["total"] for name in medians}
     return result
 
 
@@ -253,7 +321,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trl_target", default=str(Path(tempfile.gettempdir()) / "easynlp_bp_trl011"),
                         help="Directory trl 0.11 is pip-installed into (kept between runs).")
-    parser.add_argument("--skip_trl", action="store_true", help="Only the project's trainer (no install).")
+    parser.add_argument("--num_generations", type=int, default=4, help="Completions per prompt for grpo/rloo.")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="Trainers to time, comma-separated; trl_0_11 needs the install into --trl_target.")
     parser.add_argument("--output", help="Also write the result JSON here.")
     args = parser.parse_args(argv)
     result = run_benchmark(args)

@@ -4,7 +4,10 @@ Three variants on the same prompts, same sampling settings (top_k 50, top_p 0.95
 5 return sequences) and the same number of new tokens (forced: ``min_new_tokens = max_new_tokens``):
 ``naive`` (the seed snippet in a loop), ``batched_generate`` (the Predictor before the fast sampler: left-padded
 batches through HF ``generate``) and ``predictor``. Repetitions are interleaved (the machine is shared) and
-the median is reported, with the peak RSS growth of each call and decode tokens/s against the memory roofline.
+the median is reported, with decode tokens/s against the memory roofline. Peak memory is measured in a fresh
+process per variant (``--_memory_probe``): in the timing process the allocator keeps what earlier variants
+freed, so a later variant's growth would read as zero. ``tiny`` is the embedded default's shape
+(``modelzoo/tiny-bloom-bp``); ``bloom-560m`` is bigscience/bloom-560m's shape with its 250,880-token vocabulary.
 
     .venv/bin/python benchmarks/bench_predict.py --model bloom-560m --prompts 64 --new_tokens 8 --repeats 3
 """
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -22,12 +26,16 @@ from typing import Optional, Sequence
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SAMPLING = {"do_sample": True, "temperature": 1.0, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.2}
-MODEL_SHAPES = {  # BloomConfig kwargs; bloom-560m is bigscience/bloom-560m's shape with the real vocabulary
-    "tiny": {"hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": None},
+_TINY = json.loads((ROOT / "modelzoo" / "tiny-bloom-bp" / "config.json").read_text())
+MODEL_SHAPES = {  # BloomConfig kwargs; vocab_size None: the project tokenizer's size
+    "tiny": {"hidden_size": _TINY["hidden_size"], "n_layer": _TINY["n_layer"], "n_head": _TINY["n_head"],
+             "vocab_size": None},
     "bloom-560m": {"hidden_size": 1024, "n_layer": 24, "n_head": 16, "vocab_size": 250880},
 }
 
@@ -167,35 +175,62 @@ def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, ste
     return tokens_per_s
 
 
-def run_benchmark(model_shape: str, n_prompts: int, new_tokens: int, repeats: int, returns: int = 5,
-                  batch_size: int = 16, variants: Sequence[str] = ("naive", "batched_generate", "predictor")) -> dict:
-    torch.set_num_threads(torch.get_num_threads())
-    model, tokenizer, pool = build_model(model_shape)
+def make_runners(model, tokenizer, pool, n_prompts: int, new_tokens: int, returns: int, batch_size: int) -> dict:
+    """The three variants as zero-argument callables over the same ``n_prompts`` prompts."""
     prompts = (pool * (n_prompts // len(pool) + 1))[:n_prompts]
     predictor = make_predictor(model, tokenizer, new_tokens, returns, batch_size)
     model.generation_config.min_new_tokens = new_tokens  # the same fixed budget for the Predictor
-    runners = {
+    return {
         "naive": lambda: run_naive(model, tokenizer, prompts, new_tokens, returns),
         "batched_generate": lambda: run_batched_generate(model, tokenizer, prompts, new_tokens, returns, batch_size),
         "predictor": lambda: predictor.predict(prompts),
     }
+
+
+def memory_probe(spec: dict) -> dict:
+    """In a fresh process: resident memory with the model loaded, and the peak while ``variant`` runs once."""
+    model, tokenizer, pool = build_model(spec["model"])
+    run = make_runners(model, tokenizer, pool, spec["prompts"], spec["new_tokens"], spec["returns"],
+                       spec["batch_size"])[spec["variant"]]
+    with PeakRSS() as rss, torch.no_grad():
+        run()
+    return {"model_loaded_mb": rss.base / 2**20, "peak_mb": rss.peak / 2**20, "growth_mb": rss.growth / 2**20}
+
+
+def measure_peak_memory(model_shape: str, variant: str, n_prompts: int, new_tokens: int, returns: int,
+                        batch_size: int) -> dict:
+    spec = {"model": model_shape, "variant": variant, "prompts": n_prompts, "new_tokens": new_tokens,
+            "returns": returns, "batch_size": batch_size}
+    out = subprocess.run([sys.executable, str(HERE), "--_memory_probe", json.dumps(spec)], capture_output=True,
+                         text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory probe for {variant} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_benchmark(model_shape: str, n_prompts: int, new_tokens: int, repeats: int, returns: int = 5,
+                  batch_size: int = 16, variants: Sequence[str] = ("naive", "batched_generate", "predictor")) -> dict:
+    torch.set_num_threads(torch.get_num_threads())
+    model, tokenizer, pool = build_model(model_shape)
+    runners = make_runners(model, tokenizer, pool, n_prompts, new_tokens, returns, batch_size)
     with torch.no_grad():
         runners["predictor"]()  # warm-up (allocator, thread pools); not timed
     seconds = {name: [] for name in variants}
-    memory = {name: [] for name in variants}
     load = []
     for rep in range(repeats):
         order = list(variants[rep % len(variants):]) + list(variants[:rep % len(variants)])  # rotate the order
         for name in order:
             load.append(os.getloadavg()[0])
             torch.manual_seed(rep)
-            with PeakRSS() as rss, torch.no_grad():
+            with torch.no_grad():
                 start = time.perf_counter()
                 outputs = runners[name]()
                 seconds[name].append(time.perf_counter() - start)
-            memory[name].append(rss.growth)
             assert len(outputs) == n_prompts and all(len(o) == returns for o in outputs)
             print(f"[rep {rep}] {name}: {seconds[name][-1]:.2f} s", file=sys.stderr, flush=True)
+    # one batch of prompts is enough for memory: the naive loop's calls are independent, the Predictor's batches too
+    memory = {name: measure_peak_memory(model_shape, name, min(n_prompts, batch_size), new_tokens, returns, batch_size)
+              for name in variants}
     weights_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     roof = machine_roofline()
     rows = batch_size * returns
@@ -210,7 +245,7 @@ def run_benchmark(model_shape: str, n_prompts: int, new_tokens: int, repeats: in
         "repeats": repeats, "threads": torch.get_num_threads(), "load_avg_1min_during": statistics.median(load),
         "seconds": seconds, "median_seconds": {k: statistics.median(v) for k, v in seconds.items()},
         "prompts_per_s": {k: n_prompts / statistics.median(v) for k, v in seconds.items()},
-        "peak_rss_growth_mb": {k: statistics.median(v) / 2**20 for k, v in memory.items()},
+        "peak_memory": memory,
         "machine": roof, "decode_rows": rows, "decode_tokens_per_s": decode_tps,
         "roofline_tokens_per_s": roofline_tps,
         "roofline_fraction": {k: v / roofline_tps for k, v in decode_tps.items()},
@@ -248,13 +283,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--decode_only", default="", help="Only measure decode tok/s of these decoders "
                         "(fast_sampler,hf_generate) against the roofline, skipping the prompt loop.")
     parser.add_argument("--output", help="Also write the result JSON here.")
+    parser.add_argument("--_memory_probe", help=argparse.SUPPRESS)  # internal: one variant in a fresh process
     args = parser.parse_args(argv)
+    if args._memory_probe:
+        print(json.dumps(memory_probe(json.loads(args._memory_probe))))
+        return 0
     if args.decode_only:
         result = run_decode_only(args.model, args.batch_size, 5, [d for d in args.decode_only.split(",") if d])
-        print(json.dumps(result, indent=2))
-        return 0
-    result = run_benchmark(args.model, args.prompts, args.new_tokens, args.repeats, batch_size=args.batch_size,
-                           variants=[v for v in args.variants.split(",") if v])
+    else:
+        result = run_benchmark(args.model, args.prompts, args.new_tokens, args.repeats, batch_size=args.batch_size,
+                               variants=[v for v in args.variants.split(",") if v])
     text = json.dumps(result, indent=2)
     print(text)
     if args.output:

@@ -1,6 +1,6 @@
 """Each benchmark script still runs end to end on tiny sizes (the figures themselves live in docs/benchmarks.md).
 
-serving_load.py has its own smoke test (test_serving_load.py); bench_ppo runs without the trl 0.11 install here.
+serving_load.py has its own smoke test (test_serving_load.py); bench_ppo runs its project and trl 1.16 GRPO sides here, without the trl 0.11 install.
 """
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def test_bench_predict_tiny():
     assert result["speedup_vs_naive"]["naive"] == 1.0 and result["speedup_vs_naive"]["predictor"] > 0
     assert result["machine"]["read_gb_per_s"] > 0 and result["roofline_tokens_per_s"] > 0
     assert set(result["decode_tokens_per_s"]) == {"fast_sampler", "hf_generate"}
+    # peak memory comes from a fresh process per variant: the model's weights are resident, the run adds to them
+    for probe in result["peak_memory"].values():
+        assert probe["peak_mb"] >= probe["model_loaded_mb"] > 0 and probe["growth_mb"] >= 0
 
 
 def test_bench_sft_tiny(tmp_path, synthetic_pairs):
@@ -52,15 +55,19 @@ def test_bench_sft_names_a_missing_data_folder(tmp_path):
         load("bench_sft").main([f"--data={tmp_path}", "--steps=1"])
 
 
-def test_bench_ppo_tiny_without_trl(tmp_path):
+def test_bench_ppo_tiny_without_the_trl_0_11_install(tmp_path):
     out = tmp_path / "ppo.json"
-    code = load("bench_ppo").main(["--skip_trl", "--hidden_size=32", "--n_layer=3", "--vocab_size=400",
-                                   "--rollouts=4", "--chunk_size=2", "--mini_batch_size=2", "--ppo_epochs=1",
-                                   "--new_tokens=4", "--iterations=2", "--repeats=1", f"--output={out}"])
+    code = load("bench_ppo").main(["--variants=project,grpo", "--hidden_size=32", "--n_layer=3", "--vocab_size=400",
+                                   "--rollouts=4", "--chunk_size=2", "--mini_batch_size=2", "--num_generations=2",
+                                   "--ppo_epochs=2", "--new_tokens=4", "--iterations=2", "--repeats=1",
+                                   f"--output={out}"])
     result = json.loads(out.read_text())
-    assert code == 0 and "trl_0_11" not in result["median_iteration_seconds"]
+    assert code == 0 and set(result["median_iteration_seconds"]) == {"project", "grpo"}
     phases = result["median_iteration_seconds"]["project"]
     assert {"generate", "score", "forward_ref_value", "update", "total"} <= set(phases)
+    # trl's GRPO ran 2 generation rounds of 2 optimizer steps x 2 epochs; one timed round per iteration
+    assert [it["total"] > 0 for it in result["runs"]["grpo"][0]["iterations"]] == [True, True]
+    assert result["time_over_project"]["project"] == 1.0 and result["time_over_project"]["grpo"] > 0
     memory = result["memory"]
     assert memory["full_reference_copy"]["gradients"] > memory["num_layers_unfrozen_1"]["gradients"] > 0
     assert 0 < memory["ratio"] < 1
@@ -76,3 +83,11 @@ def test_bench_gpu_tiny_on_cpu(tmp_path):
     assert code == 0 and result["sft"]["target_tokens_per_s"] > 0
     assert result["generate"]["fast_sampler_tokens_per_s"] > 0 and result["ppo"]["samples_per_s"] > 0
     assert set(result["ppo"]["median_phase_seconds"]) == {"generate", "score", "forward_ref_value", "update"}
+
+
+def test_bench_ppo_refuses_unknown_variants_and_uneven_rollouts():
+    bench = load("bench_ppo")
+    with pytest.raises(ValueError, match="choose from project, trl_0_11, grpo, rloo"):
+        bench.main(["--variants=project,ppo2"])
+    with pytest.raises(ValueError, match="must be a multiple of --mini_batch_size and --num_generations"):
+        bench.main(["--variants=project", "--rollouts=10", "--mini_batch_size=4"])
