@@ -14,6 +14,7 @@ freed, so a later variant's growth would read as zero. ``tiny`` is the embedded 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -178,8 +179,10 @@ def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, ste
 def make_runners(model, tokenizer, pool, n_prompts: int, new_tokens: int, returns: int, batch_size: int) -> dict:
     """The three variants as zero-argument callables over the same ``n_prompts`` prompts."""
     prompts = (pool * (n_prompts // len(pool) + 1))[:n_prompts]
-    predictor = make_predictor(model, tokenizer, new_tokens, returns, batch_size)
-    model.generation_config.min_new_tokens = new_tokens  # the same fixed budget for the Predictor
+    # The Predictor fuses BLOOM's GeLU in place (easynlp_bp/fused_gelu.py); the loops a user writes run the model
+    # as transformers loads it, so the Predictor gets its own copy of the same weights.
+    predictor = make_predictor(copy.deepcopy(model), tokenizer, new_tokens, returns, batch_size)
+    predictor.model.generation_config.min_new_tokens = new_tokens  # the same fixed budget for the Predictor
     return {
         "naive": lambda: run_naive(model, tokenizer, prompts, new_tokens, returns),
         "batched_generate": lambda: run_batched_generate(model, tokenizer, prompts, new_tokens, returns, batch_size),

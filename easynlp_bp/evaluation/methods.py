@@ -78,11 +78,14 @@ class CausalLMExpander:
     def __init__(self, source: str, max_new_tokens: int, device: str = "auto"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from easynlp_bp.fused_gelu import fuse_bloom_gelu
+
         from easynlp_bp.appzoo.beautiful_prompt.predictor import resolve_device
 
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.model = AutoModelForCausalLM.from_pretrained(source).to(self.device).eval()
+        fuse_bloom_gelu(self.model)  # a no-op for non-BLOOM expanders
         self.max_new_tokens = max_new_tokens
 
     def predict(self, raw_prompts: Sequence[str]) -> list[list[str]]:

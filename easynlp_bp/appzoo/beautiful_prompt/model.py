@@ -14,6 +14,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE
+from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import ModelSource, resolve_model_source
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class BeautifulPromptModel:
     ) -> "BeautifulPromptModel":
         """Load (or, for a config-only source, build at random) the model and its tokenizer.
 
+        BLOOM's GeLU modules are swapped for torch's fused kernel of the same function
+        (:func:`easynlp_bp.fused_gelu.fuse_bloom_gelu`); weights and the saved config are untouched.
+
         Args:
             name_or_path: modelzoo name, local directory or hub id (``None``: the embedded default).
             train_texts: texts to train a BPE tokenizer on, needed when the source is a bare config.
@@ -85,6 +89,7 @@ class BeautifulPromptModel:
         if model.generation_config is not None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
             model.generation_config.eos_token_id = tokenizer.eos_token_id
+        fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/fused_gelu.py
         return cls(model=model, tokenizer=tokenizer, source=source)
 
     def save_pretrained(self, output_dir: str) -> None:

@@ -18,6 +18,7 @@ import torch
 
 from easynlp_bp.appzoo.beautiful_prompt.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
 from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+from easynlp_bp.fused_gelu import fuse_bloom_gelu
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class BeautifulPromptPredictor:
         if model is None:
             loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
             model, tokenizer = loaded.model, loaded.tokenizer
+        fuse_bloom_gelu(model)  # in place, same function (easynlp_bp/fused_gelu.py); weights untouched
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"

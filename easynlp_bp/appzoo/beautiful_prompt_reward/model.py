@@ -22,6 +22,7 @@ from easynlp_bp.appzoo.beautiful_prompt_reward.formats import (
     check_reward_type,
     format_reward_input,
 )
+from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import resolve_model_source
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class RewardModel:
                 "non-pad token, which would skip the real EOS. Give the tokenizer a distinct pad token."
             )
         self.model = model
+        fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/fused_gelu.py
         self.tokenizer = tokenizer
         self.config = config
         # Left truncation keeps the end of long inputs (the prompt's tail and the EOS the score is read at);

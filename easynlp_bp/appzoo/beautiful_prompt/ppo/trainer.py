@@ -26,6 +26,7 @@ from easynlp_bp.appzoo.beautiful_prompt.ppo.running_stats import RunningMoments
 from easynlp_bp.appzoo.beautiful_prompt.ppo.value_head import (
     PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
 )
+from easynlp_bp.fused_gelu import fuse_bloom_gelu
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class PPOTrainer:
         self.reward_fn = reward_fn
         self.accelerator = accelerator or Accelerator()
         set_seed(config.seed + self.accelerator.process_index)  # a different sampling stream per process (S1)
+        fuse_bloom_gelu(policy)  # same function, one kernel (easynlp_bp/fused_gelu.py): ~25% of a BLOOM update
+        if ref_policy is not None:
+            fuse_bloom_gelu(ref_policy)
         if not isinstance(policy, PolicyWithValueHead):
             n_layers = count_decoder_layers(policy)
             if config.num_layers_unfrozen > n_layers:
