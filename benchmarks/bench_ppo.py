@@ -149,7 +149,8 @@ def run_trl_group(model_dir: Path, queries: list[str], args, algorithm: str) -> 
             max_completion_length=args.new_tokens, temperature=1.0, top_k=0, top_p=1.0, beta=0.04,
             learning_rate=args.learning_rate, lr_scheduler_type="constant", max_grad_norm=1.0,
             max_steps=steps_per_iteration * args.iterations, logging_steps=steps_per_iteration, save_strategy="no",
-            report_to=[], use_cpu=True, seed=args.seed, disable_dropout=True, dataloader_num_workers=0)
+            report_to=[], use_cpu=True, seed=args.seed, disable_dropout=True, dataloader_num_workers=0,
+            disable_tqdm=True)
         trainer = trainer_class(model=AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=comma_reward_func,
                                 args=config, train_dataset=dataset, processing_class=tokenizer,
                                 callbacks=[StepClock()])

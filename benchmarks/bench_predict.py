@@ -176,12 +176,16 @@ def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, ste
     return tokens_per_s
 
 
-def make_runners(model, tokenizer, pool, n_prompts: int, new_tokens: int, returns: int, batch_size: int) -> dict:
-    """The three variants as zero-argument callables over the same ``n_prompts`` prompts."""
+def make_runners(model, tokenizer, pool, n_prompts: int, new_tokens: int, returns: int, batch_size: int,
+                 predictor_copy: bool = True) -> dict:
+    """The three variants as zero-argument callables over the same ``n_prompts`` prompts.
+
+    The Predictor fuses BLOOM's GeLU in place (easynlp_bp/fused_gelu.py); the loops a user writes run the model as
+    transformers loads it, so the Predictor gets its own copy of the weights unless ``predictor_copy`` is False.
+    """
     prompts = (pool * (n_prompts // len(pool) + 1))[:n_prompts]
-    # The Predictor fuses BLOOM's GeLU in place (easynlp_bp/fused_gelu.py); the loops a user writes run the model
-    # as transformers loads it, so the Predictor gets its own copy of the same weights.
-    predictor = make_predictor(copy.deepcopy(model), tokenizer, new_tokens, returns, batch_size)
+    predictor = make_predictor(copy.deepcopy(model) if predictor_copy else model, tokenizer, new_tokens, returns,
+                               batch_size)
     predictor.model.generation_config.min_new_tokens = new_tokens  # the same fixed budget for the Predictor
     return {
         "naive": lambda: run_naive(model, tokenizer, prompts, new_tokens, returns),
@@ -194,7 +198,7 @@ def memory_probe(spec: dict) -> dict:
     """In a fresh process: resident memory with the model loaded, and the peak while ``variant`` runs once."""
     model, tokenizer, pool = build_model(spec["model"])
     run = make_runners(model, tokenizer, pool, spec["prompts"], spec["new_tokens"], spec["returns"],
-                       spec["batch_size"])[spec["variant"]]
+                       spec["batch_size"], predictor_copy=False)[spec["variant"]]  # one model resident
     with PeakRSS() as rss, torch.no_grad():
         run()
     return {"model_loaded_mb": rss.base / 2**20, "peak_mb": rss.peak / 2**20, "growth_mb": rss.growth / 2**20}
