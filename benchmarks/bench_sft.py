@@ -1,12 +1,14 @@
 """SFT throughput: the project's batching against the reference collator (every batch padded to max length).
 
 All variants run the HF Trainer on the same model initialisation, the same pairs and the same number of
-optimizer steps; only batching differs: ``reference`` (pad to ``--sequence_length``, random batches),
-``dynamic`` (the project collator: pad to the batch's longest) and ``grouped`` (dynamic + the app's
-``group_by_length=true``). Reports target tokens/s (labels that are not -100) and the held-out loss after
-training; repetitions are interleaved, each with its own seed (so the loss spread is the noise).
+optimizer steps; only batching and the GeLU kernel differ: ``reference`` (pad to ``--sequence_length``, random
+batches), ``dynamic`` (the project collator: pad to the batch's longest), ``project`` (dynamic + BLOOM's GeLU
+as torch's fused kernel, :mod:`easynlp_bp.fused_gelu`: what ``beautiful_prompt --mode=train`` runs) and
+``grouped`` (project + the app's ``group_by_length=true``). Reports target tokens/s (labels that are not
+-100) and the held-out loss after training; repetitions are interleaved, each with its own seed (so the loss
+spread is the noise).
 
-    .venv/bin/python benchmarks/bench_sft.py --data ../shared/data/podvodka --steps 20 --repeats 3
+    .venv/bin/python benchmarks/bench_sft.py --data ../shared/data/podvodka --steps 12 --repeats 3
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-VARIANTS = ("reference", "dynamic", "grouped")
+VARIANTS = ("reference", "dynamic", "project", "grouped")
+FUSED_GELU = ("project", "grouped")
 
 
 def load_pairs(folder: str, limit: int) -> list[dict]:
@@ -101,6 +104,10 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
         return batch
 
     model = build_model(tokenizer, args.hidden_size, args.n_layer, seed=0)  # same initialisation everywhere
+    if variant in FUSED_GELU:
+        from easynlp_bp.fused_gelu import fuse_bloom_gelu
+
+        fuse_bloom_gelu(model)
     with tempfile.TemporaryDirectory() as out:
         training_args = TrainingArguments(
             output_dir=out, max_steps=args.steps, per_device_train_batch_size=args.batch_size,
