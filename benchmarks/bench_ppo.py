@@ -4,7 +4,7 @@ Both trainers get the same random BLOOM (saved once, loaded by both), the same 6
 reward (:func:`comma_reward`), 64 rollouts sampled with top_k 0 / top_p 1, minibatch 16, 4 PPO epochs, the
 adaptive KL controller (init 0.05, target 6, horizon 10000). trl 0.11.x needs transformers 4.x, so it is
 installed into a separate ``--target`` directory and run in a subprocess that imports it from there (the
-project's trl 1.16 stays untouched). Repetitions alternate between the two; the first iteration of each
+project's trl 1.16 stays untouched). Repetitions rotate the order of the variants; the first iteration of each
 repetition is a warm-up and not counted. Memory: bytes of distinct tensors (weights, reference, gradients,
 AdamW state) held after one iteration with ``num_layers_unfrozen = n_layer / 3`` against ``-1`` (full copy).
 
