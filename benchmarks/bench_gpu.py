@@ -11,7 +11,6 @@ score / reference+value forwards / update), to compare with the DeepSpeed-Chat a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ from typing import Optional, Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.results import emit_result  # noqa: E402  (after the checkout is on sys.path)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHAPES = {  # BloomConfig kwargs
@@ -204,11 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   args.ppo_prompt_tokens, args.ppo_new_tokens, args.ppo_mini_batch_size, args.ppo_epochs)
     if device.type == "cuda":
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
-    return 0
+    return emit_result(result, args.output)
 
 
 if __name__ == "__main__":

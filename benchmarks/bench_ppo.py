@@ -306,6 +306,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(trl_worker(json.loads(Path(argv[1]).read_text()))))
         return 0
     sys.path.insert(0, str(HERE.parents[1]))
+    from benchmarks.results import emit_result
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hidden_size", type=int, default=256)
@@ -328,11 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--output", help="Also write the result JSON here.")
     args = parser.parse_args(argv)
     result = run_benchmark(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
-    return 0
+    return emit_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import torch
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.results import emit_result  # noqa: E402  (after the checkout is on sys.path)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SAMPLING = {"do_sample": True, "temperature": 1.0, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.2}
@@ -300,11 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         result = run_benchmark(args.model, args.prompts, args.new_tokens, args.repeats, batch_size=args.batch_size,
                                variants=[v for v in args.variants.split(",") if v])
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
-    return 0
+    return emit_result(result, args.output)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.results import emit_result  # noqa: E402  (after the checkout is on sys.path)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 VARIANTS = ("reference", "dynamic", "project", "grouped")
@@ -190,11 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--variants {unknown} unknown; choose from {', '.join(VARIANTS)}.")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     result = run_benchmark(args)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text)
-    return 0
+    return emit_result(result, args.output)
 
 
 if __name__ == "__main__":
