@@ -78,9 +78,8 @@ class CausalLMExpander:
     def __init__(self, source: str, max_new_tokens: int, device: str = "auto"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from easynlp_bp.fused_gelu import fuse_bloom_gelu
-
         from easynlp_bp.appzoo.beautiful_prompt.predictor import resolve_device
+        from easynlp_bp.fused_gelu import fuse_bloom_gelu
 
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
