@@ -21,7 +21,8 @@ from typing import Optional, Sequence
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.results import emit_result  # noqa: E402  (after the checkout is on sys.path)
+from benchmarks.random_bloom import random_bloom  # noqa: E402  (after the checkout is on sys.path)
+from benchmarks.results import emit_result  # noqa: E402
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHAPES = {  # BloomConfig kwargs
@@ -47,23 +48,9 @@ def synchronize(device: torch.device) -> None:
 
 def build(shape: str, device: torch.device, dtype: torch.dtype):
     """Random BLOOM of ``shape`` + the project's BPE tokenizer; the pairs its tokenizer was trained on."""
-    from transformers import BloomConfig, BloomForCausalLM
-
-    from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE
-    from easynlp_bp.default.pairs import make_pairs
-    from easynlp_bp.default.tokenizer import train_bpe_tokenizer
-
-    pairs = make_pairs(2000, seed=0)
-    tokenizer = train_bpe_tokenizer([INSTRUCTION_TEMPLATE] + [f"{p['raw_prompt']}\n{p['prompt']}" for p in pairs],
-                                    vocab_size=4096)
+    model, tokenizer, pairs = random_bloom(**SHAPES[shape], tokenizer_vocab=4096, n_pairs=2000)
     tokenizer.padding_side = "left"
-    kwargs = dict(SHAPES[shape])
-    kwargs["vocab_size"] = kwargs["vocab_size"] or len(tokenizer)
-    config = BloomConfig(**kwargs, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(0)
-    model = BloomForCausalLM(config).to(device=device, dtype=dtype)
-    return model, tokenizer, pairs
+    return model.to(device=device, dtype=dtype), tokenizer, pairs
 
 
 def bench_sft(model, tokenizer, pairs, device, steps: int, batch_size: int, peak: Optional[float]) -> dict:

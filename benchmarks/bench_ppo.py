@@ -171,22 +171,10 @@ def run_trl_group(model_dir: Path, queries: list[str], args, algorithm: str) -> 
 # ---------------------------------------------------------------------------------------------- project side
 def build_model_dir(directory: Path, hidden_size: int, n_layer: int, vocab_size: int):
     """Save a random BLOOM + project tokenizer to ``directory``; return (raw prompts, queries, special tokens)."""
-    import torch
-    from transformers import BloomConfig, BloomForCausalLM
+    from benchmarks.random_bloom import save_random_bloom
+    from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
 
-    from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE, build_prompt
-    from easynlp_bp.default.pairs import make_pairs
-    from easynlp_bp.default.tokenizer import train_bpe_tokenizer
-
-    pairs = make_pairs(800, seed=0)
-    tokenizer = train_bpe_tokenizer([INSTRUCTION_TEMPLATE] + [f"{p['raw_prompt']}\n{p['prompt']}" for p in pairs],
-                                    vocab_size=vocab_size)
-    config = BloomConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, n_layer=n_layer, n_head=8,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(0)
-    BloomForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    tokenizer, pairs = save_random_bloom(directory, hidden_size, n_layer, tokenizer_vocab=vocab_size)
     raw = [p["raw_prompt"] for p in pairs]
     special = {name: getattr(tokenizer, name) for name in ("bos_token", "eos_token", "unk_token", "pad_token")}
     return raw, [build_prompt(r) for r in raw], special

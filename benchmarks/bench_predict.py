@@ -30,7 +30,8 @@ import torch
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.results import emit_result  # noqa: E402  (after the checkout is on sys.path)
+from benchmarks.random_bloom import random_bloom  # noqa: E402  (after the checkout is on sys.path)
+from benchmarks.results import emit_result  # noqa: E402
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SAMPLING = {"do_sample": True, "temperature": 1.0, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.2}
@@ -68,24 +69,10 @@ class PeakRSS:
 
 
 def build_model(shape: str, seed: int = 0):
-    """A random BLOOM of ``shape`` and the project's BPE tokenizer (ids beyond it are decoded as nothing)."""
-    from transformers import BloomConfig, BloomForCausalLM
-
-    from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE
-    from easynlp_bp.default.pairs import make_pairs
-    from easynlp_bp.default.tokenizer import train_bpe_tokenizer
-
-    pairs = make_pairs(800, seed=seed)
-    tokenizer = train_bpe_tokenizer([INSTRUCTION_TEMPLATE] + [f"{p['raw_prompt']}\n{p['prompt']}" for p in pairs],
-                                    vocab_size=2048)
-    kwargs = dict(MODEL_SHAPES[shape])
-    kwargs["vocab_size"] = kwargs["vocab_size"] or len(tokenizer)
-    config = BloomConfig(**kwargs, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(seed)
-    model = BloomForCausalLM(config).eval()
+    """A random BLOOM of ``shape`` (eval mode), the project's BPE tokenizer (left padding), the raw prompts."""
+    model, tokenizer, pairs = random_bloom(**MODEL_SHAPES[shape], seed=seed)
     tokenizer.padding_side = "left"
-    return model, tokenizer, [p["raw_prompt"] for p in pairs]
+    return model.eval(), tokenizer, [p["raw_prompt"] for p in pairs]
 
 
 def decode(tokenizer, ids: torch.Tensor) -> list[str]:

@@ -51,15 +51,9 @@ def load_pairs(folder: str, limit: int) -> list[dict]:
 
 def collate_to_max_length(examples, pad_token_id: int, max_length: int) -> dict[str, torch.Tensor]:
     """The reference collator: every batch padded to ``max_length`` (padding='max_length')."""
-    from easynlp_bp.appzoo.beautiful_prompt.data import IGNORE_INDEX
+    from easynlp_bp.appzoo.beautiful_prompt.data import collate_left_padded
 
-    batch = {"input_ids": [], "attention_mask": [], "labels": []}
-    for ex in examples:
-        pad = max_length - len(ex["input_ids"])
-        batch["input_ids"].append([pad_token_id] * pad + ex["input_ids"])
-        batch["attention_mask"].append([0] * pad + ex["attention_mask"])
-        batch["labels"].append([IGNORE_INDEX] * pad + ex["labels"])
-    return {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+    return collate_left_padded(examples, pad_token_id, pad_to=max_length)
 
 
 def build_model(tokenizer, hidden_size: int, n_layer: int, seed: int):

@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks.random_bloom
+
 MALFORMED = [  # (body, content) pairs that a client might get wrong
     b'{"prompts": ["1 girl"',                      # truncated JSON
     b'{"prompts": 42}',                            # wrong type
@@ -35,22 +37,9 @@ RAW_PROMPTS = ["1 girl", "a cat on a sofa", "a castle on a hill", "a red car", "
 
 def build_benchmark_model(directory: Path, hidden_size: int, n_layer: int) -> Path:
     """A random BLOOM (real architecture, project tokenizer) saved to ``directory``: no download needed."""
-    import torch
-    from transformers import BloomConfig, BloomForCausalLM
+    from benchmarks.random_bloom import save_random_bloom
 
-    from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE
-    from easynlp_bp.default.pairs import make_pairs
-    from easynlp_bp.default.tokenizer import train_bpe_tokenizer
-
-    pairs = make_pairs(800, seed=0)
-    tokenizer = train_bpe_tokenizer([INSTRUCTION_TEMPLATE] + [f"{p['raw_prompt']}\n{p['prompt']}" for p in pairs],
-                                    vocab_size=2048)
-    config = BloomConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, n_layer=n_layer, n_head=8,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id)
-    torch.manual_seed(0)
-    BloomForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    save_random_bloom(directory, hidden_size, n_layer)
     return directory
 
 

@@ -116,12 +116,15 @@ class BeautifulPromptDataset(Dataset):
         return sum(sum(1 for label in ex["labels"] if label != IGNORE_INDEX) for ex in self.examples)
 
 
-def collate_left_padded(examples: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+def collate_left_padded(examples: Sequence[dict], pad_token_id: int,
+                        pad_to: Optional[int] = None) -> dict[str, torch.Tensor]:
     """Pad to the longest example of the batch (not to the maximum length), on the left.
+
+    ``pad_to`` pads to that fixed length instead (what the reference collator does; the benchmarks use it).
 
     Left padding matches generation and PPO scoring; BLOOM's ALiBi positions follow the attention mask.
     """
-    longest = max(len(ex["input_ids"]) for ex in examples)
+    longest = pad_to or max(len(ex["input_ids"]) for ex in examples)
     batch = {"input_ids": [], "attention_mask": [], "labels": []}
     for ex in examples:
         pad = longest - len(ex["input_ids"])
