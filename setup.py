@@ -40,5 +40,5 @@ setup(
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",
-                                      "easynlp-serve=easynlp_bp.serving.server:main_entry"]},
+                                      "easynlp-serve=easynlp_bp.serving.launch:main_entry"]},
 )

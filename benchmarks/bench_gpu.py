@@ -55,7 +55,7 @@ def build(shape: str, device: torch.device, dtype: torch.dtype):
 
 def bench_sft(model, tokenizer, pairs, device, steps: int, batch_size: int, peak: Optional[float]) -> dict:
     """AdamW steps on the project's SFT batches (pad to the batch's longest): target tokens/s and MFU."""
-    from easynlp_bp.appzoo.beautiful_prompt.data import BeautifulPromptDataset, collate_left_padded
+    from easynlp_bp.sft.data import BeautifulPromptDataset, collate_left_padded
 
     dataset = BeautifulPromptDataset(pairs, tokenizer, 384)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95))
@@ -91,8 +91,8 @@ def bench_sft(model, tokenizer, pairs, device, steps: int, batch_size: int, peak
 @torch.no_grad()
 def bench_generate(model, tokenizer, pairs, device, batch_size: int, returns: int, new_tokens: int) -> dict:
     """Decode tokens/s of the fast sampler and of HF generate, same batch, same forced length."""
-    from easynlp_bp.appzoo.beautiful_prompt import sampling
-    from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+    from easynlp_bp.prompting import sampling
+    from easynlp_bp.prompting.template import build_prompt
 
     batch = tokenizer([build_prompt(p["raw_prompt"]) for p in pairs[:batch_size]], return_tensors="pt",
                       padding=True).to(device)
@@ -125,9 +125,9 @@ def bench_ppo(model, tokenizer, device, iterations: int, rollouts: int, prompt_t
     """PPO iterations of the project's trainer (value head on the policy, shared-trunk reference)."""
     from accelerate import Accelerator
 
-    from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
-    from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
-    from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+    from easynlp_bp.ppo.config import PPOConfig
+    from easynlp_bp.ppo.trainer import PPOTrainer
+    from easynlp_bp.prompting.template import build_prompt
 
     # raw prompts long enough that the instruction prompt has ``prompt_tokens`` tokens, as in the anchor
     filler = ("a castle on a hill, detailed, dramatic light, " * 200).split()

@@ -82,7 +82,7 @@ def decode(tokenizer, ids: torch.Tensor) -> list[str]:
 
 def run_naive(model, tokenizer, prompts, new_tokens, returns):
     """The seed snippet, one prompt at a time."""
-    from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+    from easynlp_bp.prompting.template import build_prompt
 
     outputs = []
     for raw in prompts:
@@ -96,7 +96,7 @@ def run_naive(model, tokenizer, prompts, new_tokens, returns):
 
 def run_batched_generate(model, tokenizer, prompts, new_tokens, returns, batch_size):
     """The Predictor's batching before the fast sampler: sorted, left-padded batches through HF generate."""
-    from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+    from easynlp_bp.prompting.template import build_prompt
 
     encoded = [tokenizer(build_prompt(raw), add_special_tokens=False).input_ids for raw in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -113,7 +113,7 @@ def run_batched_generate(model, tokenizer, prompts, new_tokens, returns, batch_s
 
 
 def make_predictor(model, tokenizer, new_tokens, returns, batch_size):
-    from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
+    from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
     params = PredictorParams(max_new_tokens=new_tokens, num_return_sequences=returns, batch_size=batch_size,
                              device="cpu", temperature=SAMPLING["temperature"], top_k=SAMPLING["top_k"],
@@ -139,8 +139,8 @@ def machine_roofline(size_mb: int = 512) -> dict:
 def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, steps: int = 6,
                    decoders: Sequence[str] = ("fast_sampler", "hf_generate")) -> dict:
     """Decode tokens/s (prefill excluded) at ``batch_size * returns`` sequences: fast sampler and HF generate."""
-    from easynlp_bp.appzoo.beautiful_prompt import sampling
-    from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+    from easynlp_bp.prompting import sampling
+    from easynlp_bp.prompting.template import build_prompt
 
     batch = tokenizer([build_prompt(p) for p in prompts[:batch_size]], return_tensors="pt", padding=True)
     settings = lambda n: sampling.SamplingSettings(  # noqa: E731

@@ -51,7 +51,7 @@ def load_pairs(folder: str, limit: int) -> list[dict]:
 
 def collate_to_max_length(examples, pad_token_id: int, max_length: int) -> dict[str, torch.Tensor]:
     """The reference collator: every batch padded to ``max_length`` (padding='max_length')."""
-    from easynlp_bp.appzoo.beautiful_prompt.data import collate_left_padded
+    from easynlp_bp.sft.data import collate_left_padded
 
     return collate_left_padded(examples, pad_token_id, pad_to=max_length)
 
@@ -69,7 +69,7 @@ def build_model(tokenizer, hidden_size: int, n_layer: int, seed: int):
 @torch.no_grad()
 def held_out_loss(model, dataset, pad_token_id: int) -> float:
     """Mean per-target-token loss on ``dataset`` (batches padded to their longest)."""
-    from easynlp_bp.appzoo.beautiful_prompt.data import collate_left_padded
+    from easynlp_bp.sft.data import collate_left_padded
 
     model.eval()
     total, count = 0.0, 0
@@ -87,7 +87,7 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
     """One Trainer run of ``args.steps`` optimizer steps; returns time, target tokens seen, held-out loss."""
     from transformers import Trainer, TrainingArguments
 
-    from easynlp_bp.appzoo.beautiful_prompt.data import IGNORE_INDEX, collate_left_padded
+    from easynlp_bp.sft.data import IGNORE_INDEX, collate_left_padded
 
     pad = tokenizer.pad_token_id
     per_batch = []  # (target tokens, padded tokens); the dataloader may prefetch one batch more than it trains on
@@ -123,8 +123,8 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
 
 
 def run_benchmark(args) -> dict:
-    from easynlp_bp.appzoo.beautiful_prompt.data import BeautifulPromptDataset
-    from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE
+    from easynlp_bp.sft.data import BeautifulPromptDataset
+    from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
     from easynlp_bp.default.tokenizer import train_bpe_tokenizer
 
     rows = load_pairs(args.data, args.pairs + args.dev_pairs)

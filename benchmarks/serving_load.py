@@ -119,7 +119,7 @@ def run_load_test(model_dir: str, n_clients: int = 16, n_requests: int = 160, ma
                   max_batch_size: int = 16, max_wait_ms: float = 10.0, max_new_tokens: int = 32,
                   num_return_sequences: int = 1) -> dict:
     """Dynamic batching and batch size 1 under the same load; returns both passes and the throughput ratio."""
-    from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
+    from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
     predictor = BeautifulPromptPredictor(model_dir, PredictorParams(
         max_new_tokens=max_new_tokens, num_return_sequences=num_return_sequences))

@@ -14,7 +14,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from easynlp_bp.appzoo.beautiful_prompt.sampling import SamplingSettings, apply_repetition_penalty_, sample_next_tokens
+from easynlp_bp.prompting.sampling import SamplingSettings, apply_repetition_penalty_, sample_next_tokens
 
 VOCAB = 250_880
 SETTINGS = SamplingSettings(max_new_tokens=1, top_k=50, top_p=0.95, repetition_penalty=1.2)

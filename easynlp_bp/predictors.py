@@ -8,7 +8,7 @@ PREDICTORS: Registry = Registry("predictor")
 
 
 def _register_builtin() -> None:
-    from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
+    from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
     if "beautiful_prompt" not in PREDICTORS:
         PREDICTORS.register("beautiful_prompt")((BeautifulPromptPredictor, PredictorParams))

@@ -3,7 +3,7 @@ import pytest
 
 from easynlp_bp.appzoo import APPS
 from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters
-from easynlp_bp.appzoo.beautiful_prompt.app import BeautifulPromptParams
+from easynlp_bp.appzoo.beautiful_prompt import BeautifulPromptParams
 from easynlp_bp.cli import main, parse_args
 
 

@@ -4,12 +4,12 @@ import math
 import pytest
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt.ppo.advantages import (
+from easynlp_bp.ppo.advantages import (
     compute_gae, compute_token_rewards, last_token_index, masked_mean, masked_whiten,
 )
-from easynlp_bp.appzoo.beautiful_prompt.ppo.kl_controller import AdaptiveKLController, FixedKLController
-from easynlp_bp.appzoo.beautiful_prompt.ppo.losses import clipped_policy_loss, clipped_value_loss
-from easynlp_bp.appzoo.beautiful_prompt.ppo.running_stats import RunningMoments
+from easynlp_bp.ppo.kl_controller import AdaptiveKLController, FixedKLController
+from easynlp_bp.ppo.losses import clipped_policy_loss, clipped_value_loss
+from easynlp_bp.ppo.running_stats import RunningMoments
 
 
 def _mask():

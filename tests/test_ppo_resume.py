@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from conftest import build_tiny_bloom
-from easynlp_bp.appzoo.beautiful_prompt.ppo.checkpoint import find_last_checkpoint, save_checkpoint
-from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
-from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
-from easynlp_bp.appzoo.beautiful_prompt.ppo.training_loop import run_ppo
-from easynlp_bp.appzoo.beautiful_prompt_reward.combined import CombinedReward
+from easynlp_bp.ppo.checkpoint import find_last_checkpoint, save_checkpoint
+from easynlp_bp.ppo.config import PPOConfig
+from easynlp_bp.ppo.trainer import PPOTrainer
+from easynlp_bp.ppo.training_loop import run_ppo
+from easynlp_bp.reward.combined import CombinedReward
 from test_ppo_trainer import ROWS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_resume_continues_exactly(tiny_tokenizer, tmp_path):
 
 
 def test_checkpoint_is_a_predictor_loadable_model_dir(tiny_tokenizer, tmp_path):
-    from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
+    from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
     trainer = _trainer(tiny_tokenizer, 1)
     path = save_checkpoint(trainer, tmp_path)

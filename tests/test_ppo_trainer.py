@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from conftest import build_tiny_bloom
-from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
-from easynlp_bp.appzoo.beautiful_prompt.ppo.rollout import (
+from easynlp_bp.ppo.config import PPOConfig
+from easynlp_bp.ppo.rollout import (
     generate_responses, response_logprobs, response_mask_from_eos,
 )
-from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
-from easynlp_bp.appzoo.beautiful_prompt.ppo.value_head import PolicyWithValueHead, build_reference
+from easynlp_bp.ppo.trainer import PPOTrainer
+from easynlp_bp.ppo.value_head import PolicyWithValueHead, build_reference
 from easynlp_bp.default.vocabulary import QUALITY
 
 TARGET_WORDS = {w for phrase in QUALITY for w in phrase.split()}

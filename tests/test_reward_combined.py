@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt_reward.combined import CombinedReward
-from easynlp_bp.appzoo.beautiful_prompt_reward.model import RewardConfig, RewardModel
+from easynlp_bp.reward.combined import CombinedReward
+from easynlp_bp.reward.model import RewardConfig, RewardModel
 from easynlp_bp.default.heuristic_scorer import heuristic_aesthetic_score, heuristic_pick_score
 from easynlp_bp.default.tokenizer import train_bpe_tokenizer
 

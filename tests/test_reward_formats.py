@@ -6,15 +6,15 @@ import json
 import pytest
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt_reward.data import RewardDataset, collate_reward_batch
-from easynlp_bp.appzoo.beautiful_prompt_reward.evaluator import regression_metrics
-from easynlp_bp.appzoo.beautiful_prompt_reward.formats import (
+from easynlp_bp.reward.data import RewardDataset, collate_reward_batch
+from easynlp_bp.reward.metrics import regression_metrics
+from easynlp_bp.reward.formats import (
     check_reward_type,
     format_aesthetic_input,
     format_pickscore_input,
     format_reward_input,
 )
-from easynlp_bp.appzoo.beautiful_prompt_reward.model import RewardConfig, RewardModel
+from easynlp_bp.reward.model import RewardConfig, RewardModel
 from easynlp_bp.default.heuristic_scorer import (
     HeuristicAestheticScorer,
     HeuristicPickScorer,

@@ -11,7 +11,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from easynlp_bp.appzoo.beautiful_prompt.sampling import (
+from easynlp_bp.prompting.sampling import (
     SamplingSettings,
     apply_repetition_penalty_,
     sample_next_tokens,

@@ -176,7 +176,7 @@ def test_resume_skips_done_rows_drops_a_torn_line_and_refuses_other_input(tmp_pa
     # A killed run: rows 0 and 2 finished, row 3 was half written.
     shard.write_text(lines[0] + lines[2] + lines[3][:40], encoding="utf-8")
     outputs.unlink()
-    from easynlp_bp.appzoo.beautiful_prompt_score.app import BeautifulPromptScoreApp
+    from easynlp_bp.appzoo.beautiful_prompt_score import BeautifulPromptScoreApp
     from easynlp_bp.cli import parse_args
 
     result = BeautifulPromptScoreApp(parse_args(argv)[0]).run()
@@ -207,7 +207,7 @@ def test_killed_process_resumes_without_redoing_rows(tmp_path, tiny_sd_dir, tiny
     process.wait()
     done_before = shard.read_text().count("\n")
     assert 1 <= done_before < len(rows) and not outputs.exists()
-    from easynlp_bp.appzoo.beautiful_prompt_score.app import BeautifulPromptScoreApp
+    from easynlp_bp.appzoo.beautiful_prompt_score import BeautifulPromptScoreApp
     from easynlp_bp.cli import parse_args
 
     result = BeautifulPromptScoreApp(parse_args(argv)[0]).run()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from easynlp_bp.appzoo.beautiful_prompt.predictor import (
+from easynlp_bp.prompting.predictor import (
     BannedWords, BeautifulPromptPredictor, PredictorParams,
 )
 from easynlp_bp.arguments import parse_user_defined_parameters

@@ -56,7 +56,7 @@ class PromptMethod:
         self._predictor = None
 
     def _load(self):
-        from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
+        from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
         if self.spec.kind == "predictor":
             params = PredictorParams(decoding="greedy", num_return_sequences=1, repetition_penalty=1.2,
@@ -78,7 +78,7 @@ class CausalLMExpander:
     def __init__(self, source: str, max_new_tokens: int, device: str = "auto"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from easynlp_bp.appzoo.beautiful_prompt.predictor import resolve_device
+        from easynlp_bp.devices import resolve_device
         from easynlp_bp.fused_gelu import fuse_bloom_gelu
 
         self.device = resolve_device(device)

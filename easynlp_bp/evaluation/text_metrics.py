@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from easynlp_bp.appzoo.beautiful_prompt.evaluator import distinct_n
+from easynlp_bp.evaluation.text_statistics import distinct_n
 
 CLIP_WINDOW = 77
 

@@ -18,7 +18,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from easynlp_bp.appzoo.beautiful_prompt.predictor import ClipLengthCap
+from easynlp_bp.prompting.clip_cap import ClipLengthCap
 
 
 @dataclass
@@ -102,7 +102,7 @@ def load_pipeline(name_or_path: str, device: str = "auto"):
         from diffusers import DiffusionPipeline
     except ImportError as err:
         raise ImportError("Images need diffusers: pip install -e .[diffusion]") from err
-    from easynlp_bp.appzoo.beautiful_prompt.predictor import resolve_device
+    from easynlp_bp.devices import resolve_device
 
     pipeline = DiffusionPipeline.from_pretrained(name_or_path, use_safetensors=True)
     pipeline.set_progress_bar_config(disable=True)

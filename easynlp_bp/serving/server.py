@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import threading
 import time
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from easynlp_bp.serving.config import ServeConfig
 
@@ -87,17 +86,3 @@ class BackgroundServer:
         self.server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``easynlp-serve [flags]``: the same as ``easynlp --app_name=beautiful_prompt --mode=serve [flags]``."""
-    from easynlp_bp.cli import main as easynlp_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    given = {a.split("=", 1)[0] for a in argv}
-    defaults = [f for f in ("--app_name=beautiful_prompt", "--mode=serve") if f.split("=", 1)[0] not in given]
-    return easynlp_main(defaults + argv)
-
-
-def main_entry() -> None:
-    sys.exit(main())

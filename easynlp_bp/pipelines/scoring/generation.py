@@ -153,7 +153,7 @@ class ImageGenerator:
             import diffusers
         except ImportError as err:
             raise ImportError("Image generation needs diffusers: pip install -e '.[diffusion]'") from err
-        from easynlp_bp.appzoo.beautiful_prompt.predictor import resolve_device
+        from easynlp_bp.devices import resolve_device
 
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)

@@ -55,7 +55,7 @@ class ClipEmbedder:
     def from_pretrained(cls, model: str, processor: Optional[str], device: str, batch_size: int) -> "ClipEmbedder":
         from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
 
-        from easynlp_bp.appzoo.beautiful_prompt.predictor import resolve_device
+        from easynlp_bp.devices import resolve_device
 
         torch_device = resolve_device(device)
         dtype = torch.float16 if torch_device.type == "cuda" else torch.float32

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+from easynlp_bp.prompting.template import build_prompt
 
 
 @dataclass

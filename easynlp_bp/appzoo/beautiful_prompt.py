@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App
-from easynlp_bp.appzoo.beautiful_prompt.data import (
+from easynlp_bp.sft.data import (
     BeautifulPromptDataset,
     PairFilterConfig,
     collate_left_padded,
     filter_pairs,
 )
-from easynlp_bp.appzoo.beautiful_prompt.evaluator import text_statistics
-from easynlp_bp.appzoo.beautiful_prompt.predictor import BeautifulPromptPredictor, PredictorParams
+from easynlp_bp.evaluation.text_statistics import text_statistics
+from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.training_arguments import build_training_arguments
 from easynlp_bp.serving.config import ServeFields
@@ -132,7 +132,7 @@ class BeautifulPromptApp(App):
     def train(self) -> dict:
         from transformers import Trainer
 
-        from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
+        from easynlp_bp.sft.model import BeautifulPromptModel
         from easynlp_bp.modelzoo import resolve_model_source
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
@@ -190,7 +190,7 @@ class BeautifulPromptApp(App):
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
             bp.tokenizer.save_pretrained(self.checkpoint_dir)
-            from easynlp_bp.appzoo.beautiful_prompt.training_plots import plot_log_history
+            from easynlp_bp.training_plots import plot_log_history
 
             plot_log_history(trainer.state.log_history, str(Path(self.checkpoint_dir) / "training_curves.png"))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
@@ -290,13 +290,6 @@ class BeautifulPromptApp(App):
     # ----------------------------------------------------------------- serve
     def serve(self) -> dict:
         """HTTP API + web demo on host:port (docs/serving.md); blocks until interrupted."""
-        from easynlp_bp.serving.config import ServeConfig
-        from easynlp_bp.serving.server import run_server
+        from easynlp_bp.serving.launch import serve_checkpoint
 
-        config = ServeConfig.from_params(self.params)
-        pipeline = None
-        if config.diffusers_pipeline:
-            from easynlp_bp.serving.diffusers_integration import load_pipeline
-
-            pipeline = load_pipeline(config.diffusers_pipeline, self.params.device)
-        return run_server(self._predictor(), config, pipeline)
+        return serve_checkpoint(self.args.checkpoint_dir, self.params)

@@ -16,8 +16,8 @@ from typing import Iterable, Optional, Sequence
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel, check_pad_token
-from easynlp_bp.appzoo.beautiful_prompt_reward.formats import (
+from easynlp_bp.sft.model import BeautifulPromptModel, check_pad_token
+from easynlp_bp.reward.formats import (
     DEFAULT_LABEL_NAME,
     check_reward_type,
     format_reward_input,

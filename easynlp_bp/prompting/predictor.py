@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
-from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt
+from easynlp_bp.prompting.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
+from easynlp_bp.devices import resolve_device
+from easynlp_bp.prompting.banned_words import BannedWords
+from easynlp_bp.prompting.clip_cap import ClipLengthCap
+from easynlp_bp.prompting.template import build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 
 logger = logging.getLogger(__name__)
@@ -72,67 +74,6 @@ class PredictorParams:
             raise ValueError(f"banned_words={self.banned_words!r} must be non-empty words.")
 
 
-class BannedWords:
-    """Whole-word, case-insensitive banned words: ``bad_words_ids`` for ``generate`` and a final text filter."""
-
-    def __init__(self, words: Sequence[str]):
-        self.words = sorted({w.strip().lower() for w in words})
-        self._pattern = (
-            re.compile(r"(?<!\w)(" + "|".join(re.escape(w) for w in self.words) + r")(?!\w)", re.IGNORECASE)
-            if self.words else None
-        )
-
-    def token_ids(self, tokenizer) -> list[list[int]]:
-        """Token sequences of each word as it may start a text or follow a space, in common casings."""
-        sequences = set()
-        for word in self.words:
-            for form in {word, word.capitalize(), word.upper()}:
-                for text in (form, " " + form):
-                    ids = tuple(tokenizer(text, add_special_tokens=False).input_ids)
-                    if ids:
-                        sequences.add(ids)
-        return [list(ids) for ids in sorted(sequences)]
-
-    def found(self, text: str) -> list[str]:
-        return [m.group(0) for m in self._pattern.finditer(text)] if self._pattern else []
-
-    def remove(self, text: str) -> str:
-        """Drop every comma-separated phrase that contains a banned word (keeps the rest of the prompt)."""
-        if not self.found(text):
-            return text
-        phrases = [p.strip() for p in text.split(",")]
-        kept = [p for p in phrases if p and not self.found(p)]
-        return ", ".join(kept)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-class ClipLengthCap:
-    """Cuts text to fit ``max_tokens`` CLIP tokens (BOS and EOS included), at a comma or word boundary."""
-
-    def __init__(self, tokenizer, max_tokens: int = 77):
-        self.tokenizer = tokenizer
-        self.max_tokens = max_tokens
-
-    def count(self, text: str) -> int:
-        return len(self.tokenizer(text, truncation=False).input_ids)
-
-    def __call__(self, text: str) -> str:
-        if self.count(text) <= self.max_tokens:
-            return text
-        for separator in (",", " "):
-            pieces = text.split(separator)
-            for end in range(len(pieces) - 1, 0, -1):
-                candidate = separator.join(pieces[:end]).rstrip(" ,")
-                if self.count(candidate) <= self.max_tokens:
-                    return candidate
-        return ""
-
-
 class BeautifulPromptPredictor:
     """Turn simple descriptions into detailed Stable Diffusion prompts.
 
@@ -143,7 +84,7 @@ class BeautifulPromptPredictor:
     """
 
     def __init__(self, model_dir: str, params: Optional[PredictorParams] = None, *, model=None, tokenizer=None):
-        from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
+        from easynlp_bp.sft.model import BeautifulPromptModel
 
         self.params = params or PredictorParams()
         self.device = resolve_device(self.params.device)

@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from easynlp_bp.appzoo.beautiful_prompt.template import INSTRUCTION_TEMPLATE
+from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import ModelSource, resolve_model_source
 

@@ -13,17 +13,17 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt.ppo.advantages import (
+from easynlp_bp.ppo.advantages import (
     compute_gae, compute_token_rewards, masked_mean, masked_var, masked_whiten,
 )
-from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
-from easynlp_bp.appzoo.beautiful_prompt.ppo.kl_controller import AdaptiveKLController, FixedKLController
-from easynlp_bp.appzoo.beautiful_prompt.ppo.losses import clipped_policy_loss, clipped_value_loss, masked_entropy_sum
-from easynlp_bp.appzoo.beautiful_prompt.ppo.rollout import (
+from easynlp_bp.ppo.config import PPOConfig
+from easynlp_bp.ppo.kl_controller import AdaptiveKLController, FixedKLController
+from easynlp_bp.ppo.losses import clipped_policy_loss, clipped_value_loss, masked_entropy_sum
+from easynlp_bp.ppo.rollout import (
     RolloutBatch, generate_responses, response_logprobs, response_values, score_logprobs_and_values,
 )
-from easynlp_bp.appzoo.beautiful_prompt.ppo.running_stats import RunningMoments
-from easynlp_bp.appzoo.beautiful_prompt.ppo.value_head import (
+from easynlp_bp.ppo.running_stats import RunningMoments
+from easynlp_bp.ppo.value_head import (
     PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
 )
 from easynlp_bp.fused_gelu import fuse_bloom_gelu

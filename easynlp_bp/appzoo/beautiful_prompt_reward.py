@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App
-from easynlp_bp.appzoo.beautiful_prompt_reward.formats import (
+from easynlp_bp.reward.formats import (
     DEFAULT_LABEL_NAME,
     REWARD_TYPES,
     check_reward_type,
@@ -171,8 +171,8 @@ class BeautifulPromptRewardApp(App):
         import torch
         from transformers import Trainer
 
-        from easynlp_bp.appzoo.beautiful_prompt_reward.data import RewardDataset, collate_reward_batch
-        from easynlp_bp.appzoo.beautiful_prompt_reward.model import RewardModel
+        from easynlp_bp.reward.data import RewardDataset, collate_reward_batch
+        from easynlp_bp.reward.model import RewardModel
         from easynlp_bp.modelzoo import resolve_model_source
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
@@ -218,7 +218,7 @@ class BeautifulPromptRewardApp(App):
             result["dev"] = self._metrics(rm, dev_rows, label)
         if trainer.is_world_process_zero():
             rm.save_pretrained(self.checkpoint_dir, save_model=False)
-            from easynlp_bp.appzoo.beautiful_prompt.training_plots import plot_log_history
+            from easynlp_bp.training_plots import plot_log_history
 
             plot_log_history(trainer.state.log_history, str(Path(self.checkpoint_dir) / "training_curves.png"))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
@@ -228,8 +228,8 @@ class BeautifulPromptRewardApp(App):
 
     # ----------------------------------------------------------------- evaluate
     def _load(self):
-        from easynlp_bp.appzoo.beautiful_prompt.predictor import resolve_device
-        from easynlp_bp.appzoo.beautiful_prompt_reward.model import REWARD_CONFIG_FILE, RewardModel
+        from easynlp_bp.devices import resolve_device
+        from easynlp_bp.reward.model import REWARD_CONFIG_FILE, RewardModel
 
         if not (Path(self.checkpoint_dir) / REWARD_CONFIG_FILE).is_file():
             raise FileNotFoundError(
@@ -246,7 +246,7 @@ class BeautifulPromptRewardApp(App):
         return rm.to(resolve_device(self.params.device))
 
     def _metrics(self, rm, rows: list[dict], label: str) -> dict:
-        from easynlp_bp.appzoo.beautiful_prompt_reward.evaluator import regression_metrics
+        from easynlp_bp.reward.metrics import regression_metrics
 
         scores = rm.score([r.get(self.raw_field, "") for r in rows], [r[self.prompt_field] for r in rows],
                           batch_size=self.params.batch_size)

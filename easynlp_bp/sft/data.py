@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from easynlp_bp.appzoo.beautiful_prompt.template import build_prompt, build_target
+from easynlp_bp.prompting.template import build_prompt, build_target
 
 IGNORE_INDEX = -100
 

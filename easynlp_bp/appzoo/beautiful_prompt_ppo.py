@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App
-from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
+from easynlp_bp.ppo.config import PPOConfig
 from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
 from easynlp_bp.io import read_table, write_rejects
 
@@ -149,7 +149,7 @@ class BeautifulPromptPPOApp(App):
 
     def _reward_fn(self, device: str = "cpu"):
         """The combined reward; RM directories are checked here, at start-up."""
-        from easynlp_bp.appzoo.beautiful_prompt_reward.combined import CombinedReward
+        from easynlp_bp.reward.combined import CombinedReward
 
         p = self.params
         if p.reward == "heuristic":
@@ -170,17 +170,17 @@ class BeautifulPromptPPOApp(App):
     def train(self) -> dict:
         from accelerate import Accelerator
 
-        from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
-        from easynlp_bp.appzoo.beautiful_prompt.ppo.checkpoint import resolve_resume
-        from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
-        from easynlp_bp.appzoo.beautiful_prompt.ppo.training_loop import run_ppo
+        from easynlp_bp.sft.model import BeautifulPromptModel
+        from easynlp_bp.ppo.checkpoint import resolve_resume
+        from easynlp_bp.ppo.trainer import PPOTrainer
+        from easynlp_bp.ppo.training_loop import run_ppo
 
         sft_dir = self._sft_dir()
         train_rows, dev_rows = self._prompt_tables(sft_dir)
         accelerator = Accelerator()
         reward_fn = self._reward_fn(str(accelerator.device))
         if self.params.rl_algorithm != "ppo":
-            from easynlp_bp.appzoo.beautiful_prompt.ppo.trl_alternatives import train_with_trl
+            from easynlp_bp.ppo.trl_alternatives import train_with_trl
 
             result = train_with_trl(self.params, sft_dir, reward_fn, train_rows, dev_rows, self.checkpoint_dir,
                                     resume_from=self.args.resume_from_checkpoint)
@@ -201,8 +201,8 @@ class BeautifulPromptPPOApp(App):
         """Mean reward, reference-prompt reward, KL to the SFT model and length on held-out prompts."""
         from accelerate import Accelerator
 
-        from easynlp_bp.appzoo.beautiful_prompt.model import BeautifulPromptModel
-        from easynlp_bp.appzoo.beautiful_prompt.ppo.trainer import PPOTrainer
+        from easynlp_bp.sft.model import BeautifulPromptModel
+        from easynlp_bp.ppo.trainer import PPOTrainer
 
         sft_dir = self._sft_dir()
         if not Path(self.checkpoint_dir).is_dir():

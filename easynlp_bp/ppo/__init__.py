@@ -4,7 +4,7 @@ trl removed its PPO trainer (1.13) and older trainers cannot express the combine
 text reward or the adaptive KL controller in the right units, so the algorithm lives here: pure-torch
 math in ``advantages``, ``losses``, ``kl_controller``; the loop in ``trainer``.
 """
-from easynlp_bp.appzoo.beautiful_prompt.ppo.config import PPOConfig
-from easynlp_bp.appzoo.beautiful_prompt.ppo.kl_controller import AdaptiveKLController, FixedKLController
+from easynlp_bp.ppo.config import PPOConfig
+from easynlp_bp.ppo.kl_controller import AdaptiveKLController, FixedKLController
 
 __all__ = ["PPOConfig", "AdaptiveKLController", "FixedKLController"]

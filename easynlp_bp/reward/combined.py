@@ -111,7 +111,7 @@ class CombinedReward:
         Raises:
             ValueError: a directory holds the other kind of RM (e.g. a pickscore RM as ``aesthetic_dir``).
         """
-        from easynlp_bp.appzoo.beautiful_prompt_reward.model import RewardModel
+        from easynlp_bp.reward.model import RewardModel
 
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1.")

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
+from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
 
 logger = logging.getLogger(__name__)
 

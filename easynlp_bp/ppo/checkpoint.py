@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch
 
-from easynlp_bp.appzoo.beautiful_prompt.ppo.value_head import load_value_head, save_value_head
+from easynlp_bp.ppo.value_head import load_value_head, save_value_head
 
 logger = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""The ``beautiful_prompt`` app: SFT, evaluation and prediction of a prompt beautifier."""

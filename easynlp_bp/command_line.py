@@ -1,0 +1,94 @@
+"""The command-line layer shared by ``easynlp`` and ``easynlp-serve``.
+
+The flag parser is generated from :class:`EasyNLPArgs` (help written once, there); :func:`run_reporting_errors`
+turns the errors a user can fix (bad flags, bad input, a missing model) into one line on stderr and exit
+code 2, so no traceback reaches a user.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import logging
+import sys
+from typing import Callable, Optional, Sequence
+
+from easynlp_bp.arguments import EasyNLPArgs
+
+
+def _flag_type(field: dataclasses.Field):
+    text = str(field.type)
+    for name, kind in (("int", int), ("float", float), ("bool", bool)):
+        if name in text:
+            return kind
+    return str
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser generated from :class:`EasyNLPArgs` (help text written once, there)."""
+    parser = argparse.ArgumentParser(
+        prog="easynlp", add_help=False, allow_abbrev=False,
+        description="EasyNLP-style runner for BeautifulPrompt apps. "
+                    "`easynlp --app_name=X --help` lists that app's modes and user_defined_parameters.",
+    )
+    parser.add_argument("-h", "--help", action="store_true", help="Show this help (with --app_name: the app's).")
+    for field in dataclasses.fields(EasyNLPArgs):
+        kind = _flag_type(field)
+        kwargs = {"default": field.default, "help": field.metadata.get("help", ""), "dest": field.name}
+        if kind is bool:
+            kwargs.update(nargs="?", const=True, type=_parse_bool)
+        else:
+            kwargs["type"] = kind
+        parser.add_argument(f"--{field.name}", **kwargs)
+    return parser
+
+
+def _reject_unknown(unknown: list[str], parser: argparse.ArgumentParser) -> None:
+    valid = sorted(a for action in parser._actions for a in action.option_strings if a.startswith("--"))
+    flags = [u.split("=", 1)[0] for u in unknown]
+    hints = []
+    for flag in flags:
+        close = difflib.get_close_matches(flag, valid, n=1)
+        hints.append(f"{flag} (did you mean {close[0]}?)" if close else flag)
+    raise ValueError(f"Unknown argument(s): {', '.join(hints)}. Valid flags: {' '.join(valid)}.")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EasyNLPArgs, bool]:
+    """Parse ``argv`` into :class:`EasyNLPArgs`; returns (args, help requested)."""
+    parser = build_parser()
+    namespace, unknown = parser.parse_known_args(list(argv) if argv is not None else None)
+    if unknown:
+        _reject_unknown(unknown, parser)
+    values = vars(namespace)
+    wants_help = values.pop("help")
+    return EasyNLPArgs(**values), wants_help
+
+
+def configure_logging() -> None:
+    """INFO logging to stderr unless the caller configured logging already."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_reporting_errors(command: Callable[[], int], prog: str = "easynlp") -> int:
+    """Run ``command``; a user-fixable error becomes ``"<prog>: error: ..."`` on stderr and exit code 2."""
+    try:
+        return command()
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        sys.stderr.write(f"{prog}: error: {message}\n")
+        return 2
+    except OSError as err:  # transformers raises OSError when a model cannot be found or fetched
+        sys.stderr.write(
+            f"{prog}: error: {err}\nIf this names a hub id: this machine may have no hub access; "
+            "download the model elsewhere and pass its local directory instead.\n"
+        )
+        return 2
