@@ -142,7 +142,7 @@ def test_server_keeps_serving_after_bad_requests(client):
     for body, *_ in BAD_REQUESTS:
         client.post("/v1/beautify", content=body, headers={"content-type": "application/json"})
     assert len(beautify(client, prompts=["1 girl"], seed=1)["results"][0]["prompts"]) == 5
-    metrics = client.get("/metrics").json()
+    metrics = client.get("/metrics.json").json()
     assert metrics["requests_by_status"]["422"] >= 13 and metrics["requests_by_status"]["413"] >= 2
     assert "500" not in metrics["requests_by_status"]
     assert metrics["latency_ms"]["p50"] > 0 and metrics["batches"] >= 1
