@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
@@ -102,8 +103,11 @@ def resolve_api_key(api_key: Optional[str], api_key_file: Optional[str]) -> Opti
 
 
 def redact_secrets(values: dict) -> dict:
-    """``values`` with every secret (``api_key``) replaced by ``"<redacted>"``, for ``run_config.json`` and logs."""
-    return {k: ("<redacted>" if k in SECRET_KEYS and v is not None else v) for k, v in values.items()}
+    """``values`` with every secret (``api_key``) replaced by ``"<redacted>"``, for ``run_config.json`` and logs;
+    also inside strings such as the raw ``--user_defined_parameters='... api_key=KEY'``."""
+    secret_in_text = re.compile(rf"\b({'|'.join(SECRET_KEYS)})=(\S+)")
+    return {k: "<redacted>" if k in SECRET_KEYS and v is not None
+            else secret_in_text.sub(r"\1=<redacted>", v) if isinstance(v, str) else v for k, v in values.items()}
 
 
 def _is_loopback(host: str) -> bool:
