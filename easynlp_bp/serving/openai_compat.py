@@ -96,6 +96,21 @@ class CompletionRequest(_Sampling):
         return prompts
 
 
+# Predictor option -> the OpenAI parameter a client sent, for ``param`` in error bodies.
+_OPENAI_PARAMS = {"max_new_tokens": "max_tokens", "num_return_sequences": "n", "decoding": "temperature"}
+
+
+async def generate_openai(ctx: ServingContext, prompts: list[str], overrides: dict, prompt_param: str):
+    """:func:`generate`, with errors naming the OpenAI parameters (``max_tokens``, ``n``, ``prompt``)."""
+    try:
+        return (await generate(ctx, prompts, overrides))[0]
+    except APIError as err:
+        if err.field and err.field.startswith("prompts"):
+            err.field = prompt_param
+        err.field = _OPENAI_PARAMS.get(err.field, err.field)
+        raise
+
+
 def model_id(ctx: ServingContext) -> str:
     """The served model's name: its directory's name (as OpenAI clients list it)."""
     source = getattr(ctx.predictor.model, "name_or_path", "") or "beautiful_prompt"
@@ -125,7 +140,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> dic
     """Beautify the last user message; each choice is one beautified prompt."""
     ctx = context_of(request)
     raw = body.raw_prompt()
-    outputs, _ = await generate(ctx, [raw], body.overrides())
+    outputs = await generate_openai(ctx, [raw], body.overrides(), "messages")
     choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
                 "logprobs": None} for i, text in enumerate(outputs[0])]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
@@ -137,7 +152,7 @@ async def completions(body: CompletionRequest, request: Request) -> dict:
     """Beautify each prompt; choices are ``n`` per prompt, in prompt order (OpenAI's layout)."""
     ctx = context_of(request)
     prompts = body.raw_prompts()
-    outputs, _ = await generate(ctx, prompts, body.overrides())
+    outputs = await generate_openai(ctx, prompts, body.overrides(), "prompt")
     texts = [text for per_prompt in outputs for text in per_prompt]
     choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i, text in enumerate(texts)]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
