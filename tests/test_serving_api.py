@@ -157,3 +157,20 @@ def test_openapi_schema_and_demo_page(client):
     assert page.status_code == 200 and 'id="beautify"' in page.text
     no_images = client.post("/v1/images", json={"prompt": "a cat, highly detailed"})
     assert no_images.status_code == 404 and no_images.json()["error"]["limit"] == "diffusers_pipeline"
+
+
+def test_clip_token_counts_use_the_predictors_clip_tokenizer(client, clip_tokenizer_dir):
+    data = client.post("/v1/clip_tokens", json={"texts": ["a cat", "ab", "a, b"]}).json()
+    assert data["counts"] == [2 + 4, 2 + 2, 2 + 3]  # character level: BOS + one token per character + EOS
+    assert data["limit"] == 77 and data["tokenizer"] == f"clip_tokenizer={clip_tokenizer_dir}"
+    too_long = client.post("/v1/clip_tokens", json={"texts": ["x" * 1601]})
+    assert too_long.status_code == 413 and too_long.json()["error"]["field"] == "texts[0]"
+    assert client.post("/v1/clip_tokens", json={"texts": []}).status_code == 422
+
+
+def test_health_lists_the_request_options_this_predictor_knows(client):
+    from dataclasses import fields
+
+    options = client.get("/health").json()["options"]
+    assert {"num_return_sequences", "seed", "temperature", "top_p", "max_clip_tokens", "banned_words"} <= set(options)
+    assert ("keep_input" in options) == ("keep_input" in {f.name for f in fields(PredictorParams)})

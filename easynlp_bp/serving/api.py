@@ -28,7 +28,7 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     """
     from fastapi import FastAPI
 
-    from easynlp_bp.serving import openai_compat, routes
+    from easynlp_bp.serving import openai_compat, routes, token_counts
     from easynlp_bp.serving.errors import install_error_handlers
     from easynlp_bp.serving.guard import RequestGuard
 
@@ -51,4 +51,5 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
                        body_timeout_s=config.body_timeout_s, metrics=metrics)
     app.include_router(routes.router)
     app.include_router(openai_compat.router)
+    app.include_router(token_counts.router)
     return app

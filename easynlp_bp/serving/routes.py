@@ -40,6 +40,7 @@ class ServingContext:
     metrics: ServerMetrics
     pipeline: Any = None
     clip_cap_error: Any = field(default=_UNPROBED)  # None, or why max_clip_tokens cannot be served
+    clip_counter: Any = None  # (count function or None, source or why not), loaded on first use
 
 
 def context_of(request: Request) -> ServingContext:
@@ -157,7 +158,18 @@ async def health(request: Request) -> dict:
     return {"status": "ok", "images": ctx.pipeline is not None, "api_key_required": ctx.config.api_key is not None,
             "clip_cap": None if ctx.clip_cap_error is _UNPROBED else ctx.clip_cap_error is None,
             "queue_depth": ctx.batcher.queue_depth, "in_flight": ctx.batcher.in_flight,
-            "defaults": {name: getattr(ctx.predictor.params, name) for name in REPORTED_OPTIONS}}
+            "defaults": {name: getattr(ctx.predictor.params, name) for name in REPORTED_OPTIONS},
+            "options": accepted_options()}
+
+
+def accepted_options() -> list[str]:
+    """Request options this server accepts: fields of BeautifyRequest that the predictor knows."""
+    from dataclasses import fields as dataclass_fields
+
+    from easynlp_bp.prompting.predictor import PredictorParams
+
+    known = {f.name for f in dataclass_fields(PredictorParams)}
+    return [name for name in BeautifyRequest.model_fields if name in known]
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
