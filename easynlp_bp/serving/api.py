@@ -15,7 +15,6 @@ from typing import Any
 
 from easynlp_bp.serving.batcher import DynamicBatcher
 from easynlp_bp.serving.config import ServeConfig
-from easynlp_bp.serving.errors import APIError  # noqa: F401 - re-exported: raised by routes, caught by clients
 from easynlp_bp.serving.metrics import ServerMetrics
 
 
