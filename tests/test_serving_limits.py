@@ -156,17 +156,17 @@ def test_slowloris_heads_are_closed(server):
 
 def test_api_key_from_env_or_file_never_in_repr_or_run_config(monkeypatch, tmp_path, predictor):
     monkeypatch.setenv(API_KEY_ENV, "from-env")
-    assert ServeConfig().api_key == "from-env"
+    assert ServeConfig().resolved_api_key() == "from-env"
     key_file = tmp_path / "key.txt"
     key_file.write_text("from-file\n", encoding="utf-8")
-    config = ServeConfig(api_key_file=str(key_file))
-    assert config.api_key == "from-file" and "from-file" not in repr(config)
-    assert ServeConfig(api_key="given").api_key == "given"  # an explicit key wins
+    assert ServeConfig(api_key_file=str(key_file)).resolved_api_key() == "from-file"  # the file over the env
+    config = ServeConfig(api_key="given", api_key_file=str(key_file))
+    assert config.resolved_api_key() == "given" and "given" not in repr(config)  # an explicit key wins
     with pytest.raises(FileNotFoundError, match="api_key_file=.*missing.txt does not exist"):
-        ServeConfig(api_key_file=str(tmp_path / "missing.txt"))
+        ServeConfig(api_key_file=str(tmp_path / "missing.txt")).resolved_api_key()
     monkeypatch.setenv(API_KEY_ENV, " ")
     with pytest.raises(ValueError, match=f"API key from the env var {API_KEY_ENV} is empty"):
-        ServeConfig()
+        ServeConfig().resolved_api_key()
     assert redact_secrets({"api_key": "s", "port": 1}) == {"api_key": "<redacted>", "port": 1}
     monkeypatch.setenv(API_KEY_ENV, "from-env")
     with BackgroundServer(predictor, ServeConfig(port=0)) as running:

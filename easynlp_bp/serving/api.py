@@ -31,6 +31,7 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     from easynlp_bp.serving.errors import install_error_handlers
     from easynlp_bp.serving.guard import RequestGuard
 
+    api_key = config.resolved_api_key()
     metrics = ServerMetrics()
     batcher = DynamicBatcher(predictor, config.max_batch_size, config.max_wait_ms, config.max_queue_size, metrics)
     metrics.enable_prometheus(lambda: batcher.queue_depth, lambda: batcher.in_flight)
@@ -43,10 +44,11 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
 
     app = FastAPI(title="BeautifulPrompt", version="1", lifespan=lifespan,
                   description="Turn simple image descriptions into detailed Stable Diffusion prompts.")
-    app.state.serving = routes.ServingContext(predictor, config, batcher, metrics, pipeline)
+    app.state.serving = routes.ServingContext(predictor, config, batcher, metrics, pipeline,
+                                              api_key_required=api_key is not None)
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
     install_error_handlers(app)
-    app.add_middleware(RequestGuard, api_key=config.api_key, max_body_bytes=config.max_body_bytes,
+    app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=config.max_body_bytes,
                        body_timeout_s=config.body_timeout_s, metrics=metrics)
     app.include_router(routes.router)
     app.include_router(openai_compat.router)

@@ -20,7 +20,7 @@ API_KEY_ENV = "EASYNLP_API_KEY"
 SECRET_KEYS = ("api_key",)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServeFields:
     """Keys of ``--mode=serve`` (``--user_defined_parameters='port=8000 max_batch_size=16 ...'``)."""
 
@@ -46,7 +46,7 @@ class ServeFields:
     image_size: int = field(default=512, metadata={"help": "Height and width of demo images."})
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServeConfig(ServeFields):
     """Validated server settings.
 
@@ -70,9 +70,16 @@ class ServeConfig(ServeFields):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name}={value} must be a positive number of seconds.")
-        self.api_key = resolve_api_key(self.api_key, self.api_key_file)
-        if not _is_loopback(self.host) and self.api_key is None:
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("api_key is empty; leave it unset for no key, or give a secret string.")
+        keyless = self.api_key is None and self.api_key_file is None and os.environ.get(API_KEY_ENV) is None
+        if not _is_loopback(self.host) and keyless:
             logger.warning("Serving on %s (reachable from other machines) without api_key.", self.host)
+
+    def resolved_api_key(self) -> Optional[str]:
+        """The key the server checks: ``api_key``, else ``api_key_file``'s first line, else ``EASYNLP_API_KEY``
+        (read when the server is built, not here, so that building a config reads no file)."""
+        return resolve_api_key(self.api_key, self.api_key_file)
 
     @property
     def max_body_bytes(self) -> int:

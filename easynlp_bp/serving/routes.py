@@ -39,6 +39,7 @@ class ServingContext:
     batcher: DynamicBatcher
     metrics: ServerMetrics
     pipeline: Any = None
+    api_key_required: bool = False
     clip_cap_error: Any = field(default=_UNPROBED)  # None, or why max_clip_tokens cannot be served
     clip_counter: Any = None  # (count function or None, source or why not), loaded on first use
 
@@ -155,7 +156,7 @@ async def images(body: ImagesRequest, request: Request) -> ImagesResponse:
 async def health(request: Request) -> dict:
     """Liveness and what the demo needs to know (no API key required)."""
     ctx = context_of(request)
-    return {"status": "ok", "images": ctx.pipeline is not None, "api_key_required": ctx.config.api_key is not None,
+    return {"status": "ok", "images": ctx.pipeline is not None, "api_key_required": ctx.api_key_required,
             "clip_cap": None if ctx.clip_cap_error is _UNPROBED else ctx.clip_cap_error is None,
             "queue_depth": ctx.batcher.queue_depth, "in_flight": ctx.batcher.in_flight,
             "defaults": {name: getattr(ctx.predictor.params, name) for name in REPORTED_OPTIONS},
