@@ -67,8 +67,10 @@ def test_binds_loopback_and_answers_like_the_predictor(server, client, predictor
     # The served answer is exactly what the Python API gives for the same options.
     direct = predictor.predict(["1 girl", "a cat on a sofa"], {"seed": 7})
     assert [r["prompts"] for r in data["results"]] == direct
-    single = beautify(client, prompts="1 girl", num_return_sequences=2, decoding="greedy")
+    single = beautify(client, prompts="1 girl", num_return_sequences=1, decoding="greedy")
     assert len(single["results"]) == 1 and len(single["results"][0]["prompts"]) == 1  # greedy: one output
+    several = client.post("/v1/beautify", json={"prompts": "1 girl", "num_return_sequences": 2, "decoding": "greedy"})
+    assert several.status_code == 422 and several.json()["error"]["field"] == "decoding"  # not silently one
 
 
 def test_same_seed_same_output_other_seed_differs(client):

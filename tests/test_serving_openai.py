@@ -78,8 +78,9 @@ def test_completions_give_n_choices_per_prompt_in_order(client, predictor):
     (dict(content="x" * 61), 413, "messages", "max_input_chars"),
     (dict(content="   "), 422, "messages", "validation_error"),
     (dict(stream=True), 422, "stream", "validation_error"),
+    (dict(temperature=0, n=2), 422, "temperature", "validation_error"),  # greedy gives one output
     (dict(extra_body={"colour": "red"}), 422, "colour", "validation_error"),
-], ids=["n", "max_tokens", "long", "empty", "stream", "unknown"])
+], ids=["n", "max_tokens", "long", "empty", "stream", "greedy-n", "unknown"])
 def test_errors_reach_openai_clients_in_openai_shape(client, call, status, param, code):
     content = call.pop("content", "1 girl")
     with pytest.raises(openai.APIStatusError) as caught:
