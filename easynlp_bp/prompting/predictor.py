@@ -21,6 +21,7 @@ from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.template import build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.finite_numbers import require_finite
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class PredictorParams:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN passes every < / >= check below
         if self.decoding not in DECODING_MODES:
             raise ValueError(f"decoding={self.decoding!r} is not one of {', '.join(DECODING_MODES)}.")
         if self.num_return_sequences < 1 or self.batch_size < 1:

@@ -5,7 +5,6 @@ tokens only. Long examples are cut from the right of the target (the instruction
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -13,6 +12,7 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from easynlp_bp.finite_numbers import finite_or_nan
 from easynlp_bp.prompting.template import build_prompt, build_target
 
 IGNORE_INDEX = -100
@@ -44,11 +44,8 @@ def filter_pairs(rows: Sequence[dict], tokenizer, config: PairFilterConfig, targ
     for index, row in enumerate(rows):
         score = row.get("pick_score")
         if config.min_pick_score is not None and score not in (None, ""):
-            try:
-                score_value = float(score)
-            except (TypeError, ValueError):
-                score_value = math.nan
-            if not score_value >= config.min_pick_score:
+            score_value = finite_or_nan(score)
+            if not score_value >= config.min_pick_score:  # NaN (not a finite number) fails too
                 report.dropped.append((index, f"pick_score {score} < {config.min_pick_score}"))
                 continue
         n_tokens = len(tokenizer(row[target_field], add_special_tokens=False).input_ids)
