@@ -1,13 +1,13 @@
 """The App base class and the app registry: an app is train / evaluate / predict over typed configs."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters
+from easynlp_bp.io.writers import write_json
 from easynlp_bp.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,5 @@ class App:
 
     def write_run_config(self, directory: str, **resolved: Any) -> Path:
         path = Path(directory) / "run_config.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.run_config(**resolved), indent=2, default=str), encoding="utf-8")
+        write_json(str(path), self.run_config(**resolved))
         return path

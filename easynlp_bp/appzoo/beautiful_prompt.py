@@ -22,7 +22,7 @@ from easynlp_bp.sft.data import (
 )
 from easynlp_bp.evaluation.text_statistics import text_statistics
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
-from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io import Table, check_writable, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.training_arguments import build_training_arguments
 from easynlp_bp.serving.config import ServeFields
 
@@ -258,6 +258,8 @@ class BeautifulPromptApp(App):
         tables = self.args.table_list
         if len(tables) > 1:
             raise ValueError(f"--mode=predict reads one table; got {len(tables)}: {self.args.tables}.")
+        if self.args.outputs:
+            check_writable(self.args.outputs)  # before generating every row
         if tables:
             table = self._read(tables[0], with_target=False)
         else:

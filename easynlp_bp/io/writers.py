@@ -103,6 +103,52 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
         raise
 
 
+def write_json(path: str, value: Any) -> None:
+    """Write ``value`` as indented strict JSON to ``path`` atomically (readers never see half a file)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(to_json(value, indent=2, default=str) + "\n")
+        os.chmod(tmp, file_mode_from_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_writable(path: str, *, directory: bool = False, flag: str = "--outputs") -> None:
+    """Fail before any work when ``path`` cannot be written: a file path that is a directory, or a
+    directory (the nearest existing parent) that this process may not write into.
+
+    Args:
+        directory: ``path`` is an output *directory* (created later), not a file.
+    Raises:
+        ValueError: with the path, the problem and the fix, naming ``flag``.
+    """
+    target = Path(path)
+    if not directory and target.is_dir():
+        raise ValueError(f"{flag}={path} is a directory; give a file path such as {target / 'predictions.tsv'}.")
+    if directory and target.exists() and not target.is_dir():
+        raise ValueError(f"{flag}={path} is a file; give a directory.")
+    existing = target if directory and target.is_dir() else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag}={path}: {existing} is not a directory; choose another path.")
+    try:  # a real probe: permission bits, read-only mounts and ACLs all show up here
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write_check.")
+        os.close(fd)
+        os.unlink(probe)
+        if not directory and target.exists() and not os.access(target, os.W_OK):
+            raise PermissionError(f"{target} is read-only")
+    except OSError as err:
+        raise ValueError(f"{flag}={path} is not writable ({err}); choose a writable path or fix the "
+                         "permissions.") from err
+
+
 def rejects_path_for(output_path: str) -> str:
     """Where the rejects of ``output_path`` go: ``<output>.rejects.jsonl``."""
     return f"{output_path}.rejects.jsonl"
