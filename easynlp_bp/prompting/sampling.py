@@ -152,6 +152,16 @@ def sample_next_tokens(scores: torch.Tensor, settings: SamplingSettings, generat
     return tokens
 
 
+def _without_padding(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``ids`` (N, L) with each left pad replaced by the row's first real token, for the repetition penalty.
+
+    HF penalises the pad id of left-padded rows, so a prompt's distribution depends on whether a longer
+    neighbour padded it; a repeated real token changes nothing (the penalty is per distinct id).
+    """
+    first = mask.long().argmax(-1, keepdim=True)  # (N, 1) position of the first real token
+    return torch.where(mask.bool(), ids, ids.gather(1, first))
+
+
 def _forward_kwargs(model) -> set[str]:
     return set(inspect.signature(model.forward).parameters)
 
@@ -187,6 +197,8 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     cache.batch_repeat_interleave(repeats)
     scores = output.logits[:, -1, :].float().repeat_interleave(repeats, 0)  # (N, V)
     sequences = input_ids.repeat_interleave(repeats, 0)  # (N, L + t): what the repetition penalty sees
+    if generators is not None:
+        sequences = _without_padding(sequences, attention_mask.repeat_interleave(repeats, 0))
     mask = attention_mask.repeat_interleave(repeats, 0)
     unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
     new_tokens = []
