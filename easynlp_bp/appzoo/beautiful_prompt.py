@@ -23,7 +23,7 @@ from easynlp_bp.sft.data import (
 from easynlp_bp.evaluation.text_statistics import text_statistics
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 from easynlp_bp.io import Table, check_writable, read_table, rejects_path_for, write_rejects, write_table
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
 from easynlp_bp.serving.config import ServeFields
 
 logger = logging.getLogger(__name__)
@@ -178,8 +178,8 @@ class BeautifulPromptApp(App):
             eval_dataset=dev_set,
             data_collator=lambda batch: collate_left_padded(batch, bp.tokenizer.pad_token_id),
         )
-        resume = self.args.resume_from_checkpoint
-        trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+        resume = resolve_resume_checkpoint(self.args.resume_from_checkpoint, self.checkpoint_dir)
+        trainer.train(resume_from_checkpoint=resume)
         trainer.save_model(self.checkpoint_dir)
         result = {
             "train_pairs": len(kept_rows), "filtered": len(report.dropped), "dev_pairs": len(dev_rows),

@@ -24,7 +24,7 @@ from easynlp_bp.reward.formats import (
 )
 from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.io.readers import float_field_validator
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +205,8 @@ class BeautifulPromptRewardApp(App):
             model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
             data_collator=lambda batch: collate_reward_batch(batch, rm.tokenizer.pad_token_id),
         )
-        resume = self.args.resume_from_checkpoint
-        trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+        resume = resolve_resume_checkpoint(self.args.resume_from_checkpoint, self.checkpoint_dir)
+        trainer.train(resume_from_checkpoint=resume)
         trainer.save_model(self.checkpoint_dir)
         result = {
             "reward_type": reward_type, "label_name": label, "train_rows": len(train_rows), "dev_rows": len(dev_rows),
