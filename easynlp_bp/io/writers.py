@@ -105,12 +105,21 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
 
 def write_json(path: str, value: Any) -> None:
     """Write ``value`` as indented strict JSON to ``path`` atomically (readers never see half a file)."""
+    _write_text_atomically(path, to_json(value, indent=2, default=str) + "\n")
+
+
+def write_jsonl(path: str, records: Iterable[dict]) -> None:
+    """Write ``records`` (each kept whole, any keys) as strict JSONL to ``path`` atomically."""
+    _write_text_atomically(path, "".join(to_json(r, default=str) + "\n" for r in records))
+
+
+def _write_text_atomically(path: str, text: str) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(to_json(value, indent=2, default=str) + "\n")
+            handle.write(text)
         os.chmod(tmp, file_mode_from_umask())
         os.replace(tmp, target)
     except BaseException:
