@@ -22,7 +22,8 @@ from easynlp_bp.sft.data import (
 )
 from easynlp_bp.evaluation.text_statistics import text_statistics
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
-from easynlp_bp.io import Table, check_writable, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io import Reject, Table, check_writable, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io.writers import to_json, write_json
 from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
 from easynlp_bp.serving.config import ServeFields
 
@@ -112,6 +113,7 @@ class BeautifulPromptApp(App):
             raise ValueError(f"--tables takes train[,dev] for --mode=train; got {len(tables)} files.")
         accounting = {}
         read = [self._read(t, with_target=True) for t in tables]
+        self._tables = read  # row numbers, for rows rejected later (too long once tokenised)
         for table in read:
             if table.rejects:
                 path = Path(self.checkpoint_dir) / f"rejects.{Path(table.source).name}.jsonl"
@@ -119,6 +121,25 @@ class BeautifulPromptApp(App):
                 logger.warning("%s: %d rows rejected, listed in %s.", table.source, len(table.rejects), path)
             accounting[table.source] = {"read": table.n_read, "kept": len(table.rows), "rejected": len(table.rejects)}
         return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
+
+    def _reject_too_long(self, dataset: BeautifulPromptDataset, table_index: int, indices) -> int:
+        """Write the rows ``dataset`` skipped as too long to the rejects file of their table, with file rows."""
+        if not dataset.skipped:
+            return 0
+        tables = getattr(self, "_tables", [])
+        table = tables[table_index] if table_index < len(tables) else Table(source="embedded default")
+        indices = list(indices)
+        rejects = []
+        for position, reason in dataset.skipped:
+            index = indices[position]
+            number = table.row_numbers[index] if index < len(table.row_numbers) else index + 1
+            row = table.rows[index] if index < len(table.rows) else {}
+            rejects.append(Reject(number, reason, to_json(row, default=str)[:500]))
+        path = Path(self.checkpoint_dir) / f"rejects.too_long.{Path(table.source).name}.jsonl"
+        write_rejects(str(path), rejects, table.source)
+        logger.warning("%s: %d rows are longer than --sequence_length allows; listed in %s.", table.source,
+                       len(rejects), path)
+        return len(rejects)
 
     # ----------------------------------------------------------------- train
     def _resolved(self, preset: dict) -> dict:
@@ -156,15 +177,20 @@ class BeautifulPromptApp(App):
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", encoding="utf-8") as handle:
                 for index, reason in report.dropped:
-                    handle.write(json.dumps({"reason": reason, **train_rows[index]}, ensure_ascii=False) + "\n")
+                    handle.write(to_json({"reason": reason, **train_rows[index]}) + "\n")  # strict JSON
             logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(train_rows), path)
         if not report.kept:
             raise ValueError("No training pairs left after filtering; see filtered_pairs.jsonl in --checkpoint_dir.")
         kept_rows = [train_rows[i] for i in report.kept]
         make = lambda rows: BeautifulPromptDataset(  # noqa: E731
-            rows, bp.tokenizer, hp["sequence_length"], self.first_sequence, self.second_sequence
+            rows, bp.tokenizer, hp["sequence_length"], self.first_sequence, self.second_sequence, skip_too_long=True
         )
         train_set, dev_set = make(kept_rows), (make(dev_rows) if dev_rows else None)
+        accounting["too_long"] = self._reject_too_long(train_set, 0, report.kept)
+        if dev_set is not None:
+            accounting["too_long"] += self._reject_too_long(dev_set, 1, range(len(dev_rows)))
+        if not len(train_set):
+            raise ValueError("No training pairs fit --sequence_length; see the rejects files in --checkpoint_dir.")
         training_args = build_training_arguments(
             self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None,
             adam_beta1=0.9, adam_beta2=0.95,  # the reference's AdamW betas
@@ -182,7 +208,7 @@ class BeautifulPromptApp(App):
         trainer.train(resume_from_checkpoint=resume)
         trainer.save_model(self.checkpoint_dir)
         result = {
-            "train_pairs": len(kept_rows), "filtered": len(report.dropped), "dev_pairs": len(dev_rows),
+            "train_pairs": len(train_set), "filtered": len(report.dropped), "dev_pairs": len(dev_rows),
             "train_target_tokens": train_set.target_token_count(), "global_step": trainer.state.global_step,
             "final_train_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
         }
@@ -208,7 +234,12 @@ class BeautifulPromptApp(App):
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
         table = self._read(source, with_target=True)
         dataset = BeautifulPromptDataset(table.rows, predictor.tokenizer, self.args.sequence_length or 384,
-                                         self.first_sequence, self.second_sequence)
+                                         self.first_sequence, self.second_sequence, skip_too_long=True)
+        for index, reason in dataset.skipped:  # rows in = rows scored + rejects, with their file row
+            table.reject(table.row_numbers[index], reason, table.rows[index])
+        table.rejects.sort(key=lambda r: r.row)
+        table.rows = [table.rows[i] for i in dataset.kept]
+        table.row_numbers = [table.row_numbers[i] for i in dataset.kept]
         total_loss, total_tokens = 0.0, 0
         with torch.no_grad():
             for start in range(0, len(dataset), 16):
@@ -233,8 +264,9 @@ class BeautifulPromptApp(App):
             "samples": [{"raw_prompt": r[self.first_sequence], "generated": g} for r, g in zip(sample[:5], generations)],
         }
         out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_json(str(out_path), results)
+        if table.rejects:
+            write_rejects(rejects_path_for(str(out_path)), table.rejects, table.source)
         logger.info("Evaluation written to %s: loss %.4f, perplexity %.2f", out_path, mean_loss, results["perplexity"])
         return results
 

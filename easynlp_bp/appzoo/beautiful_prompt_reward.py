@@ -8,7 +8,6 @@ embedded default's pairs with the heuristic stand-in scorer (not real image scor
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -22,7 +21,8 @@ from easynlp_bp.reward.formats import (
     check_reward_type,
     format_reward_input,
 )
-from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io import Table, check_writable, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io.writers import to_json, write_json
 from easynlp_bp.io.readers import float_field_validator
 from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
 
@@ -260,16 +260,20 @@ class BeautifulPromptRewardApp(App):
             raise ValueError(f"--mode=evaluate reads one table; got {len(tables)}: {self.args.tables}.")
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
         table = self._read(source, with_label=True, label_name=label)
-        rejects_file = self._log_rejects(table)
+        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
+        rejects_file = None
+        if table.rejects:  # next to the results, never into the model directory
+            rejects_file = rejects_path_for(str(out_path))
+            write_rejects(rejects_file, table.rejects, table.source)
+            logger.warning("%s: %d of %d rows rejected, listed in %s.", source, len(table.rejects), table.n_read,
+                           rejects_file)
         if not table.rows:
             raise ValueError(f"{source}: no usable rows to evaluate ({len(table.rejects)} rejected).")
         results = {"source": source, "reward_type": rm.config.reward_type, "label_name": label,
                    "read": table.n_read, "rejected": len(table.rejects), "rejects_file": rejects_file,
                    **self._metrics(rm, table.rows, label)}
-        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(results, indent=2, ensure_ascii=False)
-        out_path.write_text(text, encoding="utf-8")
+        text = to_json(results, indent=2)
+        write_json(str(out_path), results)
         sys.stdout.write(text + "\n")  # the CLI's answer (the issue asks for the metrics printed)
         logger.info("Evaluation written to %s: MSE %.4f, Pearson %.3f, Spearman %.3f",
                     out_path, results["mse"], results["pearson"], results["spearman"])
@@ -281,6 +285,8 @@ class BeautifulPromptRewardApp(App):
         if len(tables) != 1:
             raise ValueError(f"--mode=predict scores one table given with --tables (a {self.prompt_field!r} column); "
                              f"got {len(tables)}.")
+        if self.args.outputs:
+            check_writable(self.args.outputs)  # before loading the model and scoring every row
         rm = self._load()
         output_schema = [c.strip() for c in (self.args.output_schema or "score").split(",") if c.strip()]
         for name in output_schema:

@@ -98,10 +98,21 @@ class BeautifulPromptDataset(Dataset):
         max_length: int,
         first_sequence: str = "raw_prompt",
         second_sequence: str = "prompt",
+        skip_too_long: bool = False,
     ):
-        self.examples = [
-            encode_pair(row[first_sequence], row[second_sequence], tokenizer, max_length) for row in rows
-        ]
+        """``skip_too_long``: leave out rows whose instruction alone fills ``max_length`` and list them in
+        ``self.skipped`` as (index into ``rows``, reason), instead of raising ``ValueError``."""
+        self.examples: list[dict] = []
+        self.kept: list[int] = []
+        self.skipped: list[tuple[int, str]] = []
+        for index, row in enumerate(rows):
+            try:
+                self.examples.append(encode_pair(row[first_sequence], row[second_sequence], tokenizer, max_length))
+                self.kept.append(index)
+            except ValueError as err:
+                if not skip_too_long:
+                    raise
+                self.skipped.append((index, str(err)))
 
     def __len__(self) -> int:
         return len(self.examples)
