@@ -24,6 +24,7 @@ from easynlp_bp.reward.formats import (
 )
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import resolve_model_source
+from easynlp_bp.components import COMPONENTS
 from easynlp_bp.model_files import check_model_dir
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class RewardConfig:
         return cls(**values)
 
 
+@COMPONENTS.register("RewardModel")
 class RewardModel:
     """A regression model and its own tokenizer that score (raw prompt, prompt) pairs.
 

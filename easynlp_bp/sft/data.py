@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from easynlp_bp.finite_numbers import finite_or_nan
 from easynlp_bp.prompting.template import build_prompt, build_target
+from easynlp_bp.components import COMPONENTS
 
 IGNORE_INDEX = -100
 
@@ -61,6 +62,19 @@ def filter_pairs(rows: Sequence[dict], tokenizer, config: PairFilterConfig, targ
     return report
 
 
+def too_long_rows(rows: Sequence[dict], tokenizer, max_length: int,
+                  first_sequence: str = "raw_prompt") -> list[tuple[int, str]]:
+    """(index, reason) of the rows whose instruction alone fills ``max_length`` tokens (:func:`encode_pair`
+    would refuse them): apps reject these rows one by one, with their file row, instead of aborting."""
+    too_long = []
+    for index, row in enumerate(rows):
+        n_tokens = len(tokenizer(build_prompt(row[first_sequence]), add_special_tokens=False).input_ids)
+        if n_tokens >= max_length:
+            too_long.append((index, f"the instruction has {n_tokens} tokens, not fewer than "
+                                    f"--sequence_length={max_length}; shorten the row or raise --sequence_length"))
+    return too_long
+
+
 def encode_pair(raw_prompt: str, prompt: str, tokenizer, max_length: int) -> dict:
     """Token ids and labels for one pair; labels are -100 on the instruction part.
 
@@ -82,6 +96,7 @@ def encode_pair(raw_prompt: str, prompt: str, tokenizer, max_length: int) -> dic
     }
 
 
+@COMPONENTS.register("BeautifulPromptDataset")
 class BeautifulPromptDataset(Dataset):
     """Tokenised (raw_prompt -> prompt) pairs for SFT.
 
@@ -98,21 +113,10 @@ class BeautifulPromptDataset(Dataset):
         max_length: int,
         first_sequence: str = "raw_prompt",
         second_sequence: str = "prompt",
-        skip_too_long: bool = False,
     ):
-        """``skip_too_long``: leave out rows whose instruction alone fills ``max_length`` and list them in
-        ``self.skipped`` as (index into ``rows``, reason), instead of raising ``ValueError``."""
-        self.examples: list[dict] = []
-        self.kept: list[int] = []
-        self.skipped: list[tuple[int, str]] = []
-        for index, row in enumerate(rows):
-            try:
-                self.examples.append(encode_pair(row[first_sequence], row[second_sequence], tokenizer, max_length))
-                self.kept.append(index)
-            except ValueError as err:
-                if not skip_too_long:
-                    raise
-                self.skipped.append((index, str(err)))
+        self.examples = [
+            encode_pair(row[first_sequence], row[second_sequence], tokenizer, max_length) for row in rows
+        ]
 
     def __len__(self) -> int:
         return len(self.examples)
