@@ -97,3 +97,23 @@ def test_cli_checks_outputs_before_loading_or_generating(tmp_path, capsys, monke
 def test_cli_caps_num_return_sequences(tmp_path, capsys):
     assert _cli(tmp_path, tmp_path / "no_model", "--user_defined_parameters=num_return_sequences=10000") == 2
     assert "num_return_sequences=10000 is more than 16" in capsys.readouterr().err
+
+
+def test_server_seeded_output_is_per_prompt(tiny_model_dir):
+    httpx = pytest.importorskip("httpx", reason="pip install -e .[serving]")
+    pytest.importorskip("fastapi", reason="pip install -e .[serving]")
+    from easynlp_bp.serving.config import ServeConfig
+    from easynlp_bp.serving.server import BackgroundServer
+
+    predictor = _predictor(tiny_model_dir, device="cpu")
+    with BackgroundServer(predictor, ServeConfig(port=0, max_batch_size=8, max_wait_ms=5)) as server:
+        with httpx.Client(base_url=server.url, timeout=120, trust_env=False) as client:
+            def beautify(prompts, n):
+                response = client.post("/v1/beautify", json={"prompts": prompts, "seed": 11, "num_return_sequences": n})
+                assert response.status_code == 200, response.text
+                return [r["prompts"] for r in response.json()["results"]]
+
+            pair = beautify(["a dog", "a castle"], 3)
+            alone = beautify(["a castle"], 1)
+    assert alone[0][0] == pair[1][0]
+    assert pair == predictor.predict(["a dog", "a castle"], overrides={"seed": 11, "num_return_sequences": 3})

@@ -87,3 +87,22 @@ def test_resume_last_without_a_complete_checkpoint_says_so(tmp_path, capsys):
     argv = _argv("beautiful_prompt", tmp_path, out)
     assert main(argv + ["--resume_from_checkpoint=last"]) == 2
     assert "no complete checkpoint-N in" in capsys.readouterr().err
+
+
+def test_reward_evaluate_writes_rejects_beside_its_results_not_into_the_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = _argv("beautiful_prompt_reward", tmp_path, out)
+    assert main([a for a in argv if not a.startswith("--save_checkpoint_steps")] + ["--save_checkpoint_steps=1000"]) == 0
+    before = sorted(p.name for p in out.iterdir())
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("prompt\taesthetic_score\na cat\t1.5\na dog\tnan\n\t2\n", encoding="utf-8")
+    result = tmp_path / "eval" / "results.json"
+    assert main(["--app_name=beautiful_prompt_reward", "--mode=evaluate", f"--checkpoint_dir={out}",
+                 f"--tables={bad}", f"--outputs={result}"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == before  # the model directory is only read
+    rejects = [json.loads(line) for line in (tmp_path / "eval" / "results.json.rejects.jsonl").read_text().splitlines()]
+    assert [r["row"] for r in rejects] == [3, 4]
+    # predict: an --outputs that is a directory fails before any scoring
+    assert main(["--app_name=beautiful_prompt_reward", "--mode=predict", f"--checkpoint_dir={out}",
+                 f"--tables={bad}", f"--outputs={tmp_path}"]) == 2
+    assert "is a directory" in capsys.readouterr().err

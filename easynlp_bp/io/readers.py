@@ -223,6 +223,24 @@ def _read_dataset(source: str, table: Table) -> list[str]:
     return list(loaded.column_names)
 
 
+def _read_file(path: Path, suffix: str, columns: Optional[list[str]], skip_first_line: bool, table: Table) -> list[str]:
+    """Read one file by its extension into ``table``; returns the column names found."""
+    if suffix in (".tsv", ".txt", ""):
+        return _read_delimited(path, "\t", columns, skip_first_line, table)
+    if suffix == ".csv":
+        return _read_delimited(path, ",", columns, skip_first_line, table)
+    if suffix in (".json", ".jsonl"):
+        return _read_json_rows(path, table)
+    if suffix == ".parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        for number, row in enumerate(frame.to_dict(orient="records"), start=1):
+            table.keep(number, row)
+        return list(frame.columns)
+    raise ValueError(f"{path}: unknown file type {suffix!r}; use .tsv, .csv, .json, .jsonl or .parquet.")
+
+
 def read_table(
     source: str,
     *,
@@ -255,23 +273,7 @@ def read_table(
     columns = parse_input_schema(input_schema) if input_schema else None
     suffix = path.suffix.lower()
     if path.is_file():
-        if suffix in (".tsv", ".txt", ""):
-            found = _read_delimited(path, "\t", columns, skip_first_line, table)
-        elif suffix == ".csv":
-            found = _read_delimited(path, ",", columns, skip_first_line, table)
-        elif suffix in (".json", ".jsonl"):
-            found = _read_json_rows(path, table)
-        elif suffix == ".parquet":
-            import pandas as pd
-
-            frame = pd.read_parquet(path)
-            found = list(frame.columns)
-            for number, row in enumerate(frame.to_dict(orient="records"), start=1):
-                table.keep(number, row)
-        else:
-            raise ValueError(
-                f"{source}: unknown file type {suffix!r}; use .tsv, .csv, .json, .jsonl or .parquet."
-            )
+        found = _read_file(path, suffix, columns, skip_first_line, table)
     elif path.is_dir() or ("/" in str(source) and not str(source).startswith((".", "/")) and not path.suffix):
         found = _read_dataset(str(source), table)
     else:
