@@ -164,6 +164,11 @@ def describe_params(params_cls: type) -> str:
     """One line per ``user_defined_parameters`` key: name, default and help (for ``--help``)."""
     lines = []
     for f in dataclasses.fields(params_cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # e.g. banned_words=[]
+            default = f.default_factory()
+        else:
+            default = "(required)"
         lines.append(f"  {f.name}={default}\n      {f.metadata.get('help', '')}")
     return "\n".join(lines)
