@@ -22,7 +22,7 @@ from easynlp_bp.sft.data import (
 )
 from easynlp_bp.evaluation.text_statistics import text_statistics
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
-from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io import Table, output_columns, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.training_arguments import build_training_arguments
 from easynlp_bp.serving.config import ServeFields
 
@@ -267,17 +267,12 @@ class BeautifulPromptApp(App):
                 table.keep(number, {self.first_sequence: text})
         predictor = self._predictor()
         rows = predictor.run(table.rows, self.first_sequence)
-        output_schema = [c.strip() for c in (self.args.output_schema or "predictions,beams").split(",") if c.strip()]
-        append = [c.strip() for c in (self.args.append_cols or "").split(",") if c.strip()]
-        for name in output_schema:
-            if name not in ("predictions", "beams"):
-                raise ValueError(f"--output_schema column {name!r} is unknown; use predictions and/or beams.")
-        for name in append:
-            if table.rows and name not in table.rows[0]:
-                raise ValueError(f"--append_cols column {name!r} is not in {table.source}.")
-        result = {"rows": rows, "columns": append + output_schema, "rejects": table.rejects, "read": table.n_read}
+        columns = output_columns(self.args.output_schema, self.args.append_cols, known=("predictions", "beams"),
+                                 default="predictions,beams", input_columns=list(table.rows[0]) if table.rows else [],
+                                 source=table.source)
+        result = {"rows": rows, "columns": columns, "rejects": table.rejects, "read": table.n_read}
         if self.args.outputs:
-            write_table(self.args.outputs, rows, append + output_schema)
+            write_table(self.args.outputs, rows, columns)
             rejects_path = rejects_path_for(self.args.outputs)
             write_rejects(rejects_path, table.rejects, table.source)
             logger.info("Wrote %d rows to %s and %d rejects to %s (read %d).", len(rows), self.args.outputs,

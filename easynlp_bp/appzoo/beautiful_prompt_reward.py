@@ -22,7 +22,7 @@ from easynlp_bp.reward.formats import (
     check_reward_type,
     format_reward_input,
 )
-from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io import Table, output_columns, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.io.readers import float_field_validator
 from easynlp_bp.training_arguments import build_training_arguments
 
@@ -282,19 +282,16 @@ class BeautifulPromptRewardApp(App):
             raise ValueError(f"--mode=predict scores one table given with --tables (a {self.prompt_field!r} column); "
                              f"got {len(tables)}.")
         rm = self._load()
-        output_schema = [c.strip() for c in (self.args.output_schema or "score").split(",") if c.strip()]
-        for name in output_schema:
-            if name not in ("score", rm.config.label_name):
-                raise ValueError(f"--output_schema column {name!r} is unknown; use score (or {rm.config.label_name}).")
+        from easynlp_bp.reward.model import EASYNLP_SCORE_COLUMNS, score_columns
+
         table = self._read(tables[0], with_label=False)
-        append = [c.strip() for c in (self.args.append_cols or "").split(",") if c.strip()]
-        for name in append:
-            if table.rows and name not in table.rows[0]:
-                raise ValueError(f"--append_cols column {name!r} is not in {table.source}.")
+        columns = output_columns(self.args.output_schema, self.args.append_cols,
+                                 known=("score", rm.config.label_name, *EASYNLP_SCORE_COLUMNS), default="score",
+                                 input_columns=list(table.rows[0]) if table.rows else [], source=table.source)
+        output_schema = [c for c in columns if c in ("score", rm.config.label_name, *EASYNLP_SCORE_COLUMNS)]
         scores = rm.score([r.get(self.raw_field, "") for r in table.rows], [r[self.prompt_field] for r in table.rows],
                           batch_size=self.params.batch_size).tolist()
-        rows = [{**row, **{name: score for name in output_schema}} for row, score in zip(table.rows, scores)]
-        columns = append + output_schema
+        rows = [{**row, **score_columns(score, rm.config)} for row, score in zip(table.rows, scores)]
         result = {"scored_rows": rows, "columns": columns, "rejects": table.rejects, "read": table.n_read}
         if self.args.outputs:
             write_table(self.args.outputs, rows, columns)

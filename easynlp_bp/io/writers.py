@@ -6,14 +6,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from easynlp_bp.io.readers import Reject
 
 
+BEAM_SEPARATOR = "||"  # EasyNLP joins beams with "||" (no spaces)
+
+
 def _cell(value: object) -> str:
     if isinstance(value, (list, tuple)):
-        return " || ".join(str(v) for v in value)
+        return BEAM_SEPARATOR.join(_cell(v) for v in value)
     text = "" if value is None else str(value)
     return text.replace("\t", " ").replace("\n", " ")
 
@@ -22,7 +25,7 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
     """Write ``rows`` (only ``columns``, in order) to ``path``; the format follows the extension.
 
     TSV has no header (EasyNLP style, columns as ``--output_schema`` + ``--append_cols``), list values
-    are joined with ``" || "``. JSONL keeps lists as lists. The file appears only when complete.
+    are joined with ``"||"`` as EasyNLP does. JSONL keeps lists as lists. The file appears only when complete.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +55,28 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def output_columns(
+    output_schema: Optional[str], append_cols: Optional[str], *, known: Sequence[str], default: str,
+    input_columns: Sequence[str], source: str,
+) -> list[str]:
+    """The columns predict writes, in EasyNLP's order: ``--output_schema`` then ``--append_cols``.
+
+    Raises:
+        ValueError: an output column the app does not produce, or an appended column not in the input.
+    """
+    outputs = [c.strip() for c in (output_schema or default).split(",") if c.strip()]
+    for name in outputs:
+        if name not in known:
+            raise ValueError(f"--output_schema column {name!r} is unknown; this app writes {', '.join(known)}.")
+    append = [c.strip() for c in (append_cols or "").split(",") if c.strip()]
+    for name in append:
+        if input_columns and name not in input_columns:
+            raise ValueError(
+                f"--append_cols column {name!r} is not in {source} (its columns: {', '.join(input_columns)})."
+            )
+    return outputs + append
 
 
 def rejects_path_for(output_path: str) -> str:

@@ -32,14 +32,20 @@ class PredictorParams:
     """Generation options (``user_defined_parameters`` keys of predict and evaluate)."""
 
     num_return_sequences: int = field(default=5, metadata={"help": "Beautified prompts per input."})
-    decoding: str = field(default="sample", metadata={"help": "sample (seed snippet), greedy or beam."})
+    decoding: Optional[str] = field(default=None, metadata={
+        "help": "sample (seed snippet), greedy or beam. Unset: beam when num_beams > 1 (as in EasyNLP), else sample."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
     top_k: int = field(default=50, metadata={"help": "Top-k sampling (0: off)."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling."})
     repetition_penalty: float = field(default=1.2, metadata={"help": "Repetition penalty (1.0: off)."})
-    num_beams: int = field(default=5, metadata={"help": "Beams for decoding=beam."})
+    num_beams: Optional[int] = field(default=None, metadata={
+        "help": "Beams; > 1 means beam search unless decoding is given (EasyNLP). Unset: 5 for decoding=beam."})
     max_length: int = field(default=384, metadata={"help": "Longest prompt + output in tokens."})
     max_new_tokens: Optional[int] = field(default=None, metadata={"help": "Cap on new tokens (overrides max_length)."})
+    min_new_tokens: Optional[int] = field(default=None, metadata={
+        "help": "Fewest new tokens before EOS may end an output (EasyNLP: min_decoder_length)."})
+    no_repeat_ngram_size: int = field(default=0, metadata={
+        "help": "Never repeat an n-gram of this size in an output (0: off)."})
     seed: Optional[int] = field(default=None, metadata={"help": "Seed that makes sampled output reproducible."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     max_clip_tokens: Optional[int] = field(
@@ -56,6 +62,10 @@ class PredictorParams:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
 
     def __post_init__(self) -> None:
+        if self.decoding is None:  # EasyNLP: num_beams > 1 means beam search
+            self.decoding = "beam" if (self.num_beams or 1) > 1 else "sample"
+        if self.decoding == "beam" and self.num_beams is None:
+            self.num_beams = 5
         if self.decoding not in DECODING_MODES:
             raise ValueError(f"decoding={self.decoding!r} is not one of {', '.join(DECODING_MODES)}.")
         if self.num_return_sequences < 1 or self.batch_size < 1:
@@ -70,6 +80,10 @@ class PredictorParams:
             raise ValueError(f"max_clip_tokens={self.max_clip_tokens} must be at least 3.")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens} must be at least 1.")
+        if self.min_new_tokens is not None and self.min_new_tokens < 0:
+            raise ValueError(f"min_new_tokens={self.min_new_tokens} must not be negative.")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size={self.no_repeat_ngram_size} must not be negative (0: off).")
         if any(not isinstance(w, str) or not w.strip() for w in self.banned_words):
             raise ValueError(f"banned_words={self.banned_words!r} must be non-empty words.")
 
@@ -131,6 +145,10 @@ class BeautifulPromptPredictor:
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.tokenizer.eos_token_id,
         }
+        if p.min_new_tokens is not None:
+            kwargs["min_new_tokens"] = p.min_new_tokens
+        if p.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = p.no_repeat_ngram_size
         if p.decoding == "sample":
             kwargs.update(do_sample=True, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p)
         elif p.decoding == "greedy":
@@ -145,7 +163,8 @@ class BeautifulPromptPredictor:
         """New tokens of one left-padded batch: the fast sampler for top-k sampling, else HF ``generate``."""
         prompt_length = batch["input_ids"].shape[1]
         kwargs = {**self._generation_kwargs(prompt_length, params), **extra_kwargs}
-        if params.decoding == "sample" and params.top_k > 0 and supports_fast_sampling(self.model):
+        fast = params.decoding == "sample" and params.top_k > 0 and not params.no_repeat_ngram_size
+        if fast and supports_fast_sampling(self.model):
             processors = None
             if "bad_words_ids" in kwargs:
                 from transformers import LogitsProcessorList
@@ -159,7 +178,8 @@ class BeautifulPromptPredictor:
                 temperature=params.temperature, repetition_penalty=params.repetition_penalty,
                 num_return_sequences=params.num_return_sequences,
                 # a model's generation_config.min_new_tokens is honoured, as generate would
-                min_new_tokens=getattr(self.model.generation_config, "min_new_tokens", None) or 0,
+                min_new_tokens=kwargs["min_new_tokens"] if "min_new_tokens" in kwargs
+                else getattr(self.model.generation_config, "min_new_tokens", None) or 0,
                 pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
             )
             return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors)
