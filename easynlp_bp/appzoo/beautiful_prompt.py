@@ -23,7 +23,7 @@ from easynlp_bp.sft.data import (
 from easynlp_bp.evaluation.text_statistics import text_statistics
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 from easynlp_bp.io import Table, output_columns, read_table, rejects_path_for, write_rejects, write_table
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, final_train_loss
 from easynlp_bp.serving.config import ServeFields
 
 logger = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ class BeautifulPromptApp(App):
         train_set, dev_set = make(kept_rows), (make(dev_rows) if dev_rows else None)
         training_args = build_training_arguments(
             self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None,
-            adam_beta1=0.9, adam_beta2=0.95,  # the reference's AdamW betas
+            n_train_examples=len(train_set), adam_beta1=0.9, adam_beta2=0.95,  # the reference's AdamW betas
             # each epoch still sees every pair once; only which pairs share a batch changes
             train_sampling_strategy="group_by_length" if self.params.group_by_length else "random",
         )
@@ -179,17 +179,22 @@ class BeautifulPromptApp(App):
             data_collator=lambda batch: collate_left_padded(batch, bp.tokenizer.pad_token_id),
         )
         resume = self.args.resume_from_checkpoint
-        trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+        train_output = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
         trainer.save_model(self.checkpoint_dir)
         result = {
             "train_pairs": len(kept_rows), "filtered": len(report.dropped), "dev_pairs": len(dev_rows),
             "train_target_tokens": train_set.target_token_count(), "global_step": trainer.state.global_step,
-            "final_train_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
+            "final_train_loss": final_train_loss(trainer.state.log_history, train_output),
         }
         if dev_set is not None:
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
             bp.tokenizer.save_pretrained(self.checkpoint_dir)
+            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+
+            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+                kind="sft", base_model=source.location, is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
+                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"))
             from easynlp_bp.training_plots import plot_log_history
 
             plot_log_history(trainer.state.log_history, str(Path(self.checkpoint_dir) / "training_curves.png"))

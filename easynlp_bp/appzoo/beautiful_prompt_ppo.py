@@ -194,6 +194,14 @@ class BeautifulPromptPPOApp(App):
                 return result
         self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, train_prompts=len(train_rows),
                               dev_prompts=len(dev_rows), result=result)
+        from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint, is_stand_in_checkpoint
+
+        if (Path(self.checkpoint_dir) / "config.json").is_file():
+            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+                kind="ppo", base_model=str(sft_dir), is_stand_in=is_stand_in_checkpoint(sft_dir),
+                data=f"{len(train_rows)} training prompts, {len(dev_rows)} held out",
+                settings=self.params.ppo_config().to_dict() if self.params.rl_algorithm == "ppo" else {},
+                metrics={k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
         logger.info("RL (%s) done: %s", self.params.rl_algorithm, result)
         return result
 

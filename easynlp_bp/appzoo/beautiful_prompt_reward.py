@@ -24,7 +24,7 @@ from easynlp_bp.reward.formats import (
 )
 from easynlp_bp.io import Table, output_columns, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.io.readers import float_field_validator
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, final_train_loss
 
 logger = logging.getLogger(__name__)
 
@@ -199,25 +199,34 @@ class BeautifulPromptRewardApp(App):
         make = lambda rows: RewardDataset(rm, rows, label, self.raw_field, self.prompt_field)  # noqa: E731
         train_set, dev_set = make(train_rows), (make(dev_rows) if dev_rows else None)
         training_args = build_training_arguments(
-            self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None
+            self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None,
+            n_train_examples=len(train_set),
         )
         trainer = Trainer(
             model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
             data_collator=lambda batch: collate_reward_batch(batch, rm.tokenizer.pad_token_id),
         )
         resume = self.args.resume_from_checkpoint
-        trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
+        train_output = trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
         trainer.save_model(self.checkpoint_dir)
         result = {
             "reward_type": reward_type, "label_name": label, "train_rows": len(train_rows), "dev_rows": len(dev_rows),
             "label_mean": rm.config.label_mean, "label_std": rm.config.label_std,
             "global_step": trainer.state.global_step,
-            "final_train_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
+            "final_train_loss": final_train_loss(trainer.state.log_history, train_output),
         }
         if dev_rows:
             result["dev"] = self._metrics(rm, dev_rows, label)
         if trainer.is_world_process_zero():
             rm.save_pretrained(self.checkpoint_dir, save_model=False)
+            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+
+            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+                kind="reward", base_model=source.location, is_stand_in=source.is_from_scratch,
+                data=", ".join(self.args.table_list) or "embedded default rows (heuristic stand-in labels)",
+                settings=hp, metrics=result,
+                reward={"type": reward_type, "label_name": label, "label_mean": rm.config.label_mean,
+                        "label_std": rm.config.label_std}))
             from easynlp_bp.training_plots import plot_log_history
 
             plot_log_history(trainer.state.log_history, str(Path(self.checkpoint_dir) / "training_curves.png"))
