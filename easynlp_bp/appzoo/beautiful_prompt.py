@@ -21,7 +21,7 @@ from easynlp_bp.sft.data import (
     filter_pairs,
 )
 from easynlp_bp.evaluation.text_statistics import text_statistics
-from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
+from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams, split_rejected_rows
 from easynlp_bp.io import Table, output_columns, read_table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.training_arguments import build_training_arguments, final_train_loss
 from easynlp_bp.serving.config import ServeFields
@@ -271,7 +271,7 @@ class BeautifulPromptApp(App):
             for number, text in enumerate(DEMO_RAW_PROMPTS, start=1):
                 table.keep(number, {self.first_sequence: text})
         predictor = self._predictor()
-        rows = predictor.run(table.rows, self.first_sequence)
+        rows = split_rejected_rows(table, predictor.run(table.rows, self.first_sequence), self.first_sequence)
         columns = output_columns(self.args.output_schema, self.args.append_cols, known=("predictions", "beams"),
                                  default="predictions,beams", input_columns=list(table.rows[0]) if table.rows else [],
                                  source=table.source)

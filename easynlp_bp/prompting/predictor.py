@@ -51,9 +51,9 @@ class PredictorParams:
     max_clip_tokens: Optional[int] = field(
         default=None, metadata={"help": "Cut outputs to fit this many CLIP tokens (77: SD's window)."}
     )
-    clip_tokenizer: str = field(
-        default="openai/clip-vit-large-patch14", metadata={"help": "CLIP tokenizer (dir or hub id) for max_clip_tokens."}
-    )
+    clip_tokenizer: Optional[str] = field(default=None, metadata={
+        "help": "CLIP tokenizer (dir or hub id) for max_clip_tokens; unset: OpenAI's CLIP vocabulary packaged "
+                "in instant-clip-tokenizer (offline)."})
     max_input_chars: int = field(default=2000, metadata={"help": "Longer raw prompts are rejected."})
     banned_words: list[str] = field(
         default_factory=list, metadata={"help": "Comma separated words never to output (whole words, any case)."}
@@ -119,10 +119,17 @@ class BeautifulPromptPredictor:
         if params.max_clip_tokens is None:
             return None
         if params.clip_tokenizer not in self._clip_tokenizers:
-            from transformers import AutoTokenizer
+            tokenizer = None  # None: ClipLengthCap's packaged OpenAI CLIP vocabulary
+            if params.clip_tokenizer is not None:
+                from transformers import AutoTokenizer
 
-            self._clip_tokenizers[params.clip_tokenizer] = AutoTokenizer.from_pretrained(params.clip_tokenizer)
-        return ClipLengthCap(self._clip_tokenizers[params.clip_tokenizer], params.max_clip_tokens)
+                tokenizer = AutoTokenizer.from_pretrained(params.clip_tokenizer)
+            try:
+                self._clip_tokenizers[params.clip_tokenizer] = ClipLengthCap(tokenizer, params.max_clip_tokens)
+            except ImportError as err:  # a missing package is a setup error the CLI reports in one line
+                raise ValueError(f"max_clip_tokens: {err}") from err
+        cap = self._clip_tokenizers[params.clip_tokenizer]
+        return ClipLengthCap(cap.tokenizer, params.max_clip_tokens) if cap.max_tokens != params.max_clip_tokens else cap
 
     def resolve_params(self, overrides: Optional[dict] = None) -> PredictorParams:
         """This predictor's params with ``overrides`` applied (validated; unknown names raise ValueError)."""
@@ -186,13 +193,21 @@ class BeautifulPromptPredictor:
         output = self.model.generate(**batch, **kwargs)
         return output[:, prompt_length:]
 
-    @torch.no_grad()
     def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None) -> list[list[str]]:
         """Beautify each raw prompt; returns one list of outputs per input, in input order.
 
         ``overrides`` (e.g. ``{"seed": 1, "temperature": 0.7, "banned_words": ["blood"]}``) replace
-        :class:`PredictorParams` fields for this call only.
+        :class:`PredictorParams` fields for this call only. With ``max_clip_tokens``, an output that cannot
+        be cut to fit is dropped, and an input none of whose outputs fit gets an empty list (never "");
+        :meth:`predict_with_reasons` says why.
         """
+        return self.predict_with_reasons(raw_prompts, overrides)[0]
+
+    @torch.no_grad()
+    def predict_with_reasons(
+        self, raw_prompts: Sequence[str], overrides: Optional[dict] = None
+    ) -> tuple[list[list[str]], list[Optional[str]]]:
+        """:meth:`predict`, plus per input the reason its outputs were dropped by the CLIP cap (or None)."""
         params = self.resolve_params(overrides)
         raw_prompts = list(raw_prompts)
         for index, text in enumerate(raw_prompts):
@@ -213,6 +228,7 @@ class BeautifulPromptPredictor:
         encoded = [self.tokenizer(build_prompt(t), add_special_tokens=False).input_ids for t in raw_prompts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
+        reasons: list[Optional[str]] = [None for _ in raw_prompts]
         for start in range(0, len(order), params.batch_size):
             batch_index = order[start : start + params.batch_size]
             batch = self.tokenizer.pad(
@@ -223,10 +239,32 @@ class BeautifulPromptPredictor:
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):
                 outputs = [banned.remove(t.strip()) for t in texts[position * per_input : (position + 1) * per_input]]
-                results[original] = [clip_cap(t) for t in outputs] if clip_cap else outputs
-        return results
+                if clip_cap is not None:
+                    outputs, reasons[original] = clip_cap.cap_all(outputs)
+                results[original] = outputs
+        return results, reasons
 
     def run(self, rows: Sequence[dict], first_sequence: str = "raw_prompt") -> list[dict]:
-        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all)."""
-        outputs = self.predict([row[first_sequence] for row in rows])
-        return [{**row, "predictions": out[0], "beams": out} for row, out in zip(rows, outputs)]
+        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all).
+
+        A row none of whose outputs fit ``max_clip_tokens`` comes back with ``predictions=None``, no beams
+        and a ``reject`` reason (see :func:`split_rejected_rows`).
+        """
+        outputs, reasons = self.predict_with_reasons([row[first_sequence] for row in rows])
+        return [
+            {**row, "predictions": out[0], "beams": out} if out
+            else {**row, "predictions": None, "beams": [], "reject": reason}
+            for row, out, reason in zip(rows, outputs, reasons)
+        ]
+
+
+def split_rejected_rows(table, rows: list[dict], first_sequence: str) -> list[dict]:
+    """Move rows :meth:`BeautifulPromptPredictor.run` marked ``reject`` into ``table``'s rejects (with their
+    row numbers); returns the rows that have outputs, in order. ``table`` is the ``io.Table`` they came from."""
+    kept = []
+    for number, row in zip(table.row_numbers, rows):
+        if "reject" in row:
+            table.reject(number, f"{first_sequence}: {row['reject']}", row[first_sequence])
+        else:
+            kept.append(row)
+    return kept
