@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import torch
 
 from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
+from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +74,14 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
 
     if trainer.iteration == 0 and eval_rows:
         log.write(_evaluate(trainer, eval_rows), trainer.global_step)
+    bar = progress_bar(c.total_steps, "PPO", "step", initial=trainer.global_step, enabled=None if acc.is_main_process
+                       else False)
     while trainer.global_step < c.total_steps:
+        step_before = trainer.global_step
         stats = trainer.step(sampler.next_batch(c.num_rollouts))
         log.write(stats, trainer.global_step)
+        bar.update(trainer.global_step - step_before)
+        bar.set_postfix(reward=f"{stats['reward/score_mean']:.3f}", kl=f"{stats['kl/observed']:.2f}", refresh=False)
         if acc.is_main_process:
             logger.info("iteration %d (step %d): reward %.4f, KL %.3f, β %.5f, %.1fs", trainer.iteration,
                         trainer.global_step, stats["reward/score_mean"], stats["kl/observed"], stats["kl/coef"],
@@ -87,6 +93,7 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
             sampler_states = _gather_objects(acc, sampler.state_dict())
             save_checkpoint(trainer, output, {"prompt_sampler": sampler_states, "history": log.history},
                             keep=keep_checkpoints)
+    bar.close()
     if acc.is_main_process:
         save_policy(trainer, output)
         plot_ppo_curves(log.history, str(output / "ppo_curves.png"))

@@ -21,6 +21,7 @@ from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.template import build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,8 @@ class BeautifulPromptPredictor:
         output = self.model.generate(**batch, **kwargs)
         return output[:, prompt_length:]
 
-    def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None) -> list[list[str]]:
+    def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None,
+                progress: bool = False) -> list[list[str]]:
         """Beautify each raw prompt; returns one list of outputs per input, in input order.
 
         ``overrides`` (e.g. ``{"seed": 1, "temperature": 0.7, "banned_words": ["blood"]}``) replace
@@ -201,13 +203,16 @@ class BeautifulPromptPredictor:
         be cut to fit is dropped, and an input none of whose outputs fit gets an empty list (never "");
         :meth:`predict_with_reasons` says why.
         """
-        return self.predict_with_reasons(raw_prompts, overrides)[0]
+        return self.predict_with_reasons(raw_prompts, overrides, progress)[0]
 
     @torch.no_grad()
     def predict_with_reasons(
-        self, raw_prompts: Sequence[str], overrides: Optional[dict] = None
+        self, raw_prompts: Sequence[str], overrides: Optional[dict] = None, progress: bool = False
     ) -> tuple[list[list[str]], list[Optional[str]]]:
-        """:meth:`predict`, plus per input the reason its outputs were dropped by the CLIP cap (or None)."""
+        """:meth:`predict`, plus per input the reason its outputs were dropped by the CLIP cap (or None).
+
+        ``progress``: show a progress bar with ETA on stderr (batch predict; off for serving's small calls).
+        """
         params = self.resolve_params(overrides)
         raw_prompts = list(raw_prompts)
         for index, text in enumerate(raw_prompts):
@@ -229,6 +234,7 @@ class BeautifulPromptPredictor:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
         reasons: list[Optional[str]] = [None for _ in raw_prompts]
+        bar = progress_bar(len(order), "predict", "prompt", enabled=None if progress else False)
         for start in range(0, len(order), params.batch_size):
             batch_index = order[start : start + params.batch_size]
             batch = self.tokenizer.pad(
@@ -242,6 +248,8 @@ class BeautifulPromptPredictor:
                 if clip_cap is not None:
                     outputs, reasons[original] = clip_cap.cap_all(outputs)
                 results[original] = outputs
+            bar.update(len(batch_index))
+        bar.close()
         return results, reasons
 
     def run(self, rows: Sequence[dict], first_sequence: str = "raw_prompt") -> list[dict]:
@@ -250,7 +258,7 @@ class BeautifulPromptPredictor:
         A row none of whose outputs fit ``max_clip_tokens`` comes back with ``predictions=None``, no beams
         and a ``reject`` reason (see :func:`split_rejected_rows`).
         """
-        outputs, reasons = self.predict_with_reasons([row[first_sequence] for row in rows])
+        outputs, reasons = self.predict_with_reasons([row[first_sequence] for row in rows], progress=True)
         return [
             {**row, "predictions": out[0], "beams": out} if out
             else {**row, "predictions": None, "beams": [], "reject": reason}
