@@ -94,10 +94,13 @@ def _check_command(command: str) -> None:
     from easynlp_bp.appzoo import APPS
     from easynlp_bp.arguments import EasyNLPArgs, split_user_defined_parameters
     from easynlp_bp.cli import build_parser
+    from easynlp_bp.easynlp_compat import UDP_IGNORED_KEYS, UDP_KEY_ALIASES
 
     tokens = shlex.split(command.split(" #")[0], posix=True)
     flags = [t.split("=", 1)[0] for t in tokens[1:] if t.startswith("--")]
-    valid = {f"--{f.name}" for f in dataclasses.fields(EasyNLPArgs)} | {"--help"}
+    # every option the real parser takes: EasyNLPArgs fields, EasyNLP's aliases and its no-meaning flags
+    valid = {o for a in build_parser()._actions for o in a.option_strings if o.startswith("--")}
+    assert {f"--{f.name}" for f in dataclasses.fields(EasyNLPArgs)} <= valid
     unknown = [f for f in flags if f not in valid]
     assert not unknown, f"unknown flag(s) {unknown} in: {command}"
     values = dict(t[2:].split("=", 1) for t in tokens[1:] if t.startswith("--") and "=" in t)
@@ -108,6 +111,7 @@ def _check_command(command: str) -> None:
     else:
         keys = list(split_user_defined_parameters(values["user_defined_parameters"]))
     valid_keys = {f.name for f in dataclasses.fields(APPS.get(app).params_cls)}
+    valid_keys |= set(UDP_KEY_ALIASES) | set(UDP_IGNORED_KEYS)  # EasyNLP's seq-gen keys (mapped or warned)
     assert not set(keys) - valid_keys, f"unknown key(s) {set(keys) - valid_keys} for {app} in: {command}"
 
 

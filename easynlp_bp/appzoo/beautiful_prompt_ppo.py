@@ -145,6 +145,16 @@ class BeautifulPromptPPOApp(App):
         dev = self._read_prompts(tables[1]) if len(tables) > 1 else []
         if not train:
             raise ValueError(f"{tables[0]} has no usable prompt rows.")
+        if len(tables) == 1:
+            from easynlp_bp.ppo.training_loop import hold_out_prompts
+
+            train, dev = hold_out_prompts(train, self.params.ppo_config().eval_size, self.args.random_seed)
+            if dev:
+                logger.info("Held out %d of the %d prompts of %s for evaluation (--tables=train,dev chooses them).",
+                            len(dev), len(train) + len(dev), tables[0])
+            else:
+                logger.warning("%s has %d prompts, too few to hold any out: no held-out evaluation "
+                               "(give --tables=train,dev).", tables[0], len(train))
         return train, dev
 
     def _reward_fn(self, device: str = "cpu"):

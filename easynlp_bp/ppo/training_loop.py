@@ -18,6 +18,24 @@ from easynlp_bp.progress import progress_bar
 logger = logging.getLogger(__name__)
 
 
+MIN_PROMPTS_TO_HOLD_OUT = 20
+
+
+def hold_out_prompts(rows: Sequence[dict], eval_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Split one prompt table into (train, held-out): up to ``eval_size`` prompts, at most a tenth of them.
+
+    The paper holds out 500 of its 40k PPO prompts. A table of fewer than 20 rows is not split (no
+    held-out evaluation; the caller logs that). The split is the same for the same ``seed``.
+    """
+    rows = list(rows)
+    n_held = min(eval_size, len(rows) // 10) if len(rows) >= MIN_PROMPTS_TO_HOLD_OUT else 0
+    if n_held == 0:
+        return rows, []
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:n_held])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
+
+
 class PromptSampler:
     """Endless shuffled passes over this process's shard of the prompt rows; its position is checkpointed."""
 
