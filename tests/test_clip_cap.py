@@ -60,3 +60,13 @@ def test_predictor_rejects_a_row_whose_outputs_cannot_be_capped(tiny_tokenizer, 
     assert [(r.row, r.content) for r in table.rejects] == [(2, "a dog")]
     assert "raw_prompt: no comma or word boundary" in table.rejects[0].reason
     assert predictor.predict(["a dog"]) == [[]]
+
+
+def test_run_reads_the_constructors_first_sequence(tiny_tokenizer, tiny_bloom):
+    params = PredictorParams(decoding="greedy", num_return_sequences=1, max_new_tokens=2)
+    predictor = BeautifulPromptPredictor("unused", params, model=tiny_bloom, tokenizer=tiny_tokenizer,
+                                         first_sequence="content")
+    rows = predictor.run([{"content": "a cat", "title": "t"}])
+    assert rows[0]["content"] == "a cat" and isinstance(rows[0]["predictions"], str)
+    with pytest.raises(KeyError, match="row 0 has no 'content' column \\(columns: raw_prompt\\)"):
+        predictor.run([{"raw_prompt": "a cat"}])

@@ -98,10 +98,12 @@ class BeautifulPromptPredictor:
         >>> predictor.run([{"raw_prompt": "1 girl"}])  # rows with "predictions" and "beams"
     """
 
-    def __init__(self, model_dir: str, params: Optional[PredictorParams] = None, *, model=None, tokenizer=None):
+    def __init__(self, model_dir: str, params: Optional[PredictorParams] = None, *, model=None, tokenizer=None,
+                 first_sequence: str = "raw_prompt"):
         from easynlp_bp.sft.model import BeautifulPromptModel
 
         self.params = params or PredictorParams()
+        self.first_sequence = first_sequence  # the input column run() reads (EasyNLP's first_sequence)
         self.device = resolve_device(self.params.device)
         if model is None:
             loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
@@ -252,12 +254,19 @@ class BeautifulPromptPredictor:
         bar.close()
         return results, reasons
 
-    def run(self, rows: Sequence[dict], first_sequence: str = "raw_prompt") -> list[dict]:
+    def run(self, rows: Sequence[dict], first_sequence: Optional[str] = None) -> list[dict]:
         """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all).
+
+        ``first_sequence``: the input column (default: the one given to the constructor, ``raw_prompt``).
 
         A row none of whose outputs fit ``max_clip_tokens`` comes back with ``predictions=None``, no beams
         and a ``reject`` reason (see :func:`split_rejected_rows`).
         """
+        first_sequence = first_sequence or self.first_sequence
+        missing = next((i for i, row in enumerate(rows) if first_sequence not in row), None)
+        if missing is not None:
+            raise KeyError(f"row {missing} has no {first_sequence!r} column (columns: {', '.join(rows[missing])}); "
+                           "pass first_sequence=<the input column>.")
         outputs, reasons = self.predict_with_reasons([row[first_sequence] for row in rows], progress=True)
         return [
             {**row, "predictions": out[0], "beams": out} if out
