@@ -68,10 +68,11 @@ def _broken_copy(tmp_path: Path, page: str, old: str, new: str) -> list[CodeBloc
 
 
 def test_renamed_flag_in_a_bash_block_fails(tmp_path, sandbox):
-    blocks = _broken_copy(tmp_path, "docs/quickstart.md", "--checkpoint_dir=", "--checkpoint_path=")
+    # (--checkpoint_path is EasyNLP's alias of --checkpoint_dir, so the typo is a real misspelling)
+    blocks = _broken_copy(tmp_path, "docs/quickstart.md", "--checkpoint_dir=", "--checkpoint_dri=")
     failures = run_page(blocks, sandbox, include_slow=False)
     assert failures
-    assert "Unknown argument(s): --checkpoint_path (did you mean --checkpoint_dir?)" in failures[0]
+    assert "Unknown argument(s): --checkpoint_dri (did you mean --checkpoint_dir?)" in failures[0]
 
 
 def test_renamed_key_in_a_python_block_fails(tmp_path, sandbox):
