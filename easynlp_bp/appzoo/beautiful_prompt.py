@@ -270,11 +270,11 @@ class BeautifulPromptApp(App):
             table = Table(source="demo")
             for number, text in enumerate(DEMO_RAW_PROMPTS, start=1):
                 table.keep(number, {self.first_sequence: text})
-        predictor = self._predictor()
-        rows = split_rejected_rows(table, predictor.run(table.rows, self.first_sequence), self.first_sequence)
         columns = output_columns(self.args.output_schema, self.args.append_cols, known=("predictions", "beams"),
                                  default="predictions,beams", input_columns=list(table.rows[0]) if table.rows else [],
-                                 source=table.source)
+                                 source=table.source)  # checked before the model is loaded
+        predictor = self._predictor()
+        rows = split_rejected_rows(table, predictor.run(table.rows, self.first_sequence), self.first_sequence)
         result = {"rows": rows, "columns": columns, "rejects": table.rejects, "read": table.n_read}
         if self.args.outputs:
             write_table(self.args.outputs, rows, columns)
