@@ -64,13 +64,18 @@ class EasyNLPArgs:
     random_seed: int = _flag(42, "Seed for data order, initialisation and sampling.")
     # Distribution.
     worker_gpu: Optional[int] = _flag(
-        None, "Processes per machine (GPUs; on a CPU-only machine, CPU processes with gloo). >1 launches accelerate."
+        None, "Processes per machine (GPUs; on a CPU-only machine, CPU processes with gloo). >1 launches "
+              "accelerate. 0 runs on CPU even where a GPU exists (EasyNLP's CPU switch); -1: not given."
     )
     worker_count: int = _flag(1, "Number of machines for a multi-node run (with --worker_gpu).")
 
     def __post_init__(self) -> None:
         require_finite(self, prefix="--")
-        for name in ("micro_batch_size", "gradient_accumulation_steps", "sequence_length", "worker_gpu"):
+        if self.worker_gpu == -1:  # EasyNLP's default, "not given"
+            self.worker_gpu = None
+        if self.worker_gpu is not None and self.worker_gpu < 0:
+            raise ValueError(f"--worker_gpu={self.worker_gpu} must be 0 (CPU) or more.")
+        for name in ("micro_batch_size", "gradient_accumulation_steps", "sequence_length"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name}={value} must be at least 1.")
@@ -140,12 +145,18 @@ def split_user_defined_parameters(text: Optional[str]) -> dict[str, str]:
 def parse_user_defined_parameters(text: Optional[str] | dict, params_cls: type[P]) -> P:
     """Build ``params_cls`` from ``key=value`` text (or a dict); unknown keys raise ``ValueError``.
 
+    A dict may have EasyNLP's parsed shape (``{"app_parameters": {...}, ...}``); EasyNLP's seq-gen keys
+    are mapped or warned about (:mod:`easynlp_bp.easynlp_compat`).
+
     Raises:
         ValueError: an unknown key (the message lists the valid ones) or a value of the wrong type.
     """
-    raw = dict(text) if isinstance(text, dict) else split_user_defined_parameters(text)
+    from easynlp_bp.easynlp_compat import flatten_parsed_parameters, translate_easynlp_keys
+
+    raw = flatten_parsed_parameters(text) if isinstance(text, dict) else split_user_defined_parameters(text)
     hints = typing.get_type_hints(params_cls)
     valid = [f.name for f in dataclasses.fields(params_cls)]
+    raw = translate_easynlp_keys(raw, valid)
     unknown = sorted(set(raw) - set(valid))
     if unknown:
         raise ValueError(
@@ -166,9 +177,14 @@ def describe_params(params_cls: type) -> str:
     for f in dataclasses.fields(params_cls):
         if f.default is not dataclasses.MISSING:
             default = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # e.g. banned_words=[]
-            default = f.default_factory()
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = _show_default(f.default_factory())  # type: ignore[misc]
         else:
             default = "(required)"
         lines.append(f"  {f.name}={default}\n      {f.metadata.get('help', '')}")
     return "\n".join(lines)
+
+
+def _show_default(value: Any) -> Any:
+    """A list default as the user writes it (``a,b``; empty: nothing)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value

@@ -1,7 +1,12 @@
 """Device choice: ``auto`` picks CUDA when available, else CPU; anything else is a torch device name."""
 from __future__ import annotations
 
+import logging
+import os
+
 import torch
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -24,3 +29,15 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= count:
             raise ValueError(f"device={name} but this machine has {count} GPU(s) (cuda:0..cuda:{count - 1}).")
     return device
+
+
+def hide_gpus(reason: str) -> None:
+    """Make this process (and the processes it starts) run on CPU: EasyNLP's ``--worker_gpu=0``.
+
+    Sets ``CUDA_VISIBLE_DEVICES=""`` before CUDA is first used, so ``torch.cuda.is_available()`` is False
+    for ``auto`` devices and for the HF Trainer alike.
+    """
+    if torch.cuda.is_initialized():
+        raise ValueError(f"{reason}: CUDA was already initialised in this process; start a fresh process.")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    logger.info("%s: running on CPU (CUDA_VISIBLE_DEVICES is now empty).", reason)

@@ -105,7 +105,9 @@ def test_clip_length_cap_holds(client, predictor, clip_tokenizer_dir):
     texts = capped["results"][0]["prompts"]
     assert capped["options"]["max_clip_tokens"] == 20
     assert all(count(t) <= 20 for t in texts), [count(t) for t in texts]
-    assert all(long_text.startswith(short.rstrip(" ,")) for long_text, short in zip(long, texts))
+    # each output is a non-empty cut of its uncapped output, in order; one that cannot fit is dropped, never ""
+    remaining = iter(long)
+    assert texts and all(short and any(t.startswith(short) for t in remaining) for short in texts), (long, texts)
 
 
 BAD_REQUESTS = [

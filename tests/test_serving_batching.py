@@ -153,8 +153,23 @@ def test_easynlp_serve_script_serves_on_loopback(tiny_model_dir, tmp_path):
     assert f"Serving BeautifulPrompt on http://127.0.0.1:{port}" in output
 
 
-def test_clip_cap_without_a_loadable_clip_tokenizer_is_a_clear_422(predictor):
-    # The fixture's predictor keeps the default hub id, which cannot load offline.
+def test_default_clip_cap_works_offline(predictor):
+    # No clip_tokenizer: OpenAI's CLIP vocabulary packaged in instant-clip-tokenizer, no hub needed.
+    from easynlp_bp.prompting.clip_cap import ClipLengthCap
+
+    with BackgroundServer(predictor, ServeConfig(port=0)) as server:
+        response = httpx.post(server.url + "/v1/beautify", json={"prompts": "1 girl", "max_clip_tokens": 10, "seed": 1},
+                              timeout=60, trust_env=False)
+        assert response.status_code == 200, response.text
+        assert httpx.get(server.url + "/health", trust_env=False).json()["clip_cap"] is True
+    outputs = response.json()["results"][0]["prompts"]
+    assert outputs and all(0 < ClipLengthCap(max_tokens=10).count(o) <= 10 for o in outputs)
+
+
+def test_clip_cap_without_a_loadable_clip_tokenizer_is_a_clear_422(tiny_model_dir):
+    # A named CLIP tokenizer that is a hub id cannot load offline.
+    predictor = BeautifulPromptPredictor(str(tiny_model_dir), PredictorParams(
+        max_new_tokens=16, device="cpu", clip_tokenizer="openai/clip-vit-large-patch14"))
     with BackgroundServer(predictor, ServeConfig(port=0)) as server:
         assert httpx.get(server.url + "/health", trust_env=False).json()["clip_cap"] is None  # not tried yet
         response = httpx.post(server.url + "/v1/beautify", json={"prompts": "1 girl", "max_clip_tokens": 77},

@@ -15,7 +15,7 @@ from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_rejects, write_table
 from easynlp_bp.io.writers import to_json
 from easynlp_bp.sft.data import too_long_rows
-from easynlp_bp.prompting.predictor import PredictorParams
+from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
 from easynlp_bp.serving.config import ServeFields
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class BeautifulPromptApp(App):
         from easynlp_bp.serving.launch import load_predictor, predictor_params_of
 
         return load_predictor(self.args.checkpoint_dir, params or predictor_params_of(self.params),
-                              predictor_cls=self.component("predictor"))
+                              predictor_cls=self.component("predictor"), first_sequence=self.first_sequence)
 
     def build_evaluator(self, valid_dataset):
         return self.component("evaluator")(valid_dataset)
@@ -164,7 +164,8 @@ class BeautifulPromptApp(App):
 
     def train(self) -> dict:
         from easynlp_bp.modelzoo import resolve_model_source
-        from easynlp_bp.sft.training import last_logged_loss, train_sft
+        from easynlp_bp.sft.training import train_sft
+        from easynlp_bp.training_arguments import final_train_loss
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
         hp = self._settings(source.is_from_scratch)
@@ -177,7 +178,7 @@ class BeautifulPromptApp(App):
         dev_rows = self._reject_too_long(dev_rows, bp.tokenizer, hp["sequence_length"], accounting)
         train_set = self.build_dataset(kept_rows, bp.tokenizer, hp["sequence_length"])
         dev_set = self.build_dataset(dev_rows, bp.tokenizer, hp["sequence_length"]) if dev_rows else None
-        trainer = train_sft(bp.model, bp.tokenizer, train_set, dev_set, self.checkpoint_dir, hp,
+        trainer, train_output = train_sft(bp.model, bp.tokenizer, train_set, dev_set, self.checkpoint_dir, hp,
                             seed=self.args.random_seed, bf16=self.params.bf16,
                             group_by_length=self.params.group_by_length,
                             resume_from_checkpoint=self.args.resume_from_checkpoint)
@@ -185,11 +186,16 @@ class BeautifulPromptApp(App):
             "train_pairs": len(kept_rows), "filtered": len(train_rows) - len(kept_rows) - accounting["too_long"],
             "too_long": accounting["too_long"], "dev_pairs": len(dev_rows),
             "train_target_tokens": train_set.target_token_count(), "global_step": trainer.state.global_step,
-            "final_train_loss": last_logged_loss(trainer.state.log_history),
+            "final_train_loss": final_train_loss(trainer.state.log_history, train_output),
         }
         if dev_set is not None:
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
+            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+
+            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+                kind="sft", base_model=source.location, is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
+                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
                                   data=accounting, result=result)
             logger.info("Saved the SFT model to %s: %s", self.checkpoint_dir, result)
@@ -240,7 +246,8 @@ class BeautifulPromptApp(App):
                 table.keep(number, {self.first_sequence: text})
         self.check_append_cols(table, append)
         rows = self.build_predictor().run(table.rows, self.first_sequence)
-        return self.write_predictions(rows, table, append + output_schema)
+        rows = split_rejected_rows(table, rows, self.first_sequence)
+        return self.write_predictions(rows, table, output_schema + append)  # EasyNLP's order
 
     # ----------------------------------------------------------------- serve
     def serve(self) -> dict:

@@ -16,6 +16,7 @@ from easynlp_bp.evaluation.methods import PromptMethod
 from easynlp_bp.evaluation.report import write_report
 from easynlp_bp.evaluation.text_metrics import text_metrics
 from easynlp_bp.io.writers import to_json
+from easynlp_bp.progress import progress_bar_over
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def evaluate_methods(raw_prompts: Sequence[str], methods: Sequence[PromptMethod]
     columns = []
     if generator is not None and scorers:
         columns = [s.column for s in scorers]
-        for i, raw in enumerate(raw_prompts):
+        for i, raw in enumerate(progress_bar_over(raw_prompts, "evaluate (images)", "prompt")):
             grid_rows = []
             for name, texts in prompts.items():
                 generated = generator.generate(texts[i])

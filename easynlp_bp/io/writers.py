@@ -45,17 +45,20 @@ def _tsv_text(value: object) -> str:
     return _TSV_BREAKS.sub(" ", "" if value is None else str(value))
 
 
+BEAM_SEPARATOR = "||"  # EasyNLP joins beams with "||" (no spaces)
+
+
 def _cell(value: object) -> str:
-    """One TSV cell: lists joined with ``" || "``; in TSV no value may break the line or the columns."""
+    """One TSV cell: lists joined with ``"||"``; in TSV no value may break the line or the columns."""
     if isinstance(value, (list, tuple)):
-        return " || ".join(_tsv_text(v) for v in value)
+        return BEAM_SEPARATOR.join(_tsv_text(v) for v in value)
     return _tsv_text(value)
 
 
 def _csv_cell(value: object) -> str:
-    """One CSV cell: quoting keeps tabs and newlines exactly (RFC 4180); lists joined with ``" || "``."""
+    """One CSV cell: quoting keeps tabs and newlines exactly (RFC 4180); lists joined with ``"||"``."""
     if isinstance(value, (list, tuple)):
-        return " || ".join("" if v is None else str(v) for v in value)
+        return BEAM_SEPARATOR.join("" if v is None else str(v) for v in value)
     return "" if value is None else str(value)
 
 
@@ -70,7 +73,7 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
     """Write ``rows`` (only ``columns``, in order) to ``path``; the format follows the extension.
 
     TSV has no header (EasyNLP style, columns as ``--output_schema`` + ``--append_cols``), list values
-    are joined with ``" || "``. JSONL keeps lists as lists. The file appears only when complete.
+    are joined with ``"||"`` as EasyNLP does. JSONL keeps lists as lists. The file appears only when complete.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -156,8 +159,6 @@ def check_writable(path: str, *, directory: bool = False, flag: str = "--outputs
     except OSError as err:
         raise ValueError(f"{flag}={path} is not writable ({err}); choose a writable path or fix the "
                          "permissions.") from err
-
-
 def rejects_path_for(output_path: str) -> str:
     """Where the rejects of ``output_path`` go: ``<output>.rejects.jsonl``."""
     return f"{output_path}.rejects.jsonl"

@@ -13,8 +13,27 @@ import torch
 
 from easynlp_bp.io.writers import to_json, write_jsonl
 from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
+from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
+
+
+MIN_PROMPTS_TO_HOLD_OUT = 20
+
+
+def hold_out_prompts(rows: Sequence[dict], eval_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Split one prompt table into (train, held-out): up to ``eval_size`` prompts, at most a tenth of them.
+
+    The paper holds out 500 of its 40k PPO prompts. A table of fewer than 20 rows is not split (no
+    held-out evaluation; the caller logs that). The split is the same for the same ``seed``.
+    """
+    rows = list(rows)
+    n_held = min(eval_size, len(rows) // 10) if len(rows) >= MIN_PROMPTS_TO_HOLD_OUT else 0
+    if n_held == 0:
+        return rows, []
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:n_held])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
 class PromptSampler:
@@ -73,9 +92,14 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
 
     if trainer.iteration == 0 and eval_rows:
         log.write(_evaluate(trainer, eval_rows), trainer.global_step)
+    bar = progress_bar(c.total_steps, "PPO", "step", initial=trainer.global_step, enabled=None if acc.is_main_process
+                       else False)
     while trainer.global_step < c.total_steps:
+        step_before = trainer.global_step
         stats = trainer.step(sampler.next_batch(c.num_rollouts))
         log.write(stats, trainer.global_step)
+        bar.update(trainer.global_step - step_before)
+        bar.set_postfix(reward=f"{stats['reward/score_mean']:.3f}", kl=f"{stats['kl/observed']:.2f}", refresh=False)
         if acc.is_main_process:
             logger.info("iteration %d (step %d): reward %.4f, KL %.3f, β %.5f, %.1fs", trainer.iteration,
                         trainer.global_step, stats["reward/score_mean"], stats["kl/observed"], stats["kl/coef"],
@@ -87,6 +111,7 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
             sampler_states = _gather_objects(acc, sampler.state_dict())
             save_checkpoint(trainer, output, {"prompt_sampler": sampler_states, "history": log.history},
                             keep=keep_checkpoints)
+    bar.close()
     if acc.is_main_process:
         save_policy(trainer, output)
         plot_ppo_curves(log.history, str(output / "ppo_curves.png"))

@@ -222,6 +222,22 @@ class RewardModel:
         return self
 
 
+# EasyNLP's text_classify output columns, as a one-label regression has them (see score_columns).
+EASYNLP_SCORE_COLUMNS = ("predictions", "logits", "probabilities", "output")
+
+
+def score_columns(score: float, config: RewardConfig) -> dict:
+    """The predict columns of one score: ``score`` / the label name / ``predictions`` (label units),
+    ``logits`` (the network's raw output, ``(score - label_mean) / label_std``), ``output`` (both as
+    JSON) and ``probabilities`` (empty: a regression has no classes; kept so EasyNLP column positions hold).
+    """
+    logit = (score - config.label_mean) / config.label_std
+    return {
+        "score": score, config.label_name: score, "predictions": score, "logits": logit, "probabilities": "",
+        "output": json.dumps({"score": score, "logits": logit}),
+    }
+
+
 def _sequence_model_from_config(name_or_path, train_texts, seed: int, trust_remote_code: bool):
     """A random sequence-regression model of the config's architecture, with a project-trained tokenizer.
 
