@@ -37,6 +37,7 @@ setup(
         "tensorboard>=2.14",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "wordfreq>=3.1",  # the embedded default's open vocabulary of English words
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",
