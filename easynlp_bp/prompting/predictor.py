@@ -19,7 +19,7 @@ from easynlp_bp.prompting.sampling import SamplingSettings, sample_sequences, su
 from easynlp_bp.devices import resolve_device
 from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
-from easynlp_bp.prompting.template import build_prompt
+from easynlp_bp.prompting.template import TARGET_SEPARATOR, build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ class PredictorParams:
     banned_words: list[str] = field(
         default_factory=list, metadata={"help": "Comma separated words never to output (whole words, any case)."}
     )
+    keep_input: bool = field(default=False, metadata={
+        "help": "Start every output with the raw prompt verbatim; the model only continues it (Fooocus-style)."})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
 
@@ -190,7 +192,10 @@ class BeautifulPromptPredictor:
             generation_kwargs["bad_words_ids"] = banned.token_ids(self.tokenizer)
         if params.seed is not None:
             torch.manual_seed(params.seed)
-        encoded = [self.tokenizer(build_prompt(t), add_special_tokens=False).input_ids for t in raw_prompts]
+        # keep_input: the raw prompt is already written as the start of the output; the model continues it.
+        starts = [_output_start(t) if params.keep_input else "" for t in raw_prompts]
+        encoded = [self.tokenizer(build_prompt(t) + (TARGET_SEPARATOR + s if s else ""), add_special_tokens=False).input_ids
+                   for t, s in zip(raw_prompts, starts)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
         for start in range(0, len(order), params.batch_size):
@@ -202,7 +207,8 @@ class BeautifulPromptPredictor:
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):
-                outputs = [banned.remove(t.strip()) for t in texts[position * per_input : (position + 1) * per_input]]
+                outputs = [_finish(starts[original], t, banned)
+                           for t in texts[position * per_input : (position + 1) * per_input]]
                 results[original] = [clip_cap(t) for t in outputs] if clip_cap else outputs
         return results
 
@@ -210,3 +216,23 @@ class BeautifulPromptPredictor:
         """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all)."""
         outputs = self.predict([row[first_sequence] for row in rows])
         return [{**row, "predictions": out[0], "beams": out} for row, out in zip(rows, outputs)]
+
+
+def _output_start(raw_prompt: str) -> str:
+    """What a ``keep_input`` output starts with: the raw prompt as typed, outer whitespace removed."""
+    return raw_prompt.strip()
+
+
+def _finish(start: str, generated: str, banned: BannedWords) -> str:
+    """One output: the generated text without banned phrases, after ``start`` (the kept input) if any.
+
+    A continuation is kept as generated (so "a ca" + "t" reads "a cat"); the user's own words are never
+    removed, only banned phrases of the continuation.
+    """
+    if not start:
+        return banned.remove(generated.strip())
+    continuation = generated.rstrip()
+    if banned.found(continuation):
+        cleaned = banned.remove(continuation).strip(" ,")
+        continuation = f", {cleaned}" if cleaned else ""
+    return start + continuation if continuation.strip() else start

@@ -29,6 +29,9 @@ class BeautifyRequest(BaseModel):
     max_clip_tokens: Optional[int] = Field(
         None, ge=3, le=1024, description="Cut each output to fit this many CLIP tokens (77: SD's window)."
     )
+    keep_input: Optional[bool] = Field(
+        None, description="Start each output with the raw prompt verbatim; the model only continues it."
+    )
 
     @field_validator("prompts")
     @classmethod
