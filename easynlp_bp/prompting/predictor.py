@@ -194,8 +194,8 @@ class BeautifulPromptPredictor:
             torch.manual_seed(params.seed)
         # keep_input: the raw prompt is already written as the start of the output; the model continues it.
         starts = [_output_start(t) if params.keep_input else "" for t in raw_prompts]
-        encoded = [self.tokenizer(build_prompt(t) + (TARGET_SEPARATOR + s if s else ""), add_special_tokens=False).input_ids
-                   for t, s in zip(raw_prompts, starts)]
+        encoded = [self.tokenizer(build_prompt(t) + (TARGET_SEPARATOR + _phrase_end(s) if s else ""),
+                                  add_special_tokens=False).input_ids for t, s in zip(raw_prompts, starts)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
         for start in range(0, len(order), params.batch_size):
@@ -223,16 +223,20 @@ def _output_start(raw_prompt: str) -> str:
     return raw_prompt.strip()
 
 
+def _phrase_end(start: str) -> str:
+    """``start`` closed with a comma unless it ends in punctuation, so the model adds phrases rather than
+    changing the user's last word ("1 girl" must not become "1 girls")."""
+    return start if start[-1] in ".,;:!?" else start + ","
+
+
 def _finish(start: str, generated: str, banned: BannedWords) -> str:
     """One output: the generated text without banned phrases, after ``start`` (the kept input) if any.
 
-    A continuation is kept as generated (so "a ca" + "t" reads "a cat"); the user's own words are never
-    removed, only banned phrases of the continuation.
+    The user's own words are never removed, only banned phrases of the continuation.
     """
     if not start:
         return banned.remove(generated.strip())
-    continuation = generated.rstrip()
-    if banned.found(continuation):
-        cleaned = banned.remove(continuation).strip(" ,")
-        continuation = f", {cleaned}" if cleaned else ""
-    return start + continuation if continuation.strip() else start
+    continuation = banned.remove(generated.strip()).strip(" ,")
+    if not continuation:
+        return start
+    return f"{_phrase_end(start)} {continuation}"
