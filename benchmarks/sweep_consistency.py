@@ -85,6 +85,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         reward_fn = CombinedReward.from_pretrained(args.reward_model_aesthetic, args.reward_model_pickscore,
                                                    delta_reward=False, consistency_weight=1.0)
         rms = "trained RMs"
+    elif args.reward_model_pickscore:  # a trained PickScore RM with the heuristic aesthetic stand-in
+        from easynlp_bp.default.heuristic_scorer import HeuristicAestheticScorer
+        from easynlp_bp.reward.consistency import ConsistencyScorer
+        from easynlp_bp.reward.model import RewardModel
+
+        pick = RewardModel.from_pretrained(args.reward_model_pickscore, reward_type="pickscore")
+        reward_fn = CombinedReward(HeuristicAestheticScorer(), pick, delta_reward=False,
+                                   consistency_scorer=ConsistencyScorer(), consistency_weight=1.0)
+        rms = "trained PickScore RM + heuristic aesthetic stand-in"
     else:
         reward_fn, rms = CombinedReward.heuristic(delta_reward=False, consistency_weight=1.0), "heuristic stand-ins"
     raws = [r["raw"] for r in rows]
