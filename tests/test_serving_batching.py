@@ -37,7 +37,7 @@ def test_requests_arriving_together_share_generate_calls(predictor):
         responses = asyncio.run(post_together(server.url, bodies))
         assert [r.status_code for r in responses] == [200] * 8
         assert [r.json()["results"][0]["raw_prompt"] for r in responses] == [b["prompts"][0] for b in bodies]
-        metrics = httpx.get(server.url + "/metrics", trust_env=False).json()
+        metrics = httpx.get(server.url + "/metrics.json", trust_env=False).json()
     assert metrics["prompts_generated"] == 8
     assert metrics["batches"] < 8 and metrics["mean_batch_size"] > 1  # fewer generate calls than requests
     assert max(int(size) for size in metrics["batch_size_histogram"]) <= 8
@@ -50,7 +50,7 @@ def test_seeded_requests_run_alone_and_other_options_do_not_mix(predictor):
                   {"prompts": ["a dog"], "temperature": 0.5}, {"prompts": ["a dog"], "temperature": 0.7}]
         bodies = [{**body, "num_return_sequences": 2, "max_new_tokens": 8} for body in bodies]
         responses = asyncio.run(post_together(server.url, bodies))
-        metrics = httpx.get(server.url + "/metrics", trust_env=False).json()
+        metrics = httpx.get(server.url + "/metrics.json", trust_env=False).json()
     assert [r.status_code for r in responses] == [200] * 4
     assert responses[0].json()["results"] == responses[1].json()["results"]  # seed wins over batch neighbours
     assert metrics["batches"] == 4 and metrics["batch_size_histogram"] == {"1": 4}
@@ -77,7 +77,7 @@ def test_full_queue_answers_429_and_the_server_recovers(predictor):
         assert rejected["type"] == "queue_full" and rejected["limit"] == "max_queue_size"
         after = httpx.post(server.url + "/v1/beautify", json=light, timeout=120, trust_env=False)
         assert after.status_code == 200
-        assert httpx.get(server.url + "/metrics", trust_env=False).json()["requests_by_status"]["429"] == 1
+        assert httpx.get(server.url + "/metrics.json", trust_env=False).json()["requests_by_status"]["429"] == 1
 
 
 def test_slow_request_times_out_with_504_and_the_server_recovers(predictor):

@@ -165,8 +165,10 @@ class App:
     # ----------------------------------------------------------------- run config
     def run_config(self, **resolved: Any) -> dict:
         """The resolved configuration of this run, as written to ``run_config.json``."""
-        params = asdict(self.params) if is_dataclass(self.params) else {}
-        return {"args": self.args.to_dict(), "user_defined_parameters": params,
+        from easynlp_bp.serving.config import redact_secrets
+
+        params = redact_secrets(asdict(self.params)) if is_dataclass(self.params) else {}
+        return {"args": redact_secrets(self.args.to_dict()), "user_defined_parameters": params,
                 "classes": dict(self.component_specs), "resolved": resolved}
 
     def write_run_config(self, directory: str, **resolved: Any) -> Path:
