@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
 
+from easynlp_bp.finite_numbers import parse_float, parse_int, require_finite
+
 
 def _flag(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
@@ -67,6 +69,7 @@ class EasyNLPArgs:
     worker_count: int = _flag(1, "Number of machines for a multi-node run (with --worker_gpu).")
 
     def __post_init__(self) -> None:
+        require_finite(self, prefix="--")
         for name in ("micro_batch_size", "gradient_accumulation_steps", "sequence_length", "worker_gpu"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -109,10 +112,10 @@ def _convert(raw: str, annotation: Any, key: str) -> Any:
         raise ValueError(f"user_defined_parameters {key}={raw!r} is not a boolean; use true or false.")
     if annotation in (int, float):
         try:
-            return annotation(raw)
+            return parse_int(raw) if annotation is int else parse_float(raw)
         except ValueError as err:
             raise ValueError(
-                f"user_defined_parameters {key}={raw!r} is not a valid {annotation.__name__}."
+                f"user_defined_parameters {key}={raw!r} is not a valid {annotation.__name__}: {err}."
             ) from err
     if typing.get_origin(annotation) is list:
         return [item.strip() for item in raw.split(",") if item.strip()]
@@ -153,6 +156,7 @@ def parse_user_defined_parameters(text: Optional[str] | dict, params_cls: type[P
         key: (_convert(value, hints[key], key) if isinstance(value, str) else value)
         for key, value in raw.items()
     }
+    require_finite(values)  # also values given as Python floats (the Python API passes a dict)
     return params_cls(**values)
 
 
@@ -160,6 +164,11 @@ def describe_params(params_cls: type) -> str:
     """One line per ``user_defined_parameters`` key: name, default and help (for ``--help``)."""
     lines = []
     for f in dataclasses.fields(params_cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # e.g. banned_words=[]
+            default = f.default_factory()
+        else:
+            default = "(required)"
         lines.append(f"  {f.name}={default}\n      {f.metadata.get('help', '')}")
     return "\n".join(lines)

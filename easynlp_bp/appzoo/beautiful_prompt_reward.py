@@ -211,7 +211,7 @@ class BeautifulPromptRewardApp(App):
         tables = self.table_sources("evaluate", 0, 1, "one labelled table")
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
         table = self.read(source, rm.config.reward_type, label)
-        rejects_file = self.log_rejects(table)
+        rejects_file = self.log_eval_rejects(table)
         if not table.rows:
             raise ValueError(f"{source}: no usable rows to evaluate ({len(table.rejects)} rejected).")
         results = {"source": source, "reward_type": rm.config.reward_type, "label_name": label,
@@ -225,6 +225,7 @@ class BeautifulPromptRewardApp(App):
     # ----------------------------------------------------------------- predict
     def predict(self) -> dict:
         self.table_sources("predict", 1, 1, f"one table to score (a {self.prompt_field!r} column)")
+        self.check_outputs_writable()
         rm = self.load_trained()
         output_schema, append = self.output_columns("score", ("score", rm.config.label_name))
         table = self.read(self.args.table_list[0], rm.config.reward_type, None)

@@ -4,7 +4,6 @@ Stops when ``config.total_steps`` optimizer steps are done (trlx's unit), checke
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from easynlp_bp.io.writers import to_json, write_jsonl
 from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,9 @@ class _Logger:
     def __init__(self, writer, jsonl_path: Optional[Path], history: list[dict]):
         self.writer, self.jsonl_path, self.history = writer, jsonl_path, history
         if jsonl_path is not None:
-            jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            # metrics.jsonl restarts from the checkpoint's history: rows a killed run logged after its last
+            # checkpoint are cut (they are logged again when the resumed run redoes those iterations)
+            write_jsonl(str(jsonl_path), history)
 
     def write(self, record: dict, step: int) -> None:
         record = {**record, "step": step}
@@ -143,7 +145,7 @@ class _Logger:
             self.writer.flush()
         if self.jsonl_path is not None:
             with open(self.jsonl_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                handle.write(to_json(record, default=str) + "\n")
 
 
 CURVE_PANELS = [("train reward (Δ vs reference)", ["reward/score_mean"]), ("held-out reward", ["eval/reward_mean"]),

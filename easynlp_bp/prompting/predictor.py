@@ -15,17 +15,25 @@ from typing import Optional, Sequence
 
 import torch
 
-from easynlp_bp.prompting.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
+from easynlp_bp.prompting.sampling import (
+    SamplingSettings,
+    row_generators,
+    row_seed,
+    sample_sequences,
+    supports_fast_sampling,
+)
 from easynlp_bp.devices import resolve_device
 from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.template import TARGET_SEPARATOR, build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
+from easynlp_bp.finite_numbers import require_finite
 
 logger = logging.getLogger(__name__)
 
 DECODING_MODES = ("sample", "greedy", "beam")
+MAX_RETURN_SEQUENCES = 16  # the server's limit too: 10,000 sequences of 384 tokens exhaust memory
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class PredictorParams:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN passes every < / >= check below
         if self.decoding not in DECODING_MODES:
             raise ValueError(f"decoding={self.decoding!r} is not one of {', '.join(DECODING_MODES)}.")
         if self.num_return_sequences is None:  # unset: the decoding's natural count (frozen: set once here)
@@ -71,6 +80,11 @@ class PredictorParams:
             )
         if self.num_return_sequences < 1 or self.batch_size < 1:
             raise ValueError("num_return_sequences and batch_size must be at least 1.")
+        if self.num_return_sequences > MAX_RETURN_SEQUENCES:
+            raise ValueError(
+                f"num_return_sequences={self.num_return_sequences} is more than {MAX_RETURN_SEQUENCES}; "
+                "ask for fewer, or run predict again with another seed."
+            )
         if self.decoding == "beam" and self.num_beams < self.num_return_sequences:
             raise ValueError(
                 f"num_beams={self.num_beams} must be at least num_return_sequences={self.num_return_sequences}."
@@ -153,10 +167,32 @@ class BeautifulPromptPredictor:
             kwargs.update(do_sample=False, num_beams=p.num_beams)
         return kwargs
 
-    def _generate_new_tokens(self, batch, params: PredictorParams, extra_kwargs: dict) -> torch.Tensor:
-        """New tokens of one left-padded batch: the fast sampler for top-k sampling, else HF ``generate``."""
+    def _generate_new_tokens(self, batch, params: PredictorParams, extra_kwargs: dict,
+                             lengths: Sequence[int], seeds: Optional[list[int]] = None) -> torch.Tensor:
+        """New tokens of one left-padded batch, each row cut to its own budget (see :meth:`predict`).
+
+        Args:
+            lengths: each prompt's own token count (not the padded width): its budget is
+                ``max_length - length``, so one long prompt does not starve its neighbours.
+            seeds: ``B * R`` per-row seeds for seeded sampling, or None.
+        """
+        budgets = [self._new_token_budget(n, params) for n in lengths]
+        kwargs = {**self._generation_kwargs(params.max_length - max(budgets), params), **extra_kwargs}
+        new_tokens = self._sample_or_generate(batch, params, kwargs, seeds)  # (B * R, T)
+        per_input = new_tokens.shape[0] // len(lengths)
+        for row, budget in enumerate(budgets):
+            new_tokens[row * per_input : (row + 1) * per_input, budget:] = self.tokenizer.pad_token_id
+        return new_tokens
+
+    @staticmethod
+    def _new_token_budget(prompt_length: int, params: PredictorParams) -> int:
+        if params.max_new_tokens is not None:
+            return params.max_new_tokens
+        return max(1, params.max_length - prompt_length)
+
+    def _sample_or_generate(self, batch, params: PredictorParams, kwargs: dict, seeds: Optional[list[int]]):
+        """The fast sampler for top-k sampling, else HF ``generate`` (one sequence at a time when seeded)."""
         prompt_length = batch["input_ids"].shape[1]
-        kwargs = {**self._generation_kwargs(prompt_length, params), **extra_kwargs}
         if params.decoding == "sample" and params.top_k > 0 and supports_fast_sampling(self.model):
             processors = None
             if "bad_words_ids" in kwargs:
@@ -174,9 +210,27 @@ class BeautifulPromptPredictor:
                 min_new_tokens=getattr(self.model.generation_config, "min_new_tokens", None) or 0,
                 pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
             )
-            return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors)
+            generators = row_generators(seeds) if seeds is not None else None
+            return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors,
+                                    generators)
+        if seeds is not None:
+            return self._generate_seeded_rows(batch, kwargs, seeds)
         output = self.model.generate(**batch, **kwargs)
         return output[:, prompt_length:]
+
+    def _generate_seeded_rows(self, batch, kwargs: dict, seeds: list[int]) -> torch.Tensor:
+        """HF ``generate`` shares one random stream across a batch, so seeded sampling on this path runs
+        each (prompt, sequence) alone, with the global RNG set to its own seed (slower, reproducible)."""
+        repeats = len(seeds) // batch["input_ids"].shape[0]
+        single = {**kwargs, "num_return_sequences": 1}
+        rows = []
+        for index, seed in enumerate(seeds):
+            keep = batch["attention_mask"][index // repeats].bool()
+            ids = batch["input_ids"][index // repeats][keep].unsqueeze(0)  # (1, own length), no padding
+            torch.manual_seed(seed)
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **single)
+            rows.append(out[0, ids.shape[1]:])
+        return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=self.tokenizer.pad_token_id)
 
     @torch.no_grad()
     def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None) -> list[list[str]]:
@@ -188,20 +242,17 @@ class BeautifulPromptPredictor:
         params = self.resolve_params(overrides)
         raw_prompts = list(raw_prompts)
         for index, text in enumerate(raw_prompts):
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"raw prompt {index} is empty or not text: {text!r}.")
-            if len(text) > params.max_input_chars:
-                raise ValueError(
-                    f"raw prompt {index} has {len(text)} characters, more than max_input_chars="
-                    f"{params.max_input_chars}."
-                )
+            reason = self.input_problem(text, params)
+            if reason:
+                raise ValueError(f"raw prompt {index} {reason}. (run() rejects such rows one by one instead.)")
         clip_cap = self.clip_cap if params is self.params else self.clip_cap_for(params)
         banned = BannedWords(params.banned_words)
         generation_kwargs = {}
         if banned.words:
             generation_kwargs["bad_words_ids"] = banned.token_ids(self.tokenizer)
         if params.seed is not None:
-            torch.manual_seed(params.seed)
+            torch.manual_seed(params.seed)  # greedy/beam need no randomness; this keeps any other use seeded
+        seeded = params.seed is not None and params.decoding == "sample"
         # keep_input: the raw prompt is already written as the start of the output; the model continues it.
         starts = [_output_start(t) if params.keep_input else "" for t in raw_prompts]
         encoded = [self.tokenizer(build_prompt(t) + (TARGET_SEPARATOR + _phrase_end(s) if s else ""),
@@ -213,7 +264,10 @@ class BeautifulPromptPredictor:
             batch = self.tokenizer.pad(
                 {"input_ids": [encoded[i] for i in batch_index]}, padding=True, return_tensors="pt"
             ).to(self.device)
-            new_tokens = self._generate_new_tokens(batch, params, generation_kwargs)  # (B * num_return, new)
+            seeds = ([row_seed(params.seed, raw_prompts[i], r) for i in batch_index
+                      for r in range(params.num_return_sequences)] if seeded else None)
+            new_tokens = self._generate_new_tokens(  # (B * num_return, new)
+                batch, params, generation_kwargs, [len(encoded[i]) for i in batch_index], seeds)
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):
@@ -222,10 +276,33 @@ class BeautifulPromptPredictor:
                 results[original] = [clip_cap(t) for t in outputs] if clip_cap else outputs
         return results
 
+    @staticmethod
+    def input_problem(text: object, params: PredictorParams) -> Optional[str]:
+        """Why ``text`` cannot be beautified (empty, not text, too long), or None when it can."""
+        if not isinstance(text, str) or not text.strip():
+            return f"is empty or not text: {text!r}"
+        if len(text) > params.max_input_chars:
+            return f"has {len(text)} characters, more than max_input_chars={params.max_input_chars}"
+        return None
+
     def run(self, rows: Sequence[dict], first_sequence: str = "raw_prompt") -> list[dict]:
-        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all)."""
-        outputs = self.predict([row[first_sequence] for row in rows])
-        return [{**row, "predictions": out[0], "beams": out} for row, out in zip(rows, outputs)]
+        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all).
+
+        A row that cannot be beautified (missing, empty or over-long text) is not fatal: it comes back with
+        ``predictions=None``, ``beams=[]`` and the reason in ``reject_reason``, as the CLI rejects it.
+        """
+        reasons = [self.input_problem(row.get(first_sequence), self.params) for row in rows]
+        good = [i for i, reason in enumerate(reasons) if reason is None]
+        outputs = dict(zip(good, self.predict([rows[i][first_sequence] for i in good]) if good else []))
+        out_rows = []
+        for index, row in enumerate(rows):
+            if reasons[index] is None:
+                out_rows.append({**row, "predictions": outputs[index][0], "beams": outputs[index]})
+            else:
+                logger.warning("Row %d rejected: field %r %s.", index, first_sequence, reasons[index])
+                out_rows.append({**row, "predictions": None, "beams": [], "reject_reason":
+                                 f"field {first_sequence!r} {reasons[index]}"})
+        return out_rows
 
 
 def _output_start(raw_prompt: str) -> str:

@@ -10,7 +10,7 @@ from typing import Optional
 
 from easynlp_bp.reward.data import collate_reward_batch
 from easynlp_bp.sft.training import last_logged_loss
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
 
 # The reference RM settings (DESIGN.md section 2) for pretrained backbones.
 PAPER_RM = {
@@ -60,7 +60,8 @@ def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, see
         model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
         data_collator=lambda batch: collate_reward_batch(batch, rm.tokenizer.pad_token_id),
     )
-    trainer.train(resume_from_checkpoint=True if resume_from_checkpoint == "last" else resume_from_checkpoint)
+    # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
+    trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
     trainer.save_model(output_dir)
     if trainer.is_world_process_zero():
         from easynlp_bp.training_plots import plot_log_history

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
+from easynlp_bp.finite_numbers import require_finite
+
 logger = logging.getLogger(__name__)
 
 API_KEY_ENV = "EASYNLP_API_KEY"
@@ -58,6 +60,7 @@ class ServeConfig(ServeFields):
     max_input_chars: int = field(default=2000, metadata={"help": "Longer raw prompts get HTTP 413."})
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN passes every < / >= check below
         for name in ("max_batch_size", "max_prompts_per_request", "max_queue_size", "max_new_tokens_limit",
                      "max_input_chars", "image_steps", "image_size"):
             if getattr(self, name) < 1:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.sft.data import collate_left_padded
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
 
 # The reference SFT settings (DESIGN.md section 2): flags and filter keys the user leaves unset take these.
 PAPER_SFT = {
@@ -61,7 +61,8 @@ def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *
         model=model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
         data_collator=lambda batch: collate_left_padded(batch, tokenizer.pad_token_id),
     )
-    trainer.train(resume_from_checkpoint=True if resume_from_checkpoint == "last" else resume_from_checkpoint)
+    # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
+    trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
     trainer.save_model(output_dir)
     if trainer.is_world_process_zero():
         from easynlp_bp.training_plots import plot_log_history
