@@ -37,6 +37,7 @@ setup(
         "matplotlib>=3.7",
         "tqdm>=4.60",
         "instant-clip-tokenizer>=0.1",  # OpenAI's CLIP vocabulary offline: the CLIP-77 cap's default
+        "wordfreq>=3.1",  # the embedded default's open vocabulary of English words
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",

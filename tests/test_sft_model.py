@@ -13,7 +13,7 @@ def _loss(model, batch):
 
 def test_a_few_sft_steps_lower_the_loss(tiny_tokenizer, synthetic_pairs):
     model = build_tiny_bloom(tiny_tokenizer).train()
-    dataset = BeautifulPromptDataset(synthetic_pairs[:16], tiny_tokenizer, 128)
+    dataset = BeautifulPromptDataset(synthetic_pairs[:16], tiny_tokenizer, 256)  # long raw prompts, 600-token vocab
     batch = collate_left_padded([dataset[i] for i in range(len(dataset))], tiny_tokenizer.pad_token_id)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     before = _loss(model, batch).item()

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SFT_DIR = "outputs/beautiful_prompt"
 DEFAULT_CHECKPOINT_DIR = "outputs/beautiful_prompt_ppo"
 RL_ALGORITHMS = ("ppo", "grpo", "rloo")
+# b of the consistency term, chosen by the sweep in docs/consistency.md (benchmarks/sweep_consistency.py).
+DEFAULT_CONSISTENCY_WEIGHT = 1.0
 
 # Settings for the embedded default (a ~1M-parameter model trained from scratch): short prompts, a much
 # larger learning rate, two trainable layers of four, a short run. Only keys the user did not give.
@@ -51,6 +53,10 @@ class PPOAppParams:
     alpha: float = field(default=0.7, metadata={"help": "Weight of the PickScore RM in the combined reward (paper 0.7)."})
     delta_reward: bool = field(default=True, metadata={"help": "Subtract the reference prompt's reward (paper: yes)."})
     length_coef: float = field(default=0.0, metadata={"help": "Weight of the reward's length term (0: off)."})
+    consistency_weight: float = field(default=DEFAULT_CONSISTENCY_WEIGHT, metadata={
+        "help": "b: weight of b·cosine(raw, prompt) of sentence embeddings in the reward, deltaed like the RMs (0: off)."})
+    consistency_model: str = field(default="all-MiniLM-L6-v2", metadata={
+        "help": "Sentence encoder of the consistency term: the bundled all-MiniLM-L6-v2, a sentence-transformers dir or hub id."})
     reward_batch_size: int = field(default=32, metadata={"help": "Prompts per RM forward."})
     num_generations: int = field(default=4, metadata={"help": "grpo/rloo: completions per prompt (the group)."})
     beta: float = field(default=0.04, metadata={"help": "grpo/rloo: KL anchor to the SFT model (>0: text-only RMs are easy to game)."})
@@ -64,6 +70,8 @@ class PPOAppParams:
             raise ValueError(f"num_generations={self.num_generations} must be at least 2 (a group baseline).")
         if self.beta < 0:
             raise ValueError(f"beta={self.beta} must not be negative.")
+        if self.consistency_weight < 0:
+            raise ValueError(f"consistency_weight={self.consistency_weight} must not be negative (0 switches the term off).")
 
 
 def is_embedded_default(model_dir: str) -> bool:
@@ -158,7 +166,8 @@ class BeautifulPromptPPOApp(App):
         p = self.params
         if p.reward == "heuristic":
             logger.info("Reward: the heuristic stand-in scorers (not real reward models).")
-            return CombinedReward.heuristic(alpha=p.alpha, delta_reward=p.delta_reward, length_coef=p.length_coef)
+            return CombinedReward.heuristic(alpha=p.alpha, delta_reward=p.delta_reward, length_coef=p.length_coef,
+                                            device=device, **self._consistency_kwargs())
         for key in ("reward_model_aesthetic", "reward_model_pickscore"):
             path = getattr(p, key)
             if path is None:
@@ -168,7 +177,10 @@ class BeautifulPromptPPOApp(App):
                 raise FileNotFoundError(f"{key}={path} does not exist; train it with --app_name=beautiful_prompt_reward.")
         return CombinedReward.from_pretrained(p.reward_model_aesthetic, p.reward_model_pickscore, alpha=p.alpha,
                                               delta_reward=p.delta_reward, length_coef=p.length_coef, device=device,
-                                              batch_size=p.reward_batch_size)
+                                              batch_size=p.reward_batch_size, **self._consistency_kwargs())
+
+    def _consistency_kwargs(self) -> dict:
+        return {"consistency_weight": self.params.consistency_weight, "consistency_model": self.params.consistency_model}
 
     # ----------------------------------------------------------------- modes
     def train(self) -> dict:

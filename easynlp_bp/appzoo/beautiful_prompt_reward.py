@@ -37,7 +37,7 @@ class RewardParams:
         default=True, metadata={"help": "Train on (label-mean)/std; mean/std are saved, scores come back in label units."}
     )
     default_data_size: int = field(
-        default=400, metadata={"help": "Embedded-default pairs (5 heuristically labelled prompts each) without --tables."}
+        default=400, metadata={"help": "Embedded-default pairs (6 heuristically labelled prompts each) without --tables."}
     )
     batch_size: int = field(default=32, metadata={"help": "Prompts per forward pass in evaluate and predict."})
     max_input_chars: int = field(default=4000, metadata={"help": "Prompts (and raw prompts) longer than this many characters are rejected; "
@@ -154,13 +154,14 @@ class BeautifulPromptRewardApp(App):
         return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
 
     def _embedded_default_tables(self) -> tuple[list[dict], list[dict], dict]:
-        from easynlp_bp.default.heuristic_scorer import make_reward_rows
+        from easynlp_bp.default.heuristic_scorer import VARIANTS_PER_PAIR, make_reward_rows
 
         if self.args.label_name is not None or self.args.first_sequence or self.args.second_sequence:
             raise ValueError("--label_name/--first_sequence/--second_sequence need --tables; the embedded "
                              "default has the columns raw_prompt, prompt, aesthetic_score, pick_score.")
         rows = make_reward_rows(self.params.default_data_size, seed=self.args.random_seed)
-        n_dev = 5 * max(10, self.params.default_data_size // 20)  # whole pairs: a pair's 5 variants stay together
+        # whole pairs: a pair's variants stay together
+        n_dev = VARIANTS_PER_PAIR * max(10, self.params.default_data_size // 20)
         columns = ["raw_prompt", "prompt", "aesthetic_score", "pick_score"]
         data_dir = Path(self.checkpoint_dir) / "data"
         write_table(str(data_dir / "train.jsonl"), rows[n_dev:], columns)

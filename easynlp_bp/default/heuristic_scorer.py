@@ -4,8 +4,13 @@ Real reward labels come from images (Stable Diffusion + the LAION aesthetic pred
 scoring app). No image model runs offline here, so the embedded default and the tests label prompts with
 these hand-written formulas instead. They are **not** PickScore or an aesthetic predictor: they only count
 the project's modifier phrases (``vocabulary.MODIFIER_GROUPS``), length and repetition, and (for the
-pick stand-in) how many of the raw prompt's words the prompt keeps. Scales roughly match the real scores
-(aesthetic ~4-7, PickScore ~17-22) so that thresholds such as the SFT filter's 18.5 behave sensibly.
+pick stand-in) how many of the raw prompt's content words the prompt keeps. Scales roughly match the real
+scores (aesthetic ~4-7, PickScore ~17-22) so that thresholds such as the SFT filter's 18.5 behave sensibly.
+
+Like real PickScore, which scores the image *against the raw prompt*, the pick stand-in depends on the raw
+prompt: a prompt that drops or swaps the user's subject scores lower, however polished it is. The RM rows
+(:func:`make_reward_rows`) include such drifted prompts, so that an RM trained on them must read the raw
+prompt to predict the label (issue 13).
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ from typing import Optional, Sequence
 import torch
 
 from easynlp_bp.default import vocabulary as vocab
+from easynlp_bp.evaluation.text_metrics import FUNCTION_WORDS, subject_kept_share
 
-STOPWORDS = frozenset("a an the of in on at by to with and or under over for from into".split())
+STOPWORDS = FUNCTION_WORDS
+VARIANTS_PER_PAIR = 6
 # The CLIP text encoder sees 77 tokens, about 60 words of a comma-separated prompt; longer prompts are cut.
 LONG_PROMPT_WORDS = 60
 
@@ -48,20 +55,19 @@ def prompt_features(raw_prompt: str, prompt: str) -> dict[str, float]:
     """The quantities both stand-ins are built from.
 
     ``modifiers``: distinct modifier phrases; ``groups``: groups with at least one; ``words``: word count;
-    ``repetition``: share of repeated content words (1 - unique/total, stopwords excluded); ``relevance``: share of the raw prompt's
-    content words (stopwords excluded) that the prompt keeps (1 when the raw prompt has none).
+    ``repetition``: share of repeated content words (1 - unique/total, function words excluded);
+    ``relevance``: share of the raw prompt's content words that the prompt keeps (1 when the raw prompt has
+    none; :func:`~easynlp_bp.evaluation.text_metrics.subject_kept_share`, the subject preservation metric).
     """
     counts = modifier_counts(prompt)
     words = _words(prompt)
-    content = {w for w in _words(raw_prompt) if w not in STOPWORDS}
-    kept = content & set(words)
     content_words = [w for w in words if w not in STOPWORDS]
     return {
         "modifiers": float(sum(counts.values())),
         "groups": float(sum(1 for c in counts.values() if c)),
         "words": float(len(words)),
         "repetition": 1.0 - len(set(content_words)) / len(content_words) if content_words else 0.0,
-        "relevance": len(kept) / len(content) if content else 1.0,
+        "relevance": subject_kept_share(raw_prompt, prompt) if raw_prompt else 1.0,
     }
 
 
@@ -80,10 +86,12 @@ def heuristic_aesthetic_score(prompt: str) -> float:
 
 
 def heuristic_pick_score(raw_prompt: str, prompt: str) -> float:
-    """Stand-in "pick" score (~17-22) of a prompt for a raw prompt.
+    """Stand-in "pick" score (~17-22) of a prompt for a raw prompt; depends on the raw prompt like PickScore.
 
-    Relevance weighs most (2.5 points for keeping every content word of the raw prompt), so a prompt that
-    drops the subject scores below the raw prompt itself however many modifiers it piles up (at most 1.7).
+    Real PickScore scores the image against the raw prompt, so an image that lost the subject scores low.
+    Here relevance weighs most (2.5 points for keeping every content word of the raw prompt), so a prompt
+    that drops or swaps the subject scores below the raw prompt itself however many modifiers it piles up
+    (at most 1.7).
     """
     f = prompt_features(raw_prompt, prompt)
     return (
@@ -153,26 +161,31 @@ def label_rows(
     return labelled
 
 
-def prompt_variants(raw_prompt: str, prompt: str, rng: random.Random) -> list[str]:
-    """Prompts of graded quality for one pair, so that an RM sees both ends of the scale.
+def prompt_variants(raw_prompt: str, prompt: str, rng: random.Random, other_raw: Optional[str] = None) -> list[str]:
+    """``VARIANTS_PER_PAIR`` prompts of graded quality for one pair, so that an RM sees both ends of the scale.
 
     The raw prompt itself, the full prompt, a prefix of its comma parts, the modifiers without the subject
-    (what a reward hacker would write), and a repetitive one.
+    (what a reward hacker would write), a repetitive one, and the full prompt with another pair's subject
+    ``other_raw`` (drift: polished, but only the raw prompt tells that it is wrong).
     """
     parts = [p.strip() for p in prompt.split(",") if p.strip()]
     cut = rng.randint(1, max(1, len(parts) - 1))
     modifiers = parts[1:] or parts
+    subject = raw_prompt.strip().rstrip(".")
+    tail = prompt[len(subject):] if prompt.startswith(subject) else ", " + ", ".join(modifiers)
+    drifted = (other_raw or "").strip().rstrip(".") + tail
     return [
         raw_prompt,
         prompt,
         ", ".join(parts[:cut]),
         ", ".join(rng.sample(modifiers, len(modifiers))),
         ", ".join(parts[:2] + [parts[-1]] * rng.randint(2, 4)),
+        drifted.strip(" ,") or ", ".join(modifiers),
     ]
 
 
 def make_reward_rows(n_pairs: int, seed: int = 0, noise_std: float = 0.1, pairs: Optional[list] = None) -> list[dict]:
-    """Heuristically labelled RM rows from the embedded default's synthetic pairs (5 variants per pair).
+    """Heuristically labelled RM rows from the embedded default's synthetic pairs (``VARIANTS_PER_PAIR`` per pair).
 
     Each row has ``raw_prompt``, ``prompt``, ``aesthetic_score`` and ``pick_score`` (stand-in labels).
     """
@@ -182,7 +195,8 @@ def make_reward_rows(n_pairs: int, seed: int = 0, noise_std: float = 0.1, pairs:
     rng = random.Random(seed + 1)
     rows = [
         {"raw_prompt": pair["raw_prompt"], "prompt": variant}
-        for pair in pairs
-        for variant in prompt_variants(pair["raw_prompt"], pair["prompt"], rng)
+        for index, pair in enumerate(pairs)
+        for variant in prompt_variants(pair["raw_prompt"], pair["prompt"], rng,
+                                       other_raw=pairs[(index + 1) % len(pairs)]["raw_prompt"])
     ]
     return label_rows(rows, noise_std=noise_std, seed=seed)

@@ -1,8 +1,12 @@
-"""Generate the embedded default's (raw_prompt -> prompt) pairs from the project's own word lists.
+"""Generate the embedded default's (raw_prompt -> prompt) pairs: copy an open vocabulary, add modifiers.
 
-A raw prompt is a subject, optionally with a setting ("a cat in the rain"); its beautified prompt keeps
-those words and adds an adjective, details, lighting, style, quality words and an invented artist, as
-real Stable Diffusion prompts do. Deterministic for a given seed.
+A raw prompt is a short description glued together from real English words (``wordfreq``, the 30,000
+most frequent; :func:`vocabulary.english_words`) with articles and prepositions, in the shapes real
+prompts take ("a X", "two X Y on the Z", "A photo of X with Y.", several clauses). Its beautified prompt
+is the raw prompt **verbatim** (a trailing full stop dropped) followed by modifiers: details, lighting,
+style, quality words and an invented artist. Because the subjects are drawn from tens of thousands of
+words, the model cannot memorise them and learns to copy whatever the user wrote (issue 13).
+Deterministic for a given seed.
 """
 from __future__ import annotations
 
@@ -10,28 +14,71 @@ import random
 
 from easynlp_bp.default import vocabulary as vocab
 
+# Content words per raw prompt: mostly 1-6, sometimes up to 18 (real prompt sets: median ~4, 99th pct ~17).
+_WORD_COUNTS = list(range(1, 19))
+_WORD_COUNT_WEIGHTS = [10, 14, 14, 12, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1.5, 1.5, 1, 1, 1]
 
-def make_pair(rng: random.Random) -> dict:
-    """One synthetic pair ``{"raw_prompt", "prompt"}``."""
-    subject = rng.choice(vocab.SUBJECTS)
-    setting = rng.choice(vocab.SETTINGS) if rng.random() < 0.6 else ""
-    raw = f"{subject} {setting}".strip()
-    adjective = rng.choice(vocab.ADJECTIVES)
-    article_free = subject.split(" ", 1)[1] if subject.split(" ", 1)[0] in ("a", "an") else subject
-    head = f"{'an' if adjective[0] in 'aeiou' else 'a'} {adjective} {article_free}"
-    if subject[0].isdigit():
-        head = f"{subject}, {adjective}"
-    parts = [f"{head} {setting}".strip()]
-    parts += rng.sample(vocab.DETAILS, rng.randint(1, 3))
+
+def _word(rng: random.Random, words: tuple[str, ...]) -> str:
+    """A word, frequent ones favoured (index ~ n·u²), sometimes capitalised like a name or a number."""
+    roll = rng.random()
+    if roll < 0.04:
+        return str(rng.randint(1, 12))
+    word = words[int(len(words) * rng.random() ** 2)]
+    return word.capitalize() if roll > 0.93 else word
+
+
+def _clause(rng: random.Random, words: tuple[str, ...], n_words: int) -> str:
+    """``n_words`` content words as noun phrases ("a red fox") joined by prepositions ("on the")."""
+    parts, left = [], n_words
+    while left > 0:
+        size = min(left, rng.choice([1, 1, 2, 2, 3]))
+        left -= size
+        phrase = " ".join(_word(rng, words) for _ in range(size))
+        if rng.random() < 0.7:
+            phrase = f"{rng.choice(vocab.ARTICLES)} {phrase}"
+        if parts:
+            glue = rng.choice(vocab.PREPOSITIONS) if rng.random() < 0.85 else ","
+            phrase = f"{glue} {phrase}" if glue != "," else f", {phrase}"
+        parts.append(phrase)
+    return " ".join(parts).replace(" , ", ", ")
+
+
+def make_raw_prompt(rng: random.Random, words: tuple[str, ...]) -> str:
+    """One raw prompt of 1-18 content words; sentence case, full stops and two sentences now and then."""
+    n_words = rng.choices(_WORD_COUNTS, _WORD_COUNT_WEIGHTS)[0]
+    if n_words > 7 and rng.random() < 0.3:
+        first = rng.randint(2, n_words - 2)
+        sentences = [_clause(rng, words, first), _clause(rng, words, n_words - first)]
+        return ". ".join(s[0].upper() + s[1:] for s in sentences) + "."
+    raw = _clause(rng, words, n_words)
+    if rng.random() < 0.3:
+        raw = raw[0].upper() + raw[1:]
+    if rng.random() < 0.15:
+        raw += "."
+    return raw
+
+
+def make_target(raw: str, rng: random.Random) -> str:
+    """The beautified prompt: ``raw`` verbatim (without a trailing full stop) then modifier phrases."""
+    parts = [raw.rstrip(".").rstrip()]
+    parts += rng.sample(vocab.DETAILS, rng.randint(1, 2))
     parts += rng.sample(vocab.LIGHTING, rng.randint(1, 2))
     parts += rng.sample(vocab.STYLES, rng.randint(1, 2))
-    parts += rng.sample(vocab.QUALITY, rng.randint(2, 4))
-    if rng.random() < 0.7:
-        parts += rng.sample(vocab.ARTISTS, rng.randint(1, 2))
-    return {"raw_prompt": raw, "prompt": ", ".join(parts)}
+    parts += rng.sample(vocab.QUALITY, rng.randint(2, 3))
+    if rng.random() < 0.6:
+        parts += rng.sample(vocab.ARTISTS, 1)
+    return ", ".join(parts)
+
+
+def make_pair(rng: random.Random, words: tuple[str, ...] | None = None) -> dict:
+    """One synthetic pair ``{"raw_prompt", "prompt"}``."""
+    raw = make_raw_prompt(rng, words or vocab.english_words())
+    return {"raw_prompt": raw, "prompt": make_target(raw, rng)}
 
 
 def make_pairs(n: int, seed: int = 0) -> list[dict]:
     """``n`` synthetic pairs, the same for the same ``seed``."""
     rng = random.Random(seed)
-    return [make_pair(rng) for _ in range(n)]
+    words = vocab.english_words()
+    return [make_pair(rng, words) for _ in range(n)]

@@ -1,26 +1,20 @@
-"""Word lists for the synthetic pair corpus, written for this project.
+"""Word lists for the synthetic pair corpus.
 
-The artist-like names are invented; they stand for the "by <artist>" modifiers real prompts carry.
+The *subjects* are an open vocabulary: real English words from ``wordfreq`` (a maintained word-frequency
+package; :func:`english_words`), so the default learns to copy whatever the user writes instead of
+memorising a closed list. The *modifiers* below are written for this project, after the phrases real
+Stable Diffusion prompts carry; the artist-like names are invented.
 """
 from __future__ import annotations
 
-SUBJECTS = [
-    "1 girl", "1 boy", "a cat", "a dog", "an old man", "a young woman", "a knight", "a dragon",
-    "a castle", "a lighthouse", "a robot", "an astronaut", "a fox", "a wolf", "an owl", "a tiger",
-    "a samurai", "a witch", "a wizard", "a mermaid", "a city", "a village", "a spaceship", "a train",
-    "a sailing ship", "a mountain", "a waterfall", "a forest", "a flower", "a tree", "a house",
-    "a cottage", "a temple", "a bridge", "a horse", "a deer", "a bear", "a rabbit", "a butterfly",
-    "a phoenix", "a unicorn", "a soldier", "a princess", "a king", "a queen", "a monk", "a pirate",
-    "a cyborg", "a ghost", "a elf", "a dwarf", "a giant", "a car", "a motorcycle", "a bicycle",
-    "a cup of coffee", "a bowl of fruit", "a teddy bear", "a snowman", "a tower",
-]
-SETTINGS = [
-    "in a forest", "on a hill", "in the rain", "at night", "at sunset", "on the beach", "in space",
-    "in a city street", "in a garden", "under the sea", "in the snow", "in the desert", "on a mountain",
-    "in a library", "in a cafe", "on a boat", "in a field of flowers", "by a lake", "in a cave",
-    "in the clouds", "on the moon", "in a ruined temple", "in a neon city", "in a kitchen",
-    "on a rooftop", "in a meadow", "by the river", "in a castle hall", "in a market", "in the jungle",
-]
+import functools
+import re
+
+# Function words that raw prompts are glued with (and that subject preservation does not count).
+ARTICLES = ["a", "an", "the", "two", "three", "one", "some", "many", "my", "its", "his", "her", "their"]
+PREPOSITIONS = ["in", "on", "at", "of", "with", "under", "over", "near", "behind", "next to", "inside",
+                "on top of", "in front of", "made of", "by", "from", "above", "below", "and", "without"]
+
 ADJECTIVES = [
     "beautiful", "majestic", "mysterious", "cute", "ancient", "futuristic", "elegant", "epic",
     "serene", "whimsical", "dramatic", "lonely", "colorful", "ethereal", "fierce", "gentle",
@@ -60,3 +54,18 @@ MODIFIER_GROUPS = {
     "artist": ARTISTS,
 }
 DEMO_RAW_PROMPTS = ["1 girl", "a cat on the beach", "a castle at night", "an astronaut in a forest"]
+
+
+@functools.lru_cache(maxsize=4)
+def english_words(n: int = 30000) -> tuple[str, ...]:
+    """The ``n`` most frequent alphabetic English words of ``wordfreq`` (2+ letters, most frequent first).
+
+    Raises:
+        ImportError: ``wordfreq`` is missing (it is a core dependency: ``pip install -e .``).
+    """
+    try:
+        from wordfreq import top_n_list
+    except ImportError as err:
+        raise ImportError("The embedded default's vocabulary needs wordfreq: pip install -e .") from err
+    words = [w for w in top_n_list("en", int(n * 1.4)) if re.fullmatch(r"[a-z]{2,}", w)]
+    return tuple(words[:n])

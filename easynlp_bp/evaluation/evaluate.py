@@ -20,7 +20,7 @@ from easynlp_bp.progress import progress_bar_over
 
 logger = logging.getLogger(__name__)
 
-TEXT_COLUMNS = ["consistency", "clip_tokens_mean", "over_77_rate", "distinct_1", "distinct_2", "nsfw_rate"]
+TEXT_COLUMNS = ["consistency", "subject_all", "subject_half", "subject_mean", "clip_tokens_mean", "over_77_rate", "distinct_1", "distinct_2", "nsfw_rate"]
 
 
 @dataclass

@@ -7,7 +7,8 @@ from typing import Sequence
 
 COLUMN_TITLES = {
     "pick_score": "PickScore", "aesthetic_score": "Aesthetic", "clip_score": "CLIPScore",
-    "consistency": "Consistency", "clip_tokens_mean": "CLIP tokens", "over_77_rate": "> 77 tokens",
+    "consistency": "Consistency", "subject_all": "Keeps all subject words", "subject_half": "Keeps ≥ half",
+    "subject_mean": "Subject words kept", "clip_tokens_mean": "CLIP tokens", "over_77_rate": "> 77 tokens",
     "distinct_1": "Distinct-1", "distinct_2": "Distinct-2", "nsfw_rate": "NSFW rate",
 }
 

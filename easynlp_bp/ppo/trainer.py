@@ -26,6 +26,7 @@ from easynlp_bp.ppo.running_stats import RunningMoments
 from easynlp_bp.ppo.value_head import (
     PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
 )
+from easynlp_bp.evaluation.text_metrics import subject_kept_share
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
 
@@ -269,7 +270,8 @@ class PPOTrainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self, rows: Sequence[dict], n_samples: int = 3) -> dict:
-        """Held-out mean reward (absolute, no reference delta), reference reward, KL and response length.
+        """Held-out mean reward (absolute, no reference delta), reference reward, KL, response length and
+        subject preservation (mean share of the raw prompt's content words kept; share keeping all).
 
         Sampling uses the rollout settings under a fixed seed, without disturbing the training RNG.
         """
@@ -278,7 +280,7 @@ class PPOTrainer:
         rows = list(rows)[: c.eval_size]
         shard = rows[acc.process_index :: acc.num_processes]
         devices = [self.device] if self.device.type == "cuda" else []
-        sums = torch.zeros(5, dtype=torch.float64)
+        sums = torch.zeros(7, dtype=torch.float64)
         samples = []
         if shard:
             with torch.random.fork_rng(devices=devices):
@@ -294,12 +296,14 @@ class PPOTrainer:
             has_ref = all(r.get("prompt") for r in shard)
             ref_reward = self.score(batch.raw_prompts, [r["prompt"] for r in shard], None) if has_ref else torch.zeros(len(shard))
             kl = (batch.logprobs - batch.ref_logprobs).sum(1)
-            sums = torch.tensor([reward.sum(), ref_reward.sum(), kl.sum(), batch.response_mask.sum(), len(shard)],
-                                dtype=torch.float64)
+            kept = [subject_kept_share(r, y) for r, y in zip(batch.raw_prompts, batch.responses)]
+            sums = torch.tensor([reward.sum(), ref_reward.sum(), kl.sum(), batch.response_mask.sum(), len(shard),
+                                 sum(kept), sum(k >= 1.0 for k in kept)], dtype=torch.float64)
             samples = [{"raw_prompt": r, "response": y} for r, y in zip(batch.raw_prompts[:n_samples], batch.responses)]
         if acc.num_processes > 1:
             sums = acc.reduce(sums.to(self.device), reduction="sum").cpu()
         n = max(float(sums[4]), 1.0)
         return {"eval/reward_mean": float(sums[0]) / n, "eval/ref_reward_mean": float(sums[1]) / n,
                 "eval/kl": float(sums[2]) / n, "eval/response_length": float(sums[3]) / n,
-                "eval/prompts": int(sums[4]), "samples": samples}
+                "eval/prompts": int(sums[4]), "eval/subject_mean": float(sums[5]) / n,
+                "eval/subject_all": float(sums[6]) / n, "samples": samples}

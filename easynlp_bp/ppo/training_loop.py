@@ -173,25 +173,38 @@ class _Logger:
                 handle.write(to_json(record, default=str) + "\n")
 
 
+CURVE_PANELS = [("train reward (Δ vs reference)", ["reward/score_mean"]), ("held-out reward", ["eval/reward_mean"]),
+                ("held-out subject words kept", ["eval/subject_mean", "eval/subject_all"]),
+                ("KL (per sequence)", ["kl/observed", "eval/kl"]), ("β", ["kl/coef"])]
+
+
+def ppo_curve_panels(history: Sequence[dict]) -> list[tuple[str, list[str]]]:
+    """The ``(title, metric keys)`` panels of :data:`CURVE_PANELS` that ``history`` has data for."""
+    return [(title, keys) for title, keys in CURVE_PANELS if any(k in h for h in history for k in keys)]
+
+
 def plot_ppo_curves(history: Sequence[dict], path: str) -> bool:
-    """PNG of training reward, held-out reward, per-sequence KL and β against the optimizer step."""
+    """PNG of the PPO curves against the optimizer step, one quantity per panel so each trend is visible.
+
+    Training reward (delta against the reference prompt, near 0) and held-out reward (absolute, ~17) have
+    different scales, so they get separate panels; so do KL, β and held-out subject preservation.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("reward", ["reward/score_mean", "eval/reward_mean"]), ("KL (per sequence)", ["kl/observed", "eval/kl"]),
-              ("β", ["kl/coef"])]
-    if not any(k in h for h in history for _, keys in panels for k in keys):
+    panels = ppo_curve_panels(history)
+    if not panels:
         return False
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, (title, keys) in zip(axes, panels):
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], panels):
         for key in keys:
             points = [(h["step"], h[key]) for h in history if key in h]
             if points:
                 steps, values = zip(*points)
                 ax.plot(steps, values, marker="o" if len(points) < 30 else None, label=key)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

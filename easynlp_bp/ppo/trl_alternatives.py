@@ -4,6 +4,7 @@ Same data (prompt rows with ``raw_prompt`` and reference ``prompt``), same rewar
 output format (a HF model directory in the checkpoint dir) as the project's PPO; trl does the rest. A KL
 anchor to the SFT model stays on by default (``beta > 0``): text-only reward models are easy to game.
 Subtracting the reference prompt's reward is a per-prompt constant and cancels in the group baselines.
+The consistency term (``consistency_weight``, ``consistency_model``) is part of ``reward_fn`` and applies here too.
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from easynlp_bp.prompting.sampling import (
 from easynlp_bp.devices import resolve_device
 from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
-from easynlp_bp.prompting.template import build_prompt
+from easynlp_bp.prompting.template import TARGET_SEPARATOR, build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
 from easynlp_bp.finite_numbers import require_finite
@@ -69,6 +69,8 @@ class PredictorParams:
     banned_words: list[str] = field(
         default_factory=list, metadata={"help": "Comma separated words never to output (whole words, any case)."}
     )
+    keep_input: bool = field(default=False, metadata={
+        "help": "Start every output with the raw prompt verbatim; the model only continues it (Fooocus-style)."})
     device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
 
@@ -295,7 +297,10 @@ class BeautifulPromptPredictor:
         if params.seed is not None:
             torch.manual_seed(params.seed)  # greedy/beam need no randomness; this keeps any other use seeded
         seeded = params.seed is not None and params.decoding == "sample"
-        encoded = [self.tokenizer(build_prompt(t), add_special_tokens=False).input_ids for t in raw_prompts]
+        # keep_input: the raw prompt is already written as the start of the output; the model continues it.
+        starts = [_output_start(t) if params.keep_input else "" for t in raw_prompts]
+        encoded = [self.tokenizer(build_prompt(t) + (TARGET_SEPARATOR + _phrase_end(s) if s else ""),
+                                  add_special_tokens=False).input_ids for t, s in zip(raw_prompts, starts)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
         reasons: list[Optional[str]] = [None for _ in raw_prompts]
@@ -312,7 +317,8 @@ class BeautifulPromptPredictor:
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):
-                outputs = [banned.remove(t.strip()) for t in texts[position * per_input : (position + 1) * per_input]]
+                outputs = [_finish(starts[original], t, banned)
+                           for t in texts[position * per_input : (position + 1) * per_input]]
                 if clip_cap is not None:
                     outputs, reasons[original] = clip_cap.cap_all(outputs)
                 results[original] = outputs
@@ -367,3 +373,27 @@ def split_rejected_rows(table, rows: list[dict], first_sequence: str) -> list[di
         else:
             kept.append(row)
     return kept
+
+
+def _output_start(raw_prompt: str) -> str:
+    """What a ``keep_input`` output starts with: the raw prompt as typed, outer whitespace removed."""
+    return raw_prompt.strip()
+
+
+def _phrase_end(start: str) -> str:
+    """``start`` closed with a comma unless it ends in punctuation, so the model adds phrases rather than
+    changing the user's last word ("1 girl" must not become "1 girls")."""
+    return start if start[-1] in ".,;:!?" else start + ","
+
+
+def _finish(start: str, generated: str, banned: BannedWords) -> str:
+    """One output: the generated text without banned phrases, after ``start`` (the kept input) if any.
+
+    The user's own words are never removed, only banned phrases of the continuation.
+    """
+    if not start:
+        return banned.remove(generated.strip())
+    continuation = banned.remove(generated.strip()).strip(" ,")
+    if not continuation:
+        return start
+    return f"{_phrase_end(start)} {continuation}"

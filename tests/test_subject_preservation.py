@@ -1,0 +1,47 @@
+"""Subject preservation in PPO: held-out evaluation reports it, and the curves give each trend its own panel."""
+from __future__ import annotations
+
+import pytest
+
+from easynlp_bp.ppo.training_loop import plot_ppo_curves, ppo_curve_panels
+
+
+def test_train_and_held_out_reward_are_on_separate_panels(tmp_path):
+    history = [{"step": 0, "eval/reward_mean": 17.0, "eval/subject_mean": 0.9, "eval/subject_all": 0.7},
+               {"step": 1, "reward/score_mean": 0.02, "kl/observed": 0.5, "kl/coef": 0.05},
+               {"step": 2, "reward/score_mean": 0.05, "eval/reward_mean": 17.2, "eval/kl": 0.6}]
+    panels = dict(ppo_curve_panels(history))
+    where = {key: title for title, keys in panels.items() for key in keys}
+    assert where["reward/score_mean"] != where["eval/reward_mean"]   # Δ ≈ 0 and absolute ≈ 17: separate axes
+    assert where["eval/subject_mean"] == where["eval/subject_all"] != where["eval/reward_mean"]
+    assert len(panels) == 5
+    assert plot_ppo_curves(history, str(tmp_path / "curves.png")) and (tmp_path / "curves.png").stat().st_size > 1000
+    assert ppo_curve_panels([{"step": 1, "kl/coef": 0.1}]) == [("β", ["kl/coef"])]
+    assert not plot_ppo_curves([{"step": 1}], str(tmp_path / "none.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13, open: the labels depend on the raw prompt (test_reward_formats), but the tiny from-scratch RM "
+    "does not learn to compare raw prompt and prompt in its 216 steps (measured: shuffling the raw prompts "
+    "moves its scores by 0.10 while the labels move by ~2.5); the consistency term covers drift meanwhile"))
+def test_trained_pickscore_rm_reads_the_raw_prompt(tmp_path):
+    """Issue 13: the default's PickScore RM, trained on the stand-in labels, depends on the raw prompt as
+    real PickScore does: shuffling the raw prompts moves its scores, and keeping the subject beats dropping it."""
+    from easynlp_bp.cli import main
+    from easynlp_bp.default.pairs import make_pairs
+    from easynlp_bp.reward.model import RewardModel
+
+    out = tmp_path / "rm_ps"
+    assert main(["--app_name=beautiful_prompt_reward", "--mode=train", f"--checkpoint_dir={out}",
+                 "--user_defined_parameters=reward_type=pickscore"]) == 0
+    rm = RewardModel.from_pretrained(str(out), reward_type="pickscore")
+    pairs = make_pairs(200, seed=12345)  # not the RM's training pairs (seed 42)
+    raws, prompts = [p["raw_prompt"] for p in pairs], [p["prompt"] for p in pairs]
+    shuffled = raws[1:] + raws[:1]
+    own, other = rm.score(raws, prompts), rm.score(shuffled, prompts)
+    # The stand-in label moves by ~2.5 points when the subject is another prompt's; the RM must follow.
+    assert float((own - other).mean()) > 1.0, (own.mean(), other.mean())
+    modifiers_only = [p["prompt"][len(r.rstrip(".").rstrip()):].strip(" ,") for r, p in zip(raws, pairs)]
+    kept_wins = (rm.score(raws, prompts) > rm.score(raws, modifiers_only)).float().mean()
+    assert float(kept_wins) >= 0.8
