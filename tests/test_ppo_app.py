@@ -129,3 +129,10 @@ def test_two_process_cpu_run(ppo_sft_dir, tmp_path):
     assert not torch.equal(rng[0], rng[1])
     # running statistics merged over both processes: 2 iterations × 2 processes × 8 episodes
     assert round(state["running_moments"]["count"]) == 32
+    # K3 with 2 processes: the KL is averaged over both, n = one process's 8 episodes (β adapts like on one GPU)
+    steps = [h for h in state["history"] if "kl/observed" in h]
+    assert len(steps) == 2
+    horizon = state["kl_controller"]["horizon"]
+    for h in steps:
+        error = min(max(h["kl/observed"] / 6.0 - 1, -0.2), 0.2)
+        assert h["kl/coef_next"] == pytest.approx(h["kl/coef"] * (1 + error * 8 / horizon), rel=1e-9)
