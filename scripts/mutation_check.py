@@ -197,6 +197,8 @@ MUTATIONS = [
              "n.clamp(max=window) + (n - window).clamp(min=0.0)", "length term has no penalty past the window"),
     Mutation("RM-label-scale", RD, "labels = reward_model.normalize(torch.tensor(", "labels = (lambda x: x)(torch.tensor(",
              "labels not normalised"),
+    Mutation("RM-label-std", RD, "std = float(values.std()) if len(values) > 1 else 0.0",
+             "std = float(values.std(unbiased=False)) if len(values) > 1 else 0.0", "label std not Bessel-corrected"),
     Mutation("RM-denormalize", "easynlp_bp/reward/model.py", "return outputs * self.config.label_std + self.config.label_mean",
              "return outputs + self.config.label_mean", "scores not mapped back to label units"),
     # ------------------------------------------------------------ SFT stage

@@ -168,10 +168,9 @@ class BeautifulPromptRewardApp(App):
 
     # ----------------------------------------------------------------- train
     def train(self) -> dict:
-        import torch
         from transformers import Trainer
 
-        from easynlp_bp.reward.data import RewardDataset, collate_reward_batch
+        from easynlp_bp.reward.data import RewardDataset, collate_reward_batch, label_scaling
         from easynlp_bp.reward.model import RewardModel
         from easynlp_bp.modelzoo import resolve_model_source
 
@@ -188,14 +187,9 @@ class BeautifulPromptRewardApp(App):
             max_length=hp["sequence_length"], trust_remote_code=self.params.trust_remote_code,
             seed=self.args.random_seed,
         )
-        labels = torch.tensor([float(r[label]) for r in train_rows], dtype=torch.float64)
         rm.config.label_name = label
         if self.params.normalize_labels:
-            std = float(labels.std()) if len(labels) > 1 else 0.0
-            if not std > 0:
-                raise ValueError(f"The {len(labels)} training labels {label!r} are all equal; an RM cannot learn from "
-                                 "them. Check the label column, or set normalize_labels=false.")
-            rm.config.label_mean, rm.config.label_std = float(labels.mean()), std
+            rm.config.label_mean, rm.config.label_std = label_scaling([r[label] for r in train_rows], label)
         make = lambda rows: RewardDataset(rm, rows, label, self.raw_field, self.prompt_field)  # noqa: E731
         train_set, dev_set = make(train_rows), (make(dev_rows) if dev_rows else None)
         training_args = build_training_arguments(
