@@ -42,6 +42,21 @@ class RecordingKL:
         self.inner.update(current_kl, n_steps)
 
 
+def spy_policy_loss(monkeypatch, record):
+    """Route the trainer's calls of ``clipped_policy_loss`` through ``record(*args)`` (then the real loss)."""
+    from easynlp_bp.ppo import losses
+
+    original = losses.clipped_policy_loss
+
+    def spy(*args, **kwargs):
+        record(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    for module in (losses, trainer_module):
+        if hasattr(module, "clipped_policy_loss"):
+            monkeypatch.setattr(module, "clipped_policy_loss", spy)
+
+
 def make_trainer(tokenizer, reward=None, eos_bias=None, **overrides):
     """Trainer over the EOS policy with a *different* reference model, so the KL is non-zero from step 1."""
     config = small_config(**overrides)
@@ -260,13 +275,8 @@ def test_kl_units_per_sequence_sum_not_per_token_mean(tiny_tokenizer):
 def test_ratio_is_one_at_the_first_minibatch_of_every_iteration(tiny_tokenizer, monkeypatch):
     """Old log-probs are recomputed with the training forward at the sampling temperature (N1, N3)."""
     calls = []
-    original = trainer_module.clipped_policy_loss
-
-    def recording_loss(logprobs, old_logprobs, advantages, mask, *args):
-        calls.append((logprobs.detach().clone(), old_logprobs.clone(), mask.clone()))
-        return original(logprobs, old_logprobs, advantages, mask, *args)
-
-    monkeypatch.setattr(trainer_module, "clipped_policy_loss", recording_loss)
+    spy_policy_loss(monkeypatch, lambda logprobs, old_logprobs, advantages, mask, *args: calls.append(
+        (logprobs.detach().clone(), old_logprobs.clone(), mask.clone())))
     trainer = make_trainer(tiny_tokenizer, temperature=0.7)
     per_iteration = trainer.config.optimizer_steps_per_iteration
     for iteration in range(3):
@@ -282,13 +292,7 @@ def test_ratio_is_one_at_the_first_minibatch_of_every_iteration(tiny_tokenizer, 
 
 def test_each_epoch_shuffles_the_rollout_batch_into_minibatches(tiny_tokenizer, monkeypatch):
     calls = []
-    original = trainer_module.clipped_policy_loss
-
-    def recording_loss(logprobs, old_logprobs, *args):
-        calls.append(old_logprobs.clone())
-        return original(logprobs, old_logprobs, *args)
-
-    monkeypatch.setattr(trainer_module, "clipped_policy_loss", recording_loss)
+    spy_policy_loss(monkeypatch, lambda logprobs, old_logprobs, *args: calls.append(old_logprobs.clone()))
     trainer = make_trainer(tiny_tokenizer, ppo_epochs=3)
     trainer.step(ROWS)
     rows = trainer.recorded[0][0].logprobs
@@ -297,6 +301,38 @@ def test_each_epoch_shuffles_the_rollout_batch_into_minibatches(tiny_tokenizer, 
     for epoch in range(3):  # each epoch sees every episode exactly once
         assert sorted(minibatches[2 * epoch] + minibatches[2 * epoch + 1]) == list(range(8))
     assert len({tuple(sorted(mb)) for mb in minibatches[::2]}) > 1  # and in a different split
+
+
+def test_value_loss_at_the_call_site_clipped_around_old_values_weighted_and_normalised(tiny_tokenizer):
+    """The value head's gradient (the policy loss does not reach it) equals vf_coef × the gradient of
+    0.5·Σ max((V-R)², (V_old + clip(V-V_old, ±ε_v) - R)²) / (tokens of the minibatch), V read at Q-1+t."""
+    trainer = make_trainer(tiny_tokenizer, num_layers_unfrozen=-1, micro_batch_size=2)
+    head = trainer.unwrapped.value_head
+    with torch.no_grad():
+        torch.nn.init.normal_(head.weight, std=0.3, generator=torch.Generator().manual_seed(5))
+    batch, _ = trainer.rollout(ROWS)
+    mask = batch.response_mask.float()
+    generator = torch.Generator().manual_seed(6)
+    batch.values = (batch.values + 0.3 * torch.randn(mask.shape, generator=generator)) * mask  # V_old ≠ V
+    returns = torch.randn(mask.shape, generator=generator) * mask
+    index = torch.tensor([1, 2, 4, 7])
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.accumulate_gradients(batch, index, torch.zeros_like(mask), returns)
+    got = head.weight.grad.clone()
+
+    ids, attention = batch.input_ids(index)
+    Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
+    hidden = trainer.unwrapped.base(input_ids=ids, attention_mask=attention, output_hidden_states=True).hidden_states[-1]
+    values = torch.stack([head(hidden[:, Q - 1 + t]).squeeze(-1) for t in range(R)], dim=1)  # (4, R)
+    old, ret, m = batch.values[index], returns[index], mask[index]
+    eps = trainer.config.cliprange_value
+    clipped = old + (values - old).clamp(-eps, eps)
+    loss = 0.5 * (torch.max((values - ret) ** 2, (clipped - ret) ** 2) * m).sum() / m.sum()
+    expected, = torch.autograd.grad(trainer.config.vf_coef * loss, head.weight)
+    clip_active = ((clipped - ret) ** 2 > (values - ret) ** 2) & m.bool()
+    assert clip_active.any() and (~clip_active & m.bool()).any()  # both branches of the max are exercised
+    assert m.sum(1)[:2].sum() != m.sum(1)[2:].sum()  # the two micro-batches hold different token counts
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)
 
 
 def test_extreme_log_ratios_give_finite_gradients(tiny_tokenizer):
