@@ -155,69 +155,6 @@ def test_eos_policy_rollouts_end_at_varied_lengths(tiny_tokenizer):
         assert (ids[: n - 1] != eos).all()  # the mask ends at the *first* EOS
 
 
-def test_rollouts_sample_at_the_configured_temperature(tiny_tokenizer):
-    # EOS is 4.3 logits above the rest: at T = 0.05 (86 logits) every response is EOS alone; at T = 1 they vary.
-    cold = make_trainer(tiny_tokenizer, eos_bias=EOS_BIAS, temperature=0.05)
-    batch, _ = cold.rollout(ROWS)
-    assert lengths_of(batch.response_mask) == [1] * len(ROWS) and not batch.truncated.any()
-    warm = make_trainer(tiny_tokenizer, eos_bias=EOS_BIAS, temperature=1.0)
-    assert max(lengths_of(warm.rollout(ROWS)[0].response_mask)) > 1
-
-
-def test_prompt_rows_need_a_reference_prompt_all_or_none(tiny_tokenizer, tmp_path):
-    from easynlp_bp.ppo.training_loop import run_ppo
-
-    reward = TextReward()
-    trainer = make_trainer(tiny_tokenizer, reward)
-    mixed = [dict(r) for r in ROWS]
-    mixed[2]["prompt"] = None
-    message = r"Prompt row 2 \(raw_prompt='a dragon in the snow'\) has no reference prompt while 7 other rows"
-    with pytest.raises(ValueError, match=message):
-        trainer.step(mixed)
-    with pytest.raises(ValueError, match=message):
-        run_ppo(trainer, mixed, [], str(tmp_path))
-    assert reward.calls == [] and trainer.global_step == 0  # refused before any rollout or update
-    trainer.step([{"raw_prompt": r["raw_prompt"]} for r in ROWS])  # no row has one: absolute rewards
-    assert reward.calls[0][2] is None
-
-
-# ---------------------------------------------------------------- rollout call site: text, alignment, temperature
-def test_reward_fn_gets_the_decoded_text_up_to_eos_without_the_eos_token(tiny_tokenizer):
-    reward = TextReward()
-    trainer = make_trainer(tiny_tokenizer, reward)
-    trainer.step(ROWS)
-    batch = trainer.recorded[0][0]
-    raw, prompts, refs = reward.calls[0]
-    assert raw == [r["raw_prompt"] for r in ROWS] and refs == [r["prompt"] for r in ROWS]
-    for ids, mask, text in zip(batch.response_ids, batch.response_mask, prompts):
-        n = int(mask.sum())
-        assert tiny_tokenizer.eos_token not in text and tiny_tokenizer.pad_token not in text
-        expected = tiny_tokenizer.decode(ids[:n], skip_special_tokens=True).strip()
-        assert text == expected
-    # the unscaled scores of exactly these texts are what the trainer logs
-    assert trainer.recorded[0][0].scores.tolist() == reward(raw, prompts).tolist()
-
-
-@pytest.mark.parametrize("temperature", [0.7])
-def test_old_logprobs_values_and_reference_logprobs_are_aligned_and_tempered(tiny_tokenizer, temperature):
-    policy_copy = build_eos_policy(tiny_tokenizer, eos_bias=EOS_BIAS * temperature, seed=0)
-    reference_copy = build_eos_policy(tiny_tokenizer, eos_bias=EOS_BIAS * temperature, seed=7)
-    trainer = make_trainer(tiny_tokenizer, temperature=temperature)
-    with torch.no_grad():  # a non-zero value head, so that a misaligned value read shows
-        torch.nn.init.normal_(trainer.unwrapped.value_head.weight, std=0.5)
-        trainer.unwrapped.value_head.bias.fill_(0.3)
-    batch, _ = trainer.rollout(ROWS)
-    assert_real_padding(batch)
-    logprobs, values = recompute_forward(policy_copy, batch, temperature, trainer.unwrapped.value_head)
-    ref_logprobs, _ = recompute_forward(reference_copy, batch, temperature)
-    torch.testing.assert_close(batch.logprobs, logprobs, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(batch.values, values, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(batch.ref_logprobs, ref_logprobs, atol=1e-5, rtol=1e-5)
-    pads = batch.response_mask == 0
-    assert pads.any() and (batch.logprobs[pads] == 0).all() and (batch.values[pads] == 0).all()
-    assert (batch.ref_logprobs[pads] == 0).all()
-
-
 # ---------------------------------------------------------------- step call site: rewards, GAE, whitening, KL
 def test_step_passes_the_reference_advantages_returns_and_kl(tiny_tokenizer):
     """Token rewards (score at the last real token, -β·KL), running-std scaling and clipping, GAE with the
@@ -253,6 +190,69 @@ def test_step_passes_the_reference_advantages_returns_and_kl(tiny_tokenizer):
         assert trainer.kl_ctl.value == pytest.approx(beta * (1 + error * n_steps / c.kl_horizon), rel=1e-9)
     assert clipped_seen and unclipped_seen, "reward clipping was not exercised"
     assert len(trainer.kl_ctl.calls) == 2  # K4: once per rollout batch
+
+
+# ---------------------------------------------------------------- rollout call site: alignment, temperature, text
+@pytest.mark.parametrize("temperature", [0.7])
+def test_old_logprobs_values_and_reference_logprobs_are_aligned_and_tempered(tiny_tokenizer, temperature):
+    policy_copy = build_eos_policy(tiny_tokenizer, eos_bias=EOS_BIAS * temperature, seed=0)
+    reference_copy = build_eos_policy(tiny_tokenizer, eos_bias=EOS_BIAS * temperature, seed=7)
+    trainer = make_trainer(tiny_tokenizer, temperature=temperature)
+    with torch.no_grad():  # a non-zero value head, so that a misaligned value read shows
+        torch.nn.init.normal_(trainer.unwrapped.value_head.weight, std=0.5)
+        trainer.unwrapped.value_head.bias.fill_(0.3)
+    batch, _ = trainer.rollout(ROWS)
+    assert_real_padding(batch)
+    logprobs, values = recompute_forward(policy_copy, batch, temperature, trainer.unwrapped.value_head)
+    ref_logprobs, _ = recompute_forward(reference_copy, batch, temperature)
+    torch.testing.assert_close(batch.logprobs, logprobs, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch.values, values, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch.ref_logprobs, ref_logprobs, atol=1e-5, rtol=1e-5)
+    pads = batch.response_mask == 0
+    assert pads.any() and (batch.logprobs[pads] == 0).all() and (batch.values[pads] == 0).all()
+    assert (batch.ref_logprobs[pads] == 0).all()
+
+
+def test_rollouts_sample_at_the_configured_temperature(tiny_tokenizer):
+    # EOS is 4.3 logits above the rest: at T = 0.05 (86 logits) every response is EOS alone; at T = 1 they vary.
+    cold = make_trainer(tiny_tokenizer, eos_bias=EOS_BIAS, temperature=0.05)
+    batch, _ = cold.rollout(ROWS)
+    assert lengths_of(batch.response_mask) == [1] * len(ROWS) and not batch.truncated.any()
+    warm = make_trainer(tiny_tokenizer, eos_bias=EOS_BIAS, temperature=1.0)
+    assert max(lengths_of(warm.rollout(ROWS)[0].response_mask)) > 1
+
+
+def test_prompt_rows_need_a_reference_prompt_all_or_none(tiny_tokenizer, tmp_path):
+    from easynlp_bp.ppo.training_loop import run_ppo
+
+    reward = TextReward()
+    trainer = make_trainer(tiny_tokenizer, reward)
+    mixed = [dict(r) for r in ROWS]
+    mixed[2]["prompt"] = None
+    message = r"Prompt row 2 \(raw_prompt='a dragon in the snow'\) has no reference prompt while 7 other rows"
+    with pytest.raises(ValueError, match=message):
+        trainer.step(mixed)
+    with pytest.raises(ValueError, match=message):
+        run_ppo(trainer, mixed, [], str(tmp_path))
+    assert reward.calls == [] and trainer.global_step == 0  # refused before any rollout or update
+    trainer.step([{"raw_prompt": r["raw_prompt"]} for r in ROWS])  # no row has one: absolute rewards
+    assert reward.calls[0][2] is None
+
+
+def test_reward_fn_gets_the_decoded_text_up_to_eos_without_the_eos_token(tiny_tokenizer):
+    reward = TextReward()
+    trainer = make_trainer(tiny_tokenizer, reward)
+    trainer.step(ROWS)
+    batch = trainer.recorded[0][0]
+    raw, prompts, refs = reward.calls[0]
+    assert raw == [r["raw_prompt"] for r in ROWS] and refs == [r["prompt"] for r in ROWS]
+    for ids, mask, text in zip(batch.response_ids, batch.response_mask, prompts):
+        n = int(mask.sum())
+        assert tiny_tokenizer.eos_token not in text and tiny_tokenizer.pad_token not in text
+        expected = tiny_tokenizer.decode(ids[:n], skip_special_tokens=True).strip()
+        assert text == expected
+    # the unscaled scores of exactly these texts are what the trainer logs
+    assert trainer.recorded[0][0].scores.tolist() == reward(raw, prompts).tolist()
 
 
 def test_kl_units_per_sequence_sum_not_per_token_mean(tiny_tokenizer):
