@@ -122,7 +122,9 @@ MUTATIONS = [
     Mutation("P2-mask-excludes-eos", R, "(positions.unsqueeze(0) <= first_eos.unsqueeze(1))",
              "(positions.unsqueeze(0) < first_eos.unsqueeze(1))", "the EOS token left out of the mask"),
     Mutation("P2-tokens-after-eos", R, "response_ids = torch.where(response_mask.bool(), response_ids,",
-             "response_ids = torch.where(response_mask.bool() | True, response_ids,", "sampled tokens kept after EOS"),
+             "response_ids = torch.where(response_mask.bool() | True, response_ids,", "sampled tokens kept after EOS",
+             explained="equivalent with HF generate, which already writes pad after a sequence's EOS (the line "
+             "guards other generators); the tests check that pads follow EOS"),
     Mutation("P2-logprobs-unmasked", R, "batch.logprobs = torch.cat(logprobs) * mask",
              "batch.logprobs = torch.cat(logprobs)", "old log-probs not zero after EOS"),
     Mutation("P2-values-unmasked", R, "batch.values = torch.cat(values) * mask", "batch.values = torch.cat(values)",
