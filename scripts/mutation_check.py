@@ -229,7 +229,7 @@ def copy_tree(destination: Path) -> None:
                            text=True, check=True).stdout.splitlines()
     for name in files:
         source = ROOT / name
-        if source.is_file() and (name.startswith(("easynlp_bp/", "tests/", "modelzoo/")) or name == "pytest.ini"):
+        if source.is_file() and (name.startswith(("easynlp_bp/", "tests/", "modelzoo/", "examples/")) or name == "pytest.ini"):
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
