@@ -27,6 +27,7 @@ from easynlp_bp.ppo.value_head import (
     PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
 )
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.components import COMPONENTS
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def reference_prompts_of(rows: Sequence[dict]) -> Optional[list[str]]:
     )
 
 
+@COMPONENTS.register("PPOTrainer")
 class PPOTrainer:
     """PPO with a value head, a frozen reference and an adaptive per-token KL penalty.
 

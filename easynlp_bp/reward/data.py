@@ -6,6 +6,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import Dataset
 
+from easynlp_bp.components import COMPONENTS
+
 
 def label_scaling(labels: Sequence[float], label_name: str = "label") -> tuple[float, float]:
     """(mean, std) of the training labels (std Bessel-corrected): the RM learns ``(label - mean) / std``.
@@ -21,6 +23,7 @@ def label_scaling(labels: Sequence[float], label_name: str = "label") -> tuple[f
     return float(values.mean()), std
 
 
+@COMPONENTS.register("RewardDataset")
 class RewardDataset(Dataset):
     """Rows formatted with the RM's input format, cut from the left, labels normalised.
 
@@ -32,6 +35,7 @@ class RewardDataset(Dataset):
 
     def __init__(self, reward_model, rows: Sequence[dict], label_name: str,
                  raw_field: str = "raw_prompt", prompt_field: str = "prompt"):
+        self.rows, self.label_name = list(rows), label_name  # kept for evaluators (label units)
         texts = reward_model.format_inputs([r.get(raw_field, "") for r in rows], [r[prompt_field] for r in rows])
         encoded = reward_model.encode(texts)
         labels = reward_model.normalize(torch.tensor([float(r[label_name]) for r in rows], dtype=torch.float32))
