@@ -51,10 +51,11 @@ class Mutation:
     breaks: str
     occurrence: int = 1  # which occurrence of ``old`` to replace (1-based)
     explained: str = ""  # why a survivor cannot be caught by a test (equivalent mutant), if it survives
+    stage_name: str = ""  # the stage whose tests run, when the file is outside its folder
 
     @property
     def stage(self) -> str:
-        return self.path.split("/")[1]
+        return self.stage_name or self.path.split("/")[1]
 
 
 A, T, R, L, K, V, S = (f"easynlp_bp/ppo/{n}.py" for n in
@@ -207,7 +208,7 @@ MUTATIONS = [
     Mutation("SFT-labels-on-prompt", SD, '"labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids',
              '"labels": prompt_ids + target_ids', "the instruction is learned"),
     Mutation("SFT-no-eos", "easynlp_bp/prompting/template.py", 'return f"{TARGET_SEPARATOR}{prompt.strip()}{eos_token}"',
-             'return f"{TARGET_SEPARATOR}{prompt.strip()}"', "EOS not appended to the target"),
+             'return f"{TARGET_SEPARATOR}{prompt.strip()}"', "EOS not appended to the target", stage_name="sft"),
     Mutation("SFT-cut-instruction", SD, "target_ids = target_ids[: max_length - len(prompt_ids)]",
              "target_ids = target_ids[: max_length]", "long examples exceed max_length"),
     Mutation("SFT-pick-filter", SD, "if not score_value >= config.min_pick_score:", "if score_value > config.min_pick_score:",
