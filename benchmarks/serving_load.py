@@ -90,7 +90,7 @@ def run_pass(predictor, n_clients: int, n_requests: int, malformed_every: int, m
         start = time.perf_counter()
         records = asyncio.run(_drive(server.url, n_clients, n_requests, malformed_every, body_options))
         wall_s = time.perf_counter() - start
-        metrics = httpx.get(server.url + "/metrics", trust_env=False).json()
+        metrics = httpx.get(server.url + "/metrics.json", trust_env=False).json()
     good = [r for r in records if not r["malformed"]]
     bad = [r for r in records if r["malformed"]]
     latencies = np.asarray([r["latency_s"] for r in good]) * 1000

@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
 
+from easynlp_bp.finite_numbers import parse_float, parse_int, require_finite
+
 
 def _flag(default: Any, help: str, **extra: Any) -> Any:
     return field(default=default, metadata={"help": help, **extra})
@@ -62,12 +64,18 @@ class EasyNLPArgs:
     random_seed: int = _flag(42, "Seed for data order, initialisation and sampling.")
     # Distribution.
     worker_gpu: Optional[int] = _flag(
-        None, "Processes per machine (GPUs; on a CPU-only machine, CPU processes with gloo). >1 launches accelerate."
+        None, "Processes per machine (GPUs; on a CPU-only machine, CPU processes with gloo). >1 launches "
+              "accelerate. 0 runs on CPU even where a GPU exists (EasyNLP's CPU switch); -1: not given."
     )
     worker_count: int = _flag(1, "Number of machines for a multi-node run (with --worker_gpu).")
 
     def __post_init__(self) -> None:
-        for name in ("micro_batch_size", "gradient_accumulation_steps", "sequence_length", "worker_gpu"):
+        require_finite(self, prefix="--")
+        if self.worker_gpu == -1:  # EasyNLP's default, "not given"
+            self.worker_gpu = None
+        if self.worker_gpu is not None and self.worker_gpu < 0:
+            raise ValueError(f"--worker_gpu={self.worker_gpu} must be 0 (CPU) or more.")
+        for name in ("micro_batch_size", "gradient_accumulation_steps", "sequence_length"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name}={value} must be at least 1.")
@@ -109,10 +117,10 @@ def _convert(raw: str, annotation: Any, key: str) -> Any:
         raise ValueError(f"user_defined_parameters {key}={raw!r} is not a boolean; use true or false.")
     if annotation in (int, float):
         try:
-            return annotation(raw)
+            return parse_int(raw) if annotation is int else parse_float(raw)
         except ValueError as err:
             raise ValueError(
-                f"user_defined_parameters {key}={raw!r} is not a valid {annotation.__name__}."
+                f"user_defined_parameters {key}={raw!r} is not a valid {annotation.__name__}: {err}."
             ) from err
     if typing.get_origin(annotation) is list:
         return [item.strip() for item in raw.split(",") if item.strip()]
@@ -137,12 +145,18 @@ def split_user_defined_parameters(text: Optional[str]) -> dict[str, str]:
 def parse_user_defined_parameters(text: Optional[str] | dict, params_cls: type[P]) -> P:
     """Build ``params_cls`` from ``key=value`` text (or a dict); unknown keys raise ``ValueError``.
 
+    A dict may have EasyNLP's parsed shape (``{"app_parameters": {...}, ...}``); EasyNLP's seq-gen keys
+    are mapped or warned about (:mod:`easynlp_bp.easynlp_compat`).
+
     Raises:
         ValueError: an unknown key (the message lists the valid ones) or a value of the wrong type.
     """
-    raw = dict(text) if isinstance(text, dict) else split_user_defined_parameters(text)
+    from easynlp_bp.easynlp_compat import flatten_parsed_parameters, translate_easynlp_keys
+
+    raw = flatten_parsed_parameters(text) if isinstance(text, dict) else split_user_defined_parameters(text)
     hints = typing.get_type_hints(params_cls)
     valid = [f.name for f in dataclasses.fields(params_cls)]
+    raw = translate_easynlp_keys(raw, valid)
     unknown = sorted(set(raw) - set(valid))
     if unknown:
         raise ValueError(
@@ -153,6 +167,7 @@ def parse_user_defined_parameters(text: Optional[str] | dict, params_cls: type[P
         key: (_convert(value, hints[key], key) if isinstance(value, str) else value)
         for key, value in raw.items()
     }
+    require_finite(values)  # also values given as Python floats (the Python API passes a dict)
     return params_cls(**values)
 
 
@@ -160,6 +175,16 @@ def describe_params(params_cls: type) -> str:
     """One line per ``user_defined_parameters`` key: name, default and help (for ``--help``)."""
     lines = []
     for f in dataclasses.fields(params_cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = _show_default(f.default_factory())  # type: ignore[misc]
+        else:
+            default = "(required)"
         lines.append(f"  {f.name}={default}\n      {f.metadata.get('help', '')}")
     return "\n".join(lines)
+
+
+def _show_default(value: Any) -> Any:
+    """A list default as the user writes it (``a,b``; empty: nothing)."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value

@@ -10,7 +10,7 @@ import sys
 from typing import Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs, describe_params
-from easynlp_bp.command_line import build_parser, configure_logging, parse_args, run_reporting_errors
+from easynlp_bp.command_line import build_parser, check_mode, configure_logging, parse_args, run_reporting_errors
 
 __all__ = ["build_parser", "main", "main_entry", "parse_args"]
 
@@ -47,6 +47,11 @@ def _run(argv: list[str]) -> int:
     if wants_help:
         sys.stdout.write(build_parser().format_help() + "\n" + _app_help(app_cls))
         return 0
+    check_mode(args.mode, app_cls.modes, args.app_name)
+    if args.worker_gpu == 0:
+        from easynlp_bp.devices import hide_gpus
+
+        hide_gpus("--worker_gpu=0")
     if (args.worker_gpu or 1) * args.worker_count > 1 and "LOCAL_RANK" not in os.environ:
         return _launch_distributed(args, argv)
     result = app_cls(args).run()

@@ -14,6 +14,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs
+from easynlp_bp.easynlp_compat import FLAG_ALIASES, IGNORED_FLAG_DEST_PREFIX, IGNORED_FLAGS, warn_ignored_flags
 
 
 def _flag_type(field: dataclasses.Field):
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "`easynlp --app_name=X --help` lists that app's modes and user_defined_parameters.",
     )
     parser.add_argument("-h", "--help", action="store_true", help="Show this help (with --app_name: the app's).")
+    aliases: dict[str, list[str]] = {}
+    for alias, target in FLAG_ALIASES.items():
+        aliases.setdefault(target, []).append(f"--{alias}")
     for field in dataclasses.fields(EasyNLPArgs):
         kind = _flag_type(field)
         kwargs = {"default": field.default, "help": field.metadata.get("help", ""), "dest": field.name}
@@ -47,7 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(nargs="?", const=True, type=_parse_bool)
         else:
             kwargs["type"] = kind
-        parser.add_argument(f"--{field.name}", **kwargs)
+        parser.add_argument(f"--{field.name}", *aliases.get(field.name, []), **kwargs)
+    ignored = parser.add_argument_group(
+        "EasyNLP flags accepted for compatibility", "These change nothing here; each logs one warning saying why.")
+    for flag in IGNORED_FLAGS:
+        switch = {"nargs": "?", "const": True} if flag.is_switch else {}
+        ignored.add_argument(f"--{flag.name}", dest=IGNORED_FLAG_DEST_PREFIX + flag.name, default=None,
+                             help=flag.reason, **switch)
     return parser
 
 
@@ -69,7 +79,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EasyNLPArgs, bool]
         _reject_unknown(unknown, parser)
     values = vars(namespace)
     wants_help = values.pop("help")
+    ignored = {
+        key[len(IGNORED_FLAG_DEST_PREFIX):]: values.pop(key)
+        for key in list(values) if key.startswith(IGNORED_FLAG_DEST_PREFIX)
+    }
+    warn_ignored_flags({name: value for name, value in ignored.items() if value is not None})
     return EasyNLPArgs(**values), wants_help
+
+
+def check_mode(mode: str, modes: Sequence[str], app_name: str) -> None:
+    """Raise ``ValueError`` (with "did you mean") when ``--mode`` is not one of the app's ``modes``."""
+    if mode in modes:
+        return
+    close = difflib.get_close_matches(mode, modes, n=1)
+    hint = f" (did you mean --mode={close[0]}?)" if close else ""
+    raise ValueError(f"App {app_name!r} does not support --mode={mode}{hint}; it supports: {', '.join(modes)}.")
 
 
 def configure_logging() -> None:

@@ -1,11 +1,40 @@
-"""Build HF ``TrainingArguments`` from resolved EasyNLP hyperparameters (shared by the SFT and RM apps)."""
+"""HF ``TrainingArguments`` from resolved EasyNLP hyperparameters, and which checkpoint to resume (SFT and RM apps)."""
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+logger = logging.getLogger(__name__)
+
+
+def fit_logging_steps(logging_steps: int, total_steps: int) -> int:
+    """A logging interval that gives the loss curve at least two points in a run of ``total_steps``.
+
+    A run shorter than ``logging_steps`` would log no loss at all (``final_train_loss`` null, a one-dot plot).
+    """
+    if total_steps >= 2 * logging_steps:
+        return logging_steps
+    fitted = max(1, total_steps // 2)
+    logger.warning("--logging_steps=%d is longer than half of this run's %d optimizer steps; logging every %d "
+                   "steps so the loss curve has points.", logging_steps, total_steps, fitted)
+    return fitted
+
+
+def final_train_loss(log_history: list[dict], train_output: Any = None) -> Optional[float]:
+    """The last logged training loss, else the run's mean loss from ``Trainer.train``'s output."""
+    logged = next((e["loss"] for e in reversed(log_history) if "loss" in e), None)
+    if logged is None and train_output is not None:
+        logged = getattr(train_output, "training_loss", None)
+    return logged
 
 
 def build_training_arguments(
-    output_dir: str, hp: dict, *, seed: int, bf16: str = "auto", has_eval: bool = False, **overrides: Any
+    output_dir: str, hp: dict, *, seed: int, bf16: str = "auto", has_eval: bool = False,
+    n_train_examples: Optional[int] = None, **overrides: Any
 ):
     """``TrainingArguments`` for a run whose flags were resolved into ``hp``.
 
@@ -17,12 +46,19 @@ def build_training_arguments(
         seed: ``--random_seed``.
         bf16: ``true``, ``false`` or ``auto`` (on when a CUDA GPU is used).
         has_eval: evaluate on the dev set at the end of every epoch.
+        n_train_examples: training set size; with it, ``logging_steps`` is shortened for short runs
+            (:func:`fit_logging_steps`).
         overrides: any other ``TrainingArguments`` field (e.g. ``adam_beta2``).
     """
     import torch
     from transformers import TrainingArguments
 
     cuda = torch.cuda.is_available()
+    logging_steps = hp["logging_steps"]
+    if n_train_examples is not None:
+        per_step = hp["micro_batch_size"] * hp["gradient_accumulation_steps"] * int(os.environ.get("WORLD_SIZE", 1))
+        total_steps = math.ceil(math.ceil(n_train_examples / per_step) * hp["epoch_num"])
+        logging_steps = fit_logging_steps(logging_steps, total_steps)
     settings = dict(
         output_dir=output_dir,
         learning_rate=hp["learning_rate"],
@@ -34,7 +70,7 @@ def build_training_arguments(
         max_grad_norm=hp["max_grad_norm"],
         warmup_steps=hp["warmup_proportion"],  # a float below 1 is a share of the steps
         lr_scheduler_type="cosine",
-        logging_steps=hp["logging_steps"],
+        logging_steps=logging_steps,
         save_steps=hp["save_checkpoint_steps"],
         save_total_limit=2,
         eval_strategy="epoch" if has_eval else "no",
@@ -49,3 +85,68 @@ def build_training_arguments(
     )
     settings.update(overrides)
     return TrainingArguments(**settings)
+
+
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
+
+
+def checkpoint_problem(directory: Path) -> Optional[str]:
+    """Why the HF Trainer checkpoint ``directory`` cannot be resumed from, or None when it is complete.
+
+    The Trainer writes ``trainer_state.json`` last (after weights, optimizer, scheduler and RNG state), so a
+    checkpoint killed mid-save lacks it or holds it torn.
+    """
+    if not directory.is_dir():
+        return "it is not a directory"
+    if not any((directory / name).is_file() for name in _WEIGHT_FILES):
+        return "it has no model weights"
+    state = directory / "trainer_state.json"
+    if not state.is_file():
+        return "it has no trainer_state.json (the save was interrupted)"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "its trainer_state.json is torn (the save was interrupted)"
+    return None
+
+
+def last_complete_checkpoint(output_dir: str) -> Optional[Path]:
+    """The newest complete ``checkpoint-N`` in ``output_dir``; incomplete ones are skipped with a warning."""
+    root = Path(output_dir)
+    found = sorted(
+        (p for p in root.glob("checkpoint-*") if p.is_dir() and p.name.split("-", 1)[1].isdigit()),
+        key=lambda p: int(p.name.split("-", 1)[1]), reverse=True,
+    ) if root.is_dir() else []
+    for candidate in found:
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            return candidate
+        logger.warning("Skipping %s: %s.", candidate, problem)
+    return None
+
+
+def resolve_resume_checkpoint(resume: Optional[str], output_dir: str) -> Optional[str]:
+    """``--resume_from_checkpoint`` as a checkpoint path for ``Trainer.train`` (None: start fresh).
+
+    ``last`` is the newest *complete* checkpoint in ``output_dir`` (HF's own ``last`` would pick a
+    checkpoint that a kill left half-written, and then fail).
+
+    Raises:
+        ValueError: ``last`` with no complete checkpoint, or a given checkpoint that is incomplete.
+    """
+    if resume is None:
+        return None
+    if resume == "last":
+        found = last_complete_checkpoint(output_dir)
+        if found is None:
+            raise ValueError(
+                f"--resume_from_checkpoint=last: no complete checkpoint-N in {output_dir}; "
+                "drop the flag to start afresh, or check --checkpoint_dir."
+            )
+        logger.info("Resuming from %s.", found)
+        return str(found)
+    problem = checkpoint_problem(Path(resume))
+    if problem:
+        raise ValueError(f"--resume_from_checkpoint={resume}: {problem}; use --resume_from_checkpoint=last "
+                         "for the newest complete one.")
+    return resume

@@ -83,15 +83,15 @@ def test_params_are_frozen_and_constructors_read_no_files(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ppo_app_gives_the_trainer_a_plain_ppo_config(ppo_sft_dir, tmp_path):
+def test_ppo_app_gives_the_trainer_a_plain_ppo_config(trained_sft_dir, tmp_path):
     from easynlp_bp.appzoo.beautiful_prompt_ppo import BeautifulPromptPPOApp, EMBEDDED_DEFAULT_PRESET
     from easynlp_bp.cli import parse_args
     from easynlp_bp.ppo.config import PPOConfig
 
     args, _ = parse_args(["--app_name=beautiful_prompt_ppo", "--learning_rate=0.002",
-                          f"--user_defined_parameters=pretrain_model_name_or_path={ppo_sft_dir} kl_target=3 alpha=0.5"])
+                          f"--user_defined_parameters=pretrain_model_name_or_path={trained_sft_dir} kl_target=3 alpha=0.5"])
     app = BeautifulPromptPPOApp(args)
-    config = app.ppo_config(str(ppo_sft_dir))
+    config = app.ppo_config(str(trained_sft_dir))
     assert type(config) is PPOConfig and not isinstance(app.params, PPOConfig)
     assert config.kl_target == 3 and config.learning_rate == 0.002  # given keys and flags win
     assert config.num_rollouts == EMBEDDED_DEFAULT_PRESET["num_rollouts"]  # the embedded default's preset
@@ -178,8 +178,8 @@ def test_ppo_trainer_swapped_on_the_cli(ppo_sft_dir, plugins_on_path, tmp_path):
     assert main(["--app_name=beautiful_prompt_ppo", "--mode=train", f"--checkpoint_dir={tmp_path / 'ppo'}",
                  f"--user_defined_parameters=pretrain_model_name_or_path={ppo_sft_dir} reward=heuristic "
                  "num_rollouts=8 chunk_size=8 mini_batch_size=8 ppo_epochs=1 max_new_tokens=6 num_layers_unfrozen=1 "
-                 f"eval_size=8 total_steps=16 trainer_class={PLUGINS}:CountingPPOTrainer"]) == 0
-    assert plugins_on_path.CountingPPOTrainer.steps - before == 2  # 16 prompts / 8 per iteration
+                 f"eval_size=8 total_steps=2 trainer_class={PLUGINS}:CountingPPOTrainer"]) == 0
+    assert plugins_on_path.CountingPPOTrainer.steps - before == 2  # one optimizer step per iteration here
     run_config = json.loads((tmp_path / "ppo" / "run_config.json").read_text())
     assert run_config["classes"] == {"trainer": f"{PLUGINS}:CountingPPOTrainer"}
 

@@ -36,8 +36,11 @@ def test_train_evaluate_predict(tmp_path, synthetic_pairs, capsys):
                  "--output_schema=predictions,beams", f"--outputs={out}", f"--checkpoint_dir={ckpt}",
                  "--user_defined_parameters=num_return_sequences=2 seed=1 max_new_tokens=40"]) == 0
     lines = out.read_text().splitlines()
-    assert [line.split("\t")[0] for line in lines] == ["1", "2", "4"]  # input order kept
-    assert all(len(line.split("\t")) == 4 and " || " in line.split("\t")[3] for line in lines)
+    # EasyNLP's order: output_schema (predictions, beams joined with "||"), then append_cols (id, raw_prompt)
+    assert [line.split("\t")[2] for line in lines] == ["1", "2", "4"]  # input order kept
+    for line in lines:
+        predictions, beams, _, _ = line.split("\t")
+        assert len(beams.split("||")) == 2 and beams.split("||")[0] == predictions
     rejects = [json.loads(l) for l in (tmp_path / "pred.tsv.rejects.jsonl").read_text().splitlines()]
     assert [(r["row"], r["reason"]) for r in rejects] == [(3, "field 'raw_prompt' is empty")]
     assert len(lines) + len(rejects) == 4

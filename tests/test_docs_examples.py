@@ -68,10 +68,11 @@ def _broken_copy(tmp_path: Path, page: str, old: str, new: str) -> list[CodeBloc
 
 
 def test_renamed_flag_in_a_bash_block_fails(tmp_path, sandbox):
-    blocks = _broken_copy(tmp_path, "docs/quickstart.md", "--checkpoint_dir=", "--checkpoint_path=")
+    # (--checkpoint_path is EasyNLP's alias of --checkpoint_dir, so the typo is a real misspelling)
+    blocks = _broken_copy(tmp_path, "docs/quickstart.md", "--checkpoint_dir=", "--checkpoint_dri=")
     failures = run_page(blocks, sandbox, include_slow=False)
     assert failures
-    assert "Unknown argument(s): --checkpoint_path (did you mean --checkpoint_dir?)" in failures[0]
+    assert "Unknown argument(s): --checkpoint_dri (did you mean --checkpoint_dir?)" in failures[0]
 
 
 def test_renamed_key_in_a_python_block_fails(tmp_path, sandbox):
@@ -94,10 +95,13 @@ def _check_command(command: str) -> None:
     from easynlp_bp.appzoo import APPS
     from easynlp_bp.arguments import EasyNLPArgs, split_user_defined_parameters
     from easynlp_bp.cli import build_parser
+    from easynlp_bp.easynlp_compat import UDP_IGNORED_KEYS, UDP_KEY_ALIASES
 
     tokens = shlex.split(command.split(" #")[0], posix=True)
     flags = [t.split("=", 1)[0] for t in tokens[1:] if t.startswith("--")]
-    valid = {f"--{f.name}" for f in dataclasses.fields(EasyNLPArgs)} | {"--help"}
+    # every option the real parser takes: EasyNLPArgs fields, EasyNLP's aliases and its no-meaning flags
+    valid = {o for a in build_parser()._actions for o in a.option_strings if o.startswith("--")}
+    assert {f"--{f.name}" for f in dataclasses.fields(EasyNLPArgs)} <= valid
     unknown = [f for f in flags if f not in valid]
     assert not unknown, f"unknown flag(s) {unknown} in: {command}"
     values = dict(t[2:].split("=", 1) for t in tokens[1:] if t.startswith("--") and "=" in t)
@@ -108,6 +112,7 @@ def _check_command(command: str) -> None:
     else:
         keys = list(split_user_defined_parameters(values["user_defined_parameters"]))
     valid_keys = {f.name for f in dataclasses.fields(APPS.get(app).params_cls)}
+    valid_keys |= set(UDP_KEY_ALIASES) | set(UDP_IGNORED_KEYS)  # EasyNLP's seq-gen keys (mapped or warned)
     assert not set(keys) - valid_keys, f"unknown key(s) {set(keys) - valid_keys} for {app} in: {command}"
 
 

@@ -32,3 +32,15 @@ def test_unreachable_hub_model_is_a_clear_cli_error(tmp_path, monkeypatch, capsy
     code = main(["--app_name=beautiful_prompt", "--mode=predict", "--checkpoint_dir=nobody/no-such-model"])
     assert code == 2
     assert "no hub access" in capsys.readouterr().err
+
+
+def test_published_beautifulprompt_models_are_named_in_the_modelzoo_and_docs():
+    from pathlib import Path
+
+    from easynlp_bp.hf_checkpoint import PUBLISHED_MODELS
+
+    for hub_id in PUBLISHED_MODELS:
+        source = resolve_model_source(hub_id.split("/")[1])
+        assert (source.kind, source.location) == ("hub", hub_id)
+        docs = Path(__file__).resolve().parents[1] / "docs" / "quickstart.md"
+        assert hub_id in docs.read_text()

@@ -67,8 +67,10 @@ def test_binds_loopback_and_answers_like_the_predictor(server, client, predictor
     # The served answer is exactly what the Python API gives for the same options.
     direct = predictor.predict(["1 girl", "a cat on a sofa"], {"seed": 7})
     assert [r["prompts"] for r in data["results"]] == direct
-    single = beautify(client, prompts="1 girl", num_return_sequences=2, decoding="greedy")
+    single = beautify(client, prompts="1 girl", num_return_sequences=1, decoding="greedy")
     assert len(single["results"]) == 1 and len(single["results"][0]["prompts"]) == 1  # greedy: one output
+    several = client.post("/v1/beautify", json={"prompts": "1 girl", "num_return_sequences": 2, "decoding": "greedy"})
+    assert several.status_code == 422 and several.json()["error"]["field"] == "decoding"  # not silently one
 
 
 def test_same_seed_same_output_other_seed_differs(client):
@@ -103,7 +105,9 @@ def test_clip_length_cap_holds(client, predictor, clip_tokenizer_dir):
     texts = capped["results"][0]["prompts"]
     assert capped["options"]["max_clip_tokens"] == 20
     assert all(count(t) <= 20 for t in texts), [count(t) for t in texts]
-    assert all(long_text.startswith(short.rstrip(" ,")) for long_text, short in zip(long, texts))
+    # each output is a non-empty cut of its uncapped output, in order; one that cannot fit is dropped, never ""
+    remaining = iter(long)
+    assert texts and all(short and any(t.startswith(short) for t in remaining) for short in texts), (long, texts)
 
 
 BAD_REQUESTS = [
@@ -142,7 +146,7 @@ def test_server_keeps_serving_after_bad_requests(client):
     for body, *_ in BAD_REQUESTS:
         client.post("/v1/beautify", content=body, headers={"content-type": "application/json"})
     assert len(beautify(client, prompts=["1 girl"], seed=1)["results"][0]["prompts"]) == 5
-    metrics = client.get("/metrics").json()
+    metrics = client.get("/metrics.json").json()
     assert metrics["requests_by_status"]["422"] >= 13 and metrics["requests_by_status"]["413"] >= 2
     assert "500" not in metrics["requests_by_status"]
     assert metrics["latency_ms"]["p50"] > 0 and metrics["batches"] >= 1
@@ -157,3 +161,20 @@ def test_openapi_schema_and_demo_page(client):
     assert page.status_code == 200 and 'id="beautify"' in page.text
     no_images = client.post("/v1/images", json={"prompt": "a cat, highly detailed"})
     assert no_images.status_code == 404 and no_images.json()["error"]["limit"] == "diffusers_pipeline"
+
+
+def test_clip_token_counts_use_the_predictors_clip_tokenizer(client, clip_tokenizer_dir):
+    data = client.post("/v1/clip_tokens", json={"texts": ["a cat", "ab", "a, b"]}).json()
+    assert data["counts"] == [2 + 4, 2 + 2, 2 + 3]  # character level: BOS + one token per character + EOS
+    assert data["limit"] == 77 and data["tokenizer"] == f"clip_tokenizer={clip_tokenizer_dir}"
+    too_long = client.post("/v1/clip_tokens", json={"texts": ["x" * 1601]})
+    assert too_long.status_code == 413 and too_long.json()["error"]["field"] == "texts[0]"
+    assert client.post("/v1/clip_tokens", json={"texts": []}).status_code == 422
+
+
+def test_health_lists_the_request_options_this_predictor_knows(client):
+    from dataclasses import fields
+
+    options = client.get("/health").json()["options"]
+    assert {"num_return_sequences", "seed", "temperature", "top_p", "max_clip_tokens", "banned_words"} <= set(options)
+    assert ("keep_input" in options) == ("keep_input" in {f.name for f in fields(PredictorParams)})

@@ -37,7 +37,7 @@ def test_requests_arriving_together_share_generate_calls(predictor):
         responses = asyncio.run(post_together(server.url, bodies))
         assert [r.status_code for r in responses] == [200] * 8
         assert [r.json()["results"][0]["raw_prompt"] for r in responses] == [b["prompts"][0] for b in bodies]
-        metrics = httpx.get(server.url + "/metrics", trust_env=False).json()
+        metrics = httpx.get(server.url + "/metrics.json", trust_env=False).json()
     assert metrics["prompts_generated"] == 8
     assert metrics["batches"] < 8 and metrics["mean_batch_size"] > 1  # fewer generate calls than requests
     assert max(int(size) for size in metrics["batch_size_histogram"]) <= 8
@@ -50,7 +50,7 @@ def test_seeded_requests_run_alone_and_other_options_do_not_mix(predictor):
                   {"prompts": ["a dog"], "temperature": 0.5}, {"prompts": ["a dog"], "temperature": 0.7}]
         bodies = [{**body, "num_return_sequences": 2, "max_new_tokens": 8} for body in bodies]
         responses = asyncio.run(post_together(server.url, bodies))
-        metrics = httpx.get(server.url + "/metrics", trust_env=False).json()
+        metrics = httpx.get(server.url + "/metrics.json", trust_env=False).json()
     assert [r.status_code for r in responses] == [200] * 4
     assert responses[0].json()["results"] == responses[1].json()["results"]  # seed wins over batch neighbours
     assert metrics["batches"] == 4 and metrics["batch_size_histogram"] == {"1": 4}
@@ -77,7 +77,7 @@ def test_full_queue_answers_429_and_the_server_recovers(predictor):
         assert rejected["type"] == "queue_full" and rejected["limit"] == "max_queue_size"
         after = httpx.post(server.url + "/v1/beautify", json=light, timeout=120, trust_env=False)
         assert after.status_code == 200
-        assert httpx.get(server.url + "/metrics", trust_env=False).json()["requests_by_status"]["429"] == 1
+        assert httpx.get(server.url + "/metrics.json", trust_env=False).json()["requests_by_status"]["429"] == 1
 
 
 def test_slow_request_times_out_with_504_and_the_server_recovers(predictor):
@@ -153,8 +153,23 @@ def test_easynlp_serve_script_serves_on_loopback(tiny_model_dir, tmp_path):
     assert f"Serving BeautifulPrompt on http://127.0.0.1:{port}" in output
 
 
-def test_clip_cap_without_a_loadable_clip_tokenizer_is_a_clear_422(predictor):
-    # The fixture's predictor keeps the default hub id, which cannot load offline.
+def test_default_clip_cap_works_offline(predictor):
+    # No clip_tokenizer: OpenAI's CLIP vocabulary packaged in instant-clip-tokenizer, no hub needed.
+    from easynlp_bp.prompting.clip_cap import ClipLengthCap
+
+    with BackgroundServer(predictor, ServeConfig(port=0)) as server:
+        response = httpx.post(server.url + "/v1/beautify", json={"prompts": "1 girl", "max_clip_tokens": 10, "seed": 1},
+                              timeout=60, trust_env=False)
+        assert response.status_code == 200, response.text
+        assert httpx.get(server.url + "/health", trust_env=False).json()["clip_cap"] is True
+    outputs = response.json()["results"][0]["prompts"]
+    assert outputs and all(0 < ClipLengthCap(max_tokens=10).count(o) <= 10 for o in outputs)
+
+
+def test_clip_cap_without_a_loadable_clip_tokenizer_is_a_clear_422(tiny_model_dir):
+    # A named CLIP tokenizer that is a hub id cannot load offline.
+    predictor = BeautifulPromptPredictor(str(tiny_model_dir), PredictorParams(
+        max_new_tokens=16, device="cpu", clip_tokenizer="openai/clip-vit-large-patch14"))
     with BackgroundServer(predictor, ServeConfig(port=0)) as server:
         assert httpx.get(server.url + "/health", trust_env=False).json()["clip_cap"] is None  # not tried yet
         response = httpx.post(server.url + "/v1/beautify", json={"prompts": "1 girl", "max_clip_tokens": 77},

@@ -8,7 +8,6 @@ Constructors only parse; files are read when a mode runs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
 from easynlp_bp.components import resolve_component
-from easynlp_bp.io import Table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io import Table, check_writable, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io.writers import write_json
 from easynlp_bp.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -154,25 +154,45 @@ class App:
                     len(table.rejects), rejects_path, table.n_read)
         return {**result, "outputs": self.args.outputs}
 
+    @property
+    def eval_results_path(self) -> Path:
+        """``--outputs``, else ``<checkpoint_dir>/eval_results.json``."""
+        return Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
+
+    def log_eval_rejects(self, table: Table) -> Optional[str]:
+        """An evaluated table's rejects go beside the results (``<results>.rejects.jsonl``), never into the
+        model directory that evaluate only reads."""
+        if not table.rejects:
+            return None
+        path = rejects_path_for(str(self.eval_results_path))
+        write_rejects(path, table.rejects, table.source)
+        logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
+        return path
+
+    def check_outputs_writable(self) -> None:
+        """Fail before any work when ``--outputs`` cannot be written (see :func:`easynlp_bp.io.check_writable`)."""
+        if self.args.outputs:
+            check_writable(self.args.outputs)
+
     def write_eval_results(self, results: dict, is_main_process: bool = True) -> Path:
         """``--outputs``, else ``<checkpoint_dir>/eval_results.json`` (written by the main process only)."""
-        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
+        out_path = self.eval_results_path
         if is_main_process:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+            write_json(str(out_path), results)  # strict JSON: a NaN metric is written as null
         return out_path
 
     # ----------------------------------------------------------------- run config
     def run_config(self, **resolved: Any) -> dict:
         """The resolved configuration of this run, as written to ``run_config.json``."""
-        params = asdict(self.params) if is_dataclass(self.params) else {}
-        return {"args": self.args.to_dict(), "user_defined_parameters": params,
+        from easynlp_bp.serving.config import redact_secrets
+
+        params = redact_secrets(asdict(self.params)) if is_dataclass(self.params) else {}
+        return {"args": redact_secrets(self.args.to_dict()), "user_defined_parameters": params,
                 "classes": dict(self.component_specs), "resolved": resolved}
 
     def write_run_config(self, directory: str, **resolved: Any) -> Path:
         path = Path(directory) / "run_config.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.run_config(**resolved), indent=2, default=str), encoding="utf-8")
+        write_json(str(path), self.run_config(**resolved))
         return path
 
 

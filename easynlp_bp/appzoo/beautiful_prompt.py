@@ -6,15 +6,16 @@ pretrained models, and a from-scratch preset for the tiny default.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
-from easynlp_bp.io import Table, read_table, write_table
-from easynlp_bp.prompting.predictor import PredictorParams
+from easynlp_bp.io import Table, read_table, write_rejects, write_table
+from easynlp_bp.io.writers import to_json
+from easynlp_bp.sft.data import too_long_rows
+from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
 from easynlp_bp.serving.config import ServeFields
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class BeautifulPromptApp(App):
         from easynlp_bp.serving.launch import load_predictor, predictor_params_of
 
         return load_predictor(self.args.checkpoint_dir, params or predictor_params_of(self.params),
-                              predictor_cls=self.component("predictor"))
+                              predictor_cls=self.component("predictor"), first_sequence=self.first_sequence)
 
     def build_evaluator(self, valid_dataset):
         return self.component("evaluator")(valid_dataset)
@@ -112,7 +113,27 @@ class BeautifulPromptApp(App):
             self.log_rejects(table)
             accounting[table.source] = {"read": table.n_read, "kept": len(table.rows), "rejected": len(table.rejects)}
             read.append(table)
+        self._row_numbers = {id(row): (t.source, n) for t in read for row, n in zip(t.rows, t.row_numbers)}
         return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
+
+    def _reject_too_long(self, rows: list[dict], tokenizer, sequence_length: int, accounting: dict) -> list[dict]:
+        """``rows`` without those too long for ``sequence_length``; those go to ``rejects.too_long.<table>.jsonl``
+        with their file row (one over-long row must not abort the run)."""
+        too_long = dict(too_long_rows(rows, tokenizer, sequence_length, self.first_sequence))
+        accounting["too_long"] = accounting.get("too_long", 0) + len(too_long)
+        if not too_long:
+            return rows
+        by_source: dict[str, Table] = {}
+        numbers = getattr(self, "_row_numbers", {})
+        for index, reason in too_long.items():
+            source, number = numbers.get(id(rows[index]), ("embedded default", index + 1))
+            by_source.setdefault(source, Table(source=source)).reject(number, reason, rows[index])
+        for table in by_source.values():
+            path = Path(self.checkpoint_dir) / f"rejects.too_long.{Path(table.source).name}.jsonl"
+            write_rejects(str(path), table.rejects, table.source)
+            logger.warning("%s: %d rows do not fit --sequence_length=%d; listed in %s.", table.source,
+                           len(table.rejects), sequence_length, path)
+        return [row for index, row in enumerate(rows) if index not in too_long]
 
     def _settings(self, is_from_scratch: bool) -> dict:
         """Flags and filter keys as given, else the preset's value."""
@@ -135,7 +156,7 @@ class BeautifulPromptApp(App):
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", encoding="utf-8") as handle:
                 for index, reason in report.dropped:
-                    handle.write(json.dumps({"reason": reason, **rows[index]}, ensure_ascii=False) + "\n")
+                    handle.write(to_json({"reason": reason, **rows[index]}, default=str) + "\n")  # strict JSON
             logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(rows), path)
         if not report.kept:
             raise ValueError("No training pairs left after filtering; see filtered_pairs.jsonl in --checkpoint_dir.")
@@ -143,7 +164,8 @@ class BeautifulPromptApp(App):
 
     def train(self) -> dict:
         from easynlp_bp.modelzoo import resolve_model_source
-        from easynlp_bp.sft.training import last_logged_loss, train_sft
+        from easynlp_bp.sft.training import train_sft
+        from easynlp_bp.training_arguments import final_train_loss
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
         hp = self._settings(source.is_from_scratch)
@@ -152,20 +174,28 @@ class BeautifulPromptApp(App):
         train_rows, dev_rows, accounting = self._training_tables()
         bp = self.build_model([f"{r[self.first_sequence]}\n{r[self.second_sequence]}" for r in train_rows])
         kept_rows = self._filter(train_rows, bp.tokenizer, hp)
+        kept_rows = self._reject_too_long(kept_rows, bp.tokenizer, hp["sequence_length"], accounting)
+        dev_rows = self._reject_too_long(dev_rows, bp.tokenizer, hp["sequence_length"], accounting)
         train_set = self.build_dataset(kept_rows, bp.tokenizer, hp["sequence_length"])
         dev_set = self.build_dataset(dev_rows, bp.tokenizer, hp["sequence_length"]) if dev_rows else None
-        trainer = train_sft(bp.model, bp.tokenizer, train_set, dev_set, self.checkpoint_dir, hp,
+        trainer, train_output = train_sft(bp.model, bp.tokenizer, train_set, dev_set, self.checkpoint_dir, hp,
                             seed=self.args.random_seed, bf16=self.params.bf16,
                             group_by_length=self.params.group_by_length,
                             resume_from_checkpoint=self.args.resume_from_checkpoint)
         result = {
-            "train_pairs": len(kept_rows), "filtered": len(train_rows) - len(kept_rows), "dev_pairs": len(dev_rows),
+            "train_pairs": len(kept_rows), "filtered": len(train_rows) - len(kept_rows) - accounting["too_long"],
+            "too_long": accounting["too_long"], "dev_pairs": len(dev_rows),
             "train_target_tokens": train_set.target_token_count(), "global_step": trainer.state.global_step,
-            "final_train_loss": last_logged_loss(trainer.state.log_history),
+            "final_train_loss": final_train_loss(trainer.state.log_history, train_output),
         }
         if dev_set is not None:
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
+            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+
+            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+                kind="sft", base_model=source.location, is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
+                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
                                   data=accounting, result=result)
             logger.info("Saved the SFT model to %s: %s", self.checkpoint_dir, result)
@@ -181,7 +211,16 @@ class BeautifulPromptApp(App):
         tables = self.table_sources("evaluate", 0, 1, "one table of (raw_prompt, prompt) pairs")
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
         table = self.read(source, with_target=True)
-        dataset = self.build_dataset(table.rows, predictor.tokenizer, self.args.sequence_length or 384)
+        length = self.args.sequence_length or 384
+        too_long = dict(too_long_rows(table.rows, predictor.tokenizer, length, self.first_sequence))
+        if too_long:  # rejects with their file row, not an abort
+            for index, reason in too_long.items():
+                table.reject(table.row_numbers[index], reason, table.rows[index])
+            keep = [i for i in range(len(table.rows)) if i not in too_long]
+            table.rows, table.row_numbers = [table.rows[i] for i in keep], [table.row_numbers[i] for i in keep]
+            table.rejects.sort(key=lambda r: r.row)
+        self.log_eval_rejects(table)
+        dataset = self.build_dataset(table.rows, predictor.tokenizer, length)
         sample = table.rows[: self.params.eval_generation_samples]
         results = {"source": source, "rows": len(table.rows), "rejected": len(table.rejects),
                    **self.build_evaluator(dataset).evaluate(
@@ -197,6 +236,7 @@ class BeautifulPromptApp(App):
 
         tables = self.table_sources("predict", 0, 1, "one table of raw prompts")
         output_schema, append = self.output_columns("predictions,beams", ("predictions", "beams"))
+        self.check_outputs_writable()
         if tables:
             table = self.read(tables[0], with_target=False)
         else:
@@ -206,7 +246,8 @@ class BeautifulPromptApp(App):
                 table.keep(number, {self.first_sequence: text})
         self.check_append_cols(table, append)
         rows = self.build_predictor().run(table.rows, self.first_sequence)
-        return self.write_predictions(rows, table, append + output_schema)
+        rows = split_rejected_rows(table, rows, self.first_sequence)
+        return self.write_predictions(rows, table, output_schema + append)  # EasyNLP's order
 
     # ----------------------------------------------------------------- serve
     def serve(self) -> dict:

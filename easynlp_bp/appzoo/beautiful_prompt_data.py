@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from easynlp_bp.appzoo.base import APPS, App
+from easynlp_bp.io.writers import write_json
 from easynlp_bp.pipelines.collect.pipeline import CollectConfig, collect_pairs
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,10 @@ class BeautifulPromptDataApp(App):
         if self.args.first_sequence and not config.text_field:
             config = replace(config, text_field=self.args.first_sequence)
         result = collect_pairs(tables[0], self.args.outputs, config)
-        self.write_run_config(str(Path(self.args.outputs).parent), pairs=result.stats["pairs"])
-        summary = Path(self.args.outputs[: -len(".jsonl")] + ".summary.txt")
+        stem = self.args.outputs[: -len(".jsonl")]
+        # next to the pairs, named by them: never <parent>/run_config.json, which may be a model's
+        write_json(f"{stem}.run_config.json", self.run_config(pairs=result.stats["pairs"]))
+        summary = Path(f"{stem}.summary.txt")
         logger.info("Summary:\n%s", summary.read_text(encoding="utf-8"))
         return {"outputs": self.args.outputs, "pairs": result.stats["pairs"]["total"],
                 "rejects": len(result.rejects)}

@@ -55,8 +55,11 @@ class BeautifulPromptEvalApp(App):
         if len(tables) != 1:
             raise ValueError(f"--mode=evaluate reads one table of raw prompts (--tables); got {len(tables)}.")
         first = self.args.first_sequence or "raw_prompt"
+        from easynlp_bp.prompting.predictor import PredictorParams
+
+        # the methods' predictors refuse longer prompts: reject them here, with their file row
         table = read_table(tables[0], input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
-                           required=[first], text_fields=[first])
+                           required=[first], text_fields=[first], max_chars=PredictorParams.max_input_chars)
         out_dir = Path(self.args.outputs or DEFAULT_OUTPUTS)
         write_rejects(str(out_dir / "rejects.jsonl"), table.rejects, table.source)
         raw_prompts = [row[first] for row in table.rows][: p.max_prompts]

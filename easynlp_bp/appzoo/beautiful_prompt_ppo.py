@@ -139,6 +139,16 @@ class BeautifulPromptPPOApp(App):
         dev = self._read_prompts(tables[1]) if len(tables) > 1 else []
         if not train:
             raise ValueError(f"{tables[0]} has no usable prompt rows.")
+        if len(tables) == 1:
+            from easynlp_bp.ppo.training_loop import hold_out_prompts
+
+            train, dev = hold_out_prompts(train, self.ppo_config(sft_dir).eval_size, self.args.random_seed)
+            if dev:
+                logger.info("Held out %d of the %d prompts of %s for evaluation (--tables=train,dev chooses them).",
+                            len(dev), len(train) + len(dev), tables[0])
+            else:
+                logger.warning("%s has %d prompts, too few to hold any out: no held-out evaluation "
+                               "(give --tables=train,dev).", tables[0], len(train))
         return train, dev
 
     def _reward_fn(self, device: str = "cpu"):
@@ -187,6 +197,14 @@ class BeautifulPromptPPOApp(App):
                 return result
         self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, ppo_config=asdict(config),
                               train_prompts=len(train_rows), dev_prompts=len(dev_rows), result=result)
+        from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint, is_stand_in_checkpoint
+
+        if (Path(self.checkpoint_dir) / "config.json").is_file():
+            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+                kind="ppo", base_model=str(sft_dir), is_stand_in=is_stand_in_checkpoint(sft_dir),
+                data=f"{len(train_rows)} training prompts, {len(dev_rows)} held out",
+                settings=asdict(config) if self.params.rl_algorithm == "ppo" else {},
+                metrics={k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
         logger.info("RL (%s) done: %s", self.params.rl_algorithm, result)
         return result
 

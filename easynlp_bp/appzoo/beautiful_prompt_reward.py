@@ -198,6 +198,14 @@ class BeautifulPromptRewardApp(App):
         if dev_rows:
             result["dev"] = self.build_evaluator(dev_rows, label).evaluate(rm)
         if trainer.is_world_process_zero():
+            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+
+            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+                kind="reward", base_model=source.location, is_stand_in=source.is_from_scratch,
+                data=", ".join(self.args.table_list) or "embedded default rows (heuristic stand-in labels)",
+                settings=hp, metrics=result,
+                reward={"type": reward_type, "label_name": label, "label_mean": rm.config.label_mean,
+                        "label_std": rm.config.label_std}))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
                                   data=accounting, result=result)
             logger.info("Saved the %s reward model to %s: %s", reward_type, self.checkpoint_dir, result)
@@ -210,7 +218,7 @@ class BeautifulPromptRewardApp(App):
         tables = self.table_sources("evaluate", 0, 1, "one labelled table")
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
         table = self.read(source, rm.config.reward_type, label)
-        rejects_file = self.log_rejects(table)
+        rejects_file = self.log_eval_rejects(table)
         if not table.rows:
             raise ValueError(f"{source}: no usable rows to evaluate ({len(table.rejects)} rejected).")
         results = {"source": source, "reward_type": rm.config.reward_type, "label_name": label,
@@ -224,12 +232,15 @@ class BeautifulPromptRewardApp(App):
     # ----------------------------------------------------------------- predict
     def predict(self) -> dict:
         self.table_sources("predict", 1, 1, f"one table to score (a {self.prompt_field!r} column)")
+        self.check_outputs_writable()
         rm = self.load_trained()
-        output_schema, append = self.output_columns("score", ("score", rm.config.label_name))
+        from easynlp_bp.reward.model import EASYNLP_SCORE_COLUMNS, score_columns
+
+        output_schema, append = self.output_columns("score", ("score", rm.config.label_name, *EASYNLP_SCORE_COLUMNS))
         table = self.read(self.args.table_list[0], rm.config.reward_type, None)
         self.check_append_cols(table, append)
         scores = rm.score([r.get(self.raw_field, "") for r in table.rows], [r[self.prompt_field] for r in table.rows],
                           batch_size=self.params.batch_size).tolist()
-        rows = [{**row, **{name: score for name in output_schema}} for row, score in zip(table.rows, scores)]
-        result = self.write_predictions(rows, table, append + output_schema)
+        rows = [{**row, **score_columns(score, rm.config)} for row, score in zip(table.rows, scores)]
+        result = self.write_predictions(rows, table, output_schema + append)  # EasyNLP's order
         return {**result, "print_columns": [output_schema[0], self.prompt_field]}

@@ -5,7 +5,6 @@ Every method sees the same seeds, so image differences come from the prompts alo
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from easynlp_bp.evaluation.grid import save_grid
 from easynlp_bp.evaluation.methods import PromptMethod
 from easynlp_bp.evaluation.report import write_report
 from easynlp_bp.evaluation.text_metrics import text_metrics
+from easynlp_bp.io.writers import to_json
+from easynlp_bp.progress import progress_bar_over
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def evaluate_methods(raw_prompts: Sequence[str], methods: Sequence[PromptMethod]
     columns = []
     if generator is not None and scorers:
         columns = [s.column for s in scorers]
-        for i, raw in enumerate(raw_prompts):
+        for i, raw in enumerate(progress_bar_over(raw_prompts, "evaluate (images)", "prompt")):
             grid_rows = []
             for name, texts in prompts.items():
                 generated = generator.generate(texts[i])
@@ -78,7 +79,7 @@ def evaluate_methods(raw_prompts: Sequence[str], methods: Sequence[PromptMethod]
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "per_prompt.jsonl", "w", encoding="utf-8") as handle:
         for row in per_prompt:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(to_json(row) + "\n")  # strict JSON: a NaN score is written as null
     notes = ["Image scores are means over prompts of the mean over seeds, each scored against the raw prompt."] if columns else []
     json_path, md_path = write_report(table, columns + TEXT_COLUMNS, out_dir,
                                       {"num_prompts": len(raw_prompts), "notes": notes, **(meta or {})})

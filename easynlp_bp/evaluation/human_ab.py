@@ -92,10 +92,33 @@ def win_rates(picks: Sequence[dict]) -> dict:
     return {"picks": len(last), "pairs": report}
 
 
+MAX_PICK_BYTES = 4096  # a pick is ~100 bytes of JSON; anything larger is refused before it is read
+MAX_ANNOTATOR_CHARS = 200
+
+
+def parse_pick(payload: object, n_items: int) -> tuple[int, str, str]:
+    """(item id, choice, annotator) of a pick body, or ValueError naming the field, the value and the fix."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"the body must be a JSON object such as {{'id': 0, 'choice': 'left'}}, "
+                         f"not {payload!r:.60}")
+    item_id = payload.get("id")
+    if type(item_id) is not int or not 0 <= item_id < n_items:  # bool and float are not ids
+        raise ValueError(f"id={item_id!r:.40} must be a whole number in [0, {n_items - 1}]")
+    choice = payload.get("choice")
+    if choice not in PICKS:
+        raise ValueError(f"choice={choice!r:.40} must be one of {', '.join(PICKS)}")
+    annotator = payload.get("annotator", "")
+    if not isinstance(annotator, str) or len(annotator) > MAX_ANNOTATOR_CHARS:
+        raise ValueError(f"annotator must be a string of at most {MAX_ANNOTATOR_CHARS} characters")
+    return item_id, choice, annotator
+
+
 class _Handler(SimpleHTTPRequestHandler):
-    """Serves the page's folder; POST /api/pick appends a pick; GET /api/report returns the win rates."""
+    """Serves the page, ``items.json`` and ``img/`` only (no listings, not ``picks.jsonl``); POST /api/pick
+    appends a pick; GET /api/report returns the win rates."""
 
     server: "ABServer"
+    timeout = 10  # seconds per socket read: a client that sends less than its Content-Length is dropped
 
     def log_message(self, format, *args):  # noqa: A002 - http.server's signature
         logger.debug(format, *args)
@@ -105,27 +128,57 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if status >= 400:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+
+    def _served(self, path: str) -> bool:
+        """Only the page's own files: picks.jsonl (annotator names) and listings stay private."""
+        path = path.split("?", 1)[0]
+        return path in ("/", "/index.html", "/items.json") or (
+            path.startswith("/img/") and "/" not in path[5:] and ".." not in path and len(path) > 5)
+
+    def list_directory(self, path):  # noqa: D401 - http.server's hook
+        self.send_error(404, "Not found")
+        return None
 
     def do_GET(self):  # noqa: N802 - http.server's name
         if self.path == "/api/report":
             return self._json(200, win_rates(read_picks(self.server.picks_path)))
+        if not self._served(self.path):
+            return self._json(404, {"error": f"{self.path[:80]} is not part of the A/B page"})
         return super().do_GET()
+
+    def do_HEAD(self):  # noqa: N802
+        if not self._served(self.path):
+            return self._json(404, {"error": "not found"})
+        return super().do_HEAD()
+
+    def _read_body(self) -> bytes:
+        declared = self.headers.get("Content-Length")
+        if declared is None or not declared.strip().isdigit():
+            raise ValueError(f"Content-Length {declared!r:.30} must be a number of bytes")
+        if int(declared) > MAX_PICK_BYTES:
+            raise OverflowError(f"Content-Length {declared} is larger than {MAX_PICK_BYTES} bytes; a pick is small")
+        body = self.rfile.read(int(declared))
+        if len(body) < int(declared):
+            raise ValueError(f"the body ended after {len(body)} of {declared} bytes; resend the pick")
+        return body
 
     def do_POST(self):  # noqa: N802
         if self.path != "/api/pick":
-            return self._json(404, {"error": f"unknown endpoint {self.path}"})
+            return self._json(404, {"error": f"unknown endpoint {self.path[:80]}"})
         try:
-            payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            item = self.server.items[int(payload["id"])]
-            choice = payload["choice"]
-            if choice not in PICKS:
-                raise ValueError(f"choice must be one of {PICKS}")
-        except (ValueError, KeyError, IndexError, TypeError) as err:
+            item_id, choice, annotator = parse_pick(json.loads(self._read_body()), len(self.server.items))
+        except OverflowError as err:
+            return self._json(413, {"error": f"bad pick: {err}"})
+        except (ValueError, OSError) as err:  # JSONDecodeError is a ValueError; socket timeouts are OSErrors
             return self._json(400, {"error": f"bad pick: {err}"})
+        item = self.server.items[item_id]
         pick = {"id": item["id"], "choice": choice, "left_method": item["left"]["method"],
-                "right_method": item["right"]["method"], "annotator": str(payload.get("annotator", ""))}
+                "right_method": item["right"]["method"], "annotator": annotator}
         with self.server.lock, open(self.server.picks_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(pick, ensure_ascii=False) + "\n")
         return self._json(200, win_rates(read_picks(self.server.picks_path)))
@@ -192,9 +245,16 @@ function show() {
 }
 function render(report) {
   if (!report.pairs.length) { document.getElementById("report").textContent = "no picks yet"; return; }
-  document.getElementById("report").innerHTML = report.pairs.map(p =>
-    `<div class="pair">${p.method_a} vs ${p.method_b}: ${p.method_a} wins <span class="rate-a">${(100 * p.win_rate_a).toFixed(1)}%</span>` +
-    ` (${p.wins_a} wins, ${p.ties} ties, ${p.wins_b} losses of ${p.n})</div>`).join("");
+  // Method names come from files: text nodes only, never innerHTML (no stored XSS).
+  const lines = report.pairs.map(p => {
+    const line = document.createElement("div"), rate = document.createElement("span");
+    line.className = "pair"; rate.className = "rate-a";
+    rate.textContent = (100 * p.win_rate_a).toFixed(1) + "%";
+    line.append(`${p.method_a} vs ${p.method_b}: ${p.method_a} wins `, rate,
+                ` (${p.wins_a} wins, ${p.ties} ties, ${p.wins_b} losses of ${p.n})`);
+    return line;
+  });
+  document.getElementById("report").replaceChildren(...lines);
 }
 async function pick(choice) {
   if (index >= items.length) return;

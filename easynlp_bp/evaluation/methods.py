@@ -69,7 +69,7 @@ class PromptMethod:
             return list(raw_prompts)
         if self._predictor is None:
             self._predictor = self._load()
-        return [outputs[0] for outputs in self._predictor.predict(list(raw_prompts))]
+        return [outputs[0] for outputs in self._predictor.predict(list(raw_prompts), progress=True)]
 
 
 class CausalLMExpander:

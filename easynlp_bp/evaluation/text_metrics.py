@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from easynlp_bp.evaluation.text_statistics import distinct_n
+from easynlp_bp.prompting.clip_cap import clip_token_counter  # re-exported: one definition
 
 CLIP_WINDOW = 77
 
@@ -30,18 +31,6 @@ def consistency_scores(raw_prompts: Sequence[str], prompts: Sequence[str], encod
     raw = encoder.encode(list(raw_prompts), convert_to_tensor=True, normalize_embeddings=True)
     new = encoder.encode(list(prompts), convert_to_tensor=True, normalize_embeddings=True)
     return (raw * new).sum(-1).tolist()
-
-
-def clip_token_counter(tokenizer=None) -> Callable[[str], int]:
-    """A function giving a text's CLIP token count with BOS/EOS (a HF tokenizer if given, else OpenAI's BPE)."""
-    if tokenizer is not None:
-        return lambda text: len(tokenizer(text, truncation=False).input_ids)
-    try:
-        import instant_clip_tokenizer
-    except ImportError as err:
-        raise ImportError("CLIP token counts offline need instant-clip-tokenizer: pip install -e '.[consistency]'") from err
-    clip = instant_clip_tokenizer.Tokenizer()
-    return lambda text: len(clip.encode(text)) + 2
 
 
 def load_nsfw_words(paths: Sequence[str | Path]) -> set[str]:

@@ -8,11 +8,15 @@ that rows read = rows kept + rejects.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
+
+from easynlp_bp.finite_numbers import NotFiniteError, parse_float
 
 RowValidator = Callable[[dict], Optional[str]]
 
@@ -62,37 +66,96 @@ def parse_input_schema(schema: str) -> list[str]:
     return names
 
 
+_BOM = b"\xef\xbb\xbf"
+# Line ends a TSV/JSONL file may use: Windows (CRLF), Unix (LF) and old Mac (CR), as universal newlines do.
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes without a leading UTF-8 byte-order mark (Excel and Notepad write one)."""
+    data = path.read_bytes()
+    return data[len(_BOM):] if data.startswith(_BOM) else data
+
+
 def _decode_lines(path: Path) -> Iterable[tuple[int, Optional[str], bytes]]:
-    """Yield (1-based line number, decoded text or None if not UTF-8, raw bytes) per line."""
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            raw = raw.rstrip(b"\r\n")
-            try:
-                yield number, raw.decode("utf-8"), raw
-            except UnicodeDecodeError:
-                yield number, None, raw
+    """Yield (1-based line number, decoded text or None if not UTF-8, raw bytes) per line.
+
+    A BOM is dropped; CRLF, LF and a lone CR all end a line (the writers never leave a CR inside a value).
+    """
+    data = _read_bytes(path)
+    lines = _LINE_END.split(data)
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last line does not start another
+    for number, raw in enumerate(lines, start=1):
+        try:
+            yield number, raw.decode("utf-8"), raw
+        except UnicodeDecodeError:
+            yield number, None, raw
+
+
+def _csv_records(path: Path) -> Iterable[tuple[int, Optional[list[str]], str]]:
+    """Yield (first line number, values or None if not UTF-8, text) per RFC 4180 record of a CSV file.
+
+    The whole file goes through the ``csv`` module at once, so a quoted field may hold commas, quotes and
+    newlines. Bytes that are not UTF-8 are kept as surrogates, so that only their record is rejected.
+    """
+    text = _read_bytes(path).decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            raise ValueError(
+                f"{path}: line {reader.line_num}: not a valid CSV file ({err}); quote fields that hold commas, "
+                "quotes or newlines (RFC 4180), or save it as TSV/JSONL."
+            ) from err
+        shown = ",".join(values)
+        broken = any(_has_surrogates(v) for v in values)
+        yield start, (None if broken else values), (_repair(shown) if broken else shown)
+        start = reader.line_num + 1
+
+
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _repair(text: str) -> str:
+    return text.encode("utf-8", errors="surrogateescape").decode("latin-1", errors="replace")
+
+
+def _records(path: Path, delimiter: str) -> Iterable[tuple[int, Optional[list[str]], str]]:
+    """(line number, values or None if not UTF-8, text) per record: TSV lines, or RFC 4180 CSV records."""
+    if delimiter == ",":
+        yield from _csv_records(path)
+        return
+    for number, text, raw in _decode_lines(path):
+        if text is None:
+            yield number, None, raw.decode("latin-1")
+        else:
+            yield number, text.split("\t"), text
 
 
 def _read_delimited(path: Path, delimiter: str, columns: Optional[list[str]], skip_first_line: bool, table: Table):
     header = columns
     first = True
-    for number, text, raw in _decode_lines(path):
+    for number, values, text in _records(path, delimiter):
         if first and (skip_first_line or columns is None):
             first = False
             if columns is None:
-                if text is None:
+                if values is None:
                     raise ValueError(f"{path}: the header line is not UTF-8; save the file as UTF-8.")
-                header = next(csv.reader([text], delimiter=delimiter)) if delimiter == "," else text.split("\t")
-                header = [h.strip() for h in header]
+                header = [h.strip() for h in values]
             continue
         first = False
-        if text is None:
-            table.reject(number, "line is not valid UTF-8; re-encode the file as UTF-8", raw.decode("latin-1"))
+        if values is None:
+            table.reject(number, "line is not valid UTF-8; re-encode the file as UTF-8", text)
             continue
         if not text.strip():
             table.reject(number, "empty line", text)
             continue
-        values = next(csv.reader([text], delimiter=delimiter)) if delimiter == "," else text.split("\t")
         assert header is not None
         if len(values) != len(header):
             table.reject(
@@ -103,11 +166,17 @@ def _read_delimited(path: Path, delimiter: str, columns: Optional[list[str]], sk
     return header or []
 
 
+def _constant_as_text(name: str) -> str:
+    """``NaN``/``Infinity``/``-Infinity`` are not JSON: keep them as text, so a number check rejects the row
+    ("... is not finite") instead of a NaN float slipping past ``>=`` filters into the outputs."""
+    return name
+
+
 def _read_json_rows(path: Path, table: Table) -> list[str]:
     names: dict[str, None] = {}
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"), parse_constant=_constant_as_text)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: not a UTF-8 JSON file ({err}); use a JSON list of objects or JSONL.") from err
         if not isinstance(data, list):
@@ -122,7 +191,7 @@ def _read_json_rows(path: Path, table: Table) -> list[str]:
                     yield number, None, "empty line"
                 else:
                     try:
-                        yield number, json.loads(text), None
+                        yield number, json.loads(text, parse_constant=_constant_as_text), None
                     except json.JSONDecodeError as err:
                         yield number, None, f"not valid JSON: {err.msg}"
         items = _lines()
@@ -152,6 +221,24 @@ def _read_dataset(source: str, table: Table) -> list[str]:
     for number, row in enumerate(loaded, start=1):
         table.keep(number, dict(row))
     return list(loaded.column_names)
+
+
+def _read_file(path: Path, suffix: str, columns: Optional[list[str]], skip_first_line: bool, table: Table) -> list[str]:
+    """Read one file by its extension into ``table``; returns the column names found."""
+    if suffix in (".tsv", ".txt", ""):
+        return _read_delimited(path, "\t", columns, skip_first_line, table)
+    if suffix == ".csv":
+        return _read_delimited(path, ",", columns, skip_first_line, table)
+    if suffix in (".json", ".jsonl"):
+        return _read_json_rows(path, table)
+    if suffix == ".parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+        for number, row in enumerate(frame.to_dict(orient="records"), start=1):
+            table.keep(number, row)
+        return list(frame.columns)
+    raise ValueError(f"{path}: unknown file type {suffix!r}; use .tsv, .csv, .json, .jsonl or .parquet.")
 
 
 def read_table(
@@ -186,23 +273,7 @@ def read_table(
     columns = parse_input_schema(input_schema) if input_schema else None
     suffix = path.suffix.lower()
     if path.is_file():
-        if suffix in (".tsv", ".txt", ""):
-            found = _read_delimited(path, "\t", columns, skip_first_line, table)
-        elif suffix == ".csv":
-            found = _read_delimited(path, ",", columns, skip_first_line, table)
-        elif suffix in (".json", ".jsonl"):
-            found = _read_json_rows(path, table)
-        elif suffix == ".parquet":
-            import pandas as pd
-
-            frame = pd.read_parquet(path)
-            found = list(frame.columns)
-            for number, row in enumerate(frame.to_dict(orient="records"), start=1):
-                table.keep(number, row)
-        else:
-            raise ValueError(
-                f"{source}: unknown file type {suffix!r}; use .tsv, .csv, .json, .jsonl or .parquet."
-            )
+        found = _read_file(path, suffix, columns, skip_first_line, table)
     elif path.is_dir() or ("/" in str(source) and not str(source).startswith((".", "/")) and not path.suffix):
         found = _read_dataset(str(source), table)
     else:
@@ -249,15 +320,22 @@ def _check_rows(table: Table, text_fields: Sequence[str], max_chars: Optional[in
 
 
 def float_field_validator(name: str, required: bool = True) -> RowValidator:
-    """A validator that rejects rows whose ``name`` is not a finite number (NaN, inf, text)."""
+    """A validator that rejects rows whose ``name`` is not a finite number (NaN, inf, ``1_000``, text).
+
+    Numbers given as text must be plain ASCII decimals (see :mod:`easynlp_bp.finite_numbers`).
+    """
 
     def validate(row: dict) -> Optional[str]:
         value = row.get(name)
         if value is None or value == "":
             return f"field {name!r} is missing" if required else None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return f"field {name!r}={value!r} is not a number"
         try:
-            number = float(value)
-        except (TypeError, ValueError):
+            number = parse_float(value) if isinstance(value, str) else float(value)
+        except NotFiniteError:
+            return f"field {name!r}={value!r} is not finite"
+        except ValueError:
             return f"field {name!r}={value!r} is not a number"
         if not math.isfinite(number):
             return f"field {name!r}={value!r} is not finite"

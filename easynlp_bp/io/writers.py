@@ -1,28 +1,79 @@
-"""Write rows to TSV, CSV, JSONL or parquet (by extension) atomically, and rejects as JSONL."""
+"""Write rows to TSV, CSV, JSONL or parquet (by extension) atomically, and rejects as JSONL.
+
+Every JSON we write goes through :func:`to_json`: strict JSON (no ``NaN``/``Infinity``, which most JSON
+parsers refuse; a non-finite float becomes ``null``, as JavaScript's ``JSON.stringify`` does).
+"""
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from easynlp_bp.io.readers import Reject
 
+# Characters that end a line for some reader (Python's str.splitlines, universal newlines, pandas): a TSV
+# cell cannot hold them, so they become spaces (write JSONL to keep text exactly).
+_TSV_BREAKS = re.compile("[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, in nested dicts/lists too."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def to_json(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that always writes strict JSON (see the module docstring); ``kwargs`` go to dumps."""
+    kwargs.setdefault("ensure_ascii", False)
+    try:
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except ValueError:  # a NaN/inf somewhere: clean a copy (only then, to keep the common case cheap)
+        return json.dumps(json_safe(value), allow_nan=False, **kwargs)
+
+
+def _tsv_text(value: object) -> str:
+    return _TSV_BREAKS.sub(" ", "" if value is None else str(value))
+
+
+BEAM_SEPARATOR = "||"  # EasyNLP joins beams with "||" (no spaces)
+
 
 def _cell(value: object) -> str:
+    """One TSV cell: lists joined with ``"||"``; in TSV no value may break the line or the columns."""
     if isinstance(value, (list, tuple)):
-        return " || ".join(str(v) for v in value)
-    text = "" if value is None else str(value)
-    return text.replace("\t", " ").replace("\n", " ")
+        return BEAM_SEPARATOR.join(_tsv_text(v) for v in value)
+    return _tsv_text(value)
+
+
+def _csv_cell(value: object) -> str:
+    """One CSV cell: quoting keeps tabs and newlines exactly (RFC 4180); lists joined with ``"||"``."""
+    if isinstance(value, (list, tuple)):
+        return BEAM_SEPARATOR.join("" if v is None else str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def file_mode_from_umask() -> int:
+    """The mode ``open()`` would give a new file (0o666 less the umask); ``mkstemp`` always uses 0o600."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
     """Write ``rows`` (only ``columns``, in order) to ``path``; the format follows the extension.
 
     TSV has no header (EasyNLP style, columns as ``--output_schema`` + ``--append_cols``), list values
-    are joined with ``" || "``. JSONL keeps lists as lists. The file appears only when complete.
+    are joined with ``"||"`` as EasyNLP does. JSONL keeps lists as lists. The file appears only when complete.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -32,12 +83,12 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             if suffix in (".jsonl", ".json"):
                 for row in rows:
-                    handle.write(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n")
+                    handle.write(to_json({c: row.get(c) for c in columns}) + "\n")
             elif suffix == ".csv":
                 writer = csv.writer(handle)
                 writer.writerow(columns)
                 for row in rows:
-                    writer.writerow([_cell(row.get(c)) for c in columns])
+                    writer.writerow([_csv_cell(row.get(c)) for c in columns])
             elif suffix == ".parquet":
                 pass
             else:
@@ -47,6 +98,7 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
             import pandas as pd
 
             pd.DataFrame([{c: row.get(c) for c in columns} for row in rows]).to_parquet(tmp)
+        os.chmod(tmp, file_mode_from_umask())
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
@@ -54,6 +106,59 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
         raise
 
 
+def write_json(path: str, value: Any) -> None:
+    """Write ``value`` as indented strict JSON to ``path`` atomically (readers never see half a file)."""
+    _write_text_atomically(path, to_json(value, indent=2, default=str) + "\n")
+
+
+def write_jsonl(path: str, records: Iterable[dict]) -> None:
+    """Write ``records`` (each kept whole, any keys) as strict JSONL to ``path`` atomically."""
+    _write_text_atomically(path, "".join(to_json(r, default=str) + "\n" for r in records))
+
+
+def _write_text_atomically(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, file_mode_from_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_writable(path: str, *, directory: bool = False, flag: str = "--outputs") -> None:
+    """Fail before any work when ``path`` cannot be written: a file path that is a directory, or a
+    directory (the nearest existing parent) that this process may not write into.
+
+    Args:
+        directory: ``path`` is an output *directory* (created later), not a file.
+    Raises:
+        ValueError: with the path, the problem and the fix, naming ``flag``.
+    """
+    target = Path(path)
+    if not directory and target.is_dir():
+        raise ValueError(f"{flag}={path} is a directory; give a file path such as {target / 'predictions.tsv'}.")
+    if directory and target.exists() and not target.is_dir():
+        raise ValueError(f"{flag}={path} is a file; give a directory.")
+    existing = target if directory and target.is_dir() else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag}={path}: {existing} is not a directory; choose another path.")
+    try:  # a real probe: permission bits, read-only mounts and ACLs all show up here
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write_check.")
+        os.close(fd)
+        os.unlink(probe)
+        if not directory and target.exists() and not os.access(target, os.W_OK):
+            raise PermissionError(f"{target} is read-only")
+    except OSError as err:
+        raise ValueError(f"{flag}={path} is not writable ({err}); choose a writable path or fix the "
+                         "permissions.") from err
 def rejects_path_for(output_path: str) -> str:
     """Where the rejects of ``output_path`` go: ``<output>.rejects.jsonl``."""
     return f"{output_path}.rejects.jsonl"
@@ -65,5 +170,5 @@ def write_rejects(path: str, rejects: Iterable[Reject], source: str = "") -> int
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for reject in rejects:
-            handle.write(json.dumps({"source": source, **reject.to_dict()}, ensure_ascii=False) + "\n")
+            handle.write(to_json({"source": source, **reject.to_dict()}) + "\n")
     return len(rejects)

@@ -36,6 +36,11 @@ def save_policy(trainer, directory: str | Path) -> None:
     trainer.tokenizer.save_pretrained(directory)
     save_value_head(policy, str(directory))
     (directory / "ppo_config.json").write_text(json.dumps(trainer.config.to_dict(), indent=2), encoding="utf-8")
+    from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+
+    base = getattr(policy.base.config, "_name_or_path", "") or "the SFT checkpoint"
+    finalize_checkpoint(directory, CheckpointCard(kind="ppo", base_model=base, data="PPO training prompts",
+                                                  settings=trainer.config.to_dict()))
 
 
 def save_checkpoint(trainer, output_dir: str | Path, extra_state: Optional[dict] = None, keep: int = 2) -> Path:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from easynlp_bp.finite_numbers import require_finite
+
 
 def _f(default, help: str):
     return field(default=default, metadata={"help": help})
@@ -70,6 +72,7 @@ class PPOConfig:
     seed: int = _f(42, "Seed; each process samples with seed + rank.")
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN passes every < / >= check below
         for name in ("num_rollouts", "chunk_size", "max_new_tokens", "ppo_epochs", "mini_batch_size",
                      "forward_batch_size", "kl_horizon", "total_steps", "eval_size"):
             if getattr(self, name) < 1:

@@ -4,7 +4,6 @@ Stops when ``config.total_steps`` optimizer steps are done (trlx's unit), checke
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -12,10 +11,30 @@ from typing import Optional, Sequence
 
 import torch
 
+from easynlp_bp.io.writers import to_json, write_jsonl
 from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
 from easynlp_bp.ppo.trainer import reference_prompts_of
+from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
+
+
+MIN_PROMPTS_TO_HOLD_OUT = 20
+
+
+def hold_out_prompts(rows: Sequence[dict], eval_size: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Split one prompt table into (train, held-out): up to ``eval_size`` prompts, at most a tenth of them.
+
+    The paper holds out 500 of its 40k PPO prompts. A table of fewer than 20 rows is not split (no
+    held-out evaluation; the caller logs that). The split is the same for the same ``seed``.
+    """
+    rows = list(rows)
+    n_held = min(eval_size, len(rows) // 10) if len(rows) >= MIN_PROMPTS_TO_HOLD_OUT else 0
+    if n_held == 0:
+        return rows, []
+    order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:n_held])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
 class PromptSampler:
@@ -75,9 +94,14 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
 
     if trainer.iteration == 0 and eval_rows:
         log.write(_evaluate(trainer, eval_rows), trainer.global_step)
+    bar = progress_bar(c.total_steps, "PPO", "step", initial=trainer.global_step, enabled=None if acc.is_main_process
+                       else False)
     while trainer.global_step < c.total_steps:
+        step_before = trainer.global_step
         stats = trainer.step(sampler.next_batch(c.num_rollouts))
         log.write(stats, trainer.global_step)
+        bar.update(trainer.global_step - step_before)
+        bar.set_postfix(reward=f"{stats['reward/score_mean']:.3f}", kl=f"{stats['kl/observed']:.2f}", refresh=False)
         if acc.is_main_process:
             logger.info("iteration %d (step %d): reward %.4f, KL %.3f, β %.5f, %.1fs", trainer.iteration,
                         trainer.global_step, stats["reward/score_mean"], stats["kl/observed"], stats["kl/coef"],
@@ -89,6 +113,7 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
             sampler_states = _gather_objects(acc, sampler.state_dict())
             save_checkpoint(trainer, output, {"prompt_sampler": sampler_states, "history": log.history},
                             keep=keep_checkpoints)
+    bar.close()
     if acc.is_main_process:
         save_policy(trainer, output)
         plot_ppo_curves(log.history, str(output / "ppo_curves.png"))
@@ -133,7 +158,9 @@ class _Logger:
     def __init__(self, writer, jsonl_path: Optional[Path], history: list[dict]):
         self.writer, self.jsonl_path, self.history = writer, jsonl_path, history
         if jsonl_path is not None:
-            jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+            # metrics.jsonl restarts from the checkpoint's history: rows a killed run logged after its last
+            # checkpoint are cut (they are logged again when the resumed run redoes those iterations)
+            write_jsonl(str(jsonl_path), history)
 
     def write(self, record: dict, step: int) -> None:
         record = {**record, "step": step}
@@ -145,7 +172,7 @@ class _Logger:
             self.writer.flush()
         if self.jsonl_path is not None:
             with open(self.jsonl_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                handle.write(to_json(record, default=str) + "\n")
 
 
 def plot_ppo_curves(history: Sequence[dict], path: str) -> bool:

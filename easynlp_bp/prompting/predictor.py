@@ -15,17 +15,26 @@ from typing import Optional, Sequence
 
 import torch
 
-from easynlp_bp.prompting.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
+from easynlp_bp.prompting.sampling import (
+    SamplingSettings,
+    row_generators,
+    row_seed,
+    sample_sequences,
+    supports_fast_sampling,
+)
 from easynlp_bp.devices import resolve_device
 from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.template import build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
+from easynlp_bp.finite_numbers import require_finite
+from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
 DECODING_MODES = ("sample", "greedy", "beam")
+MAX_RETURN_SEQUENCES = 16  # the server's limit too: 10,000 sequences of 384 tokens exhaust memory
 
 
 @dataclass(frozen=True)
@@ -34,22 +43,28 @@ class PredictorParams:
 
     num_return_sequences: Optional[int] = field(default=None, metadata={
         "help": "Beautified prompts per input (default 5; 1 with decoding=greedy, which has only one output)."})
-    decoding: str = field(default="sample", metadata={"help": "sample (seed snippet), greedy or beam."})
+    decoding: Optional[str] = field(default=None, metadata={
+        "help": "sample (seed snippet), greedy or beam. Unset: beam when num_beams > 1 (as in EasyNLP), else sample."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
     top_k: int = field(default=50, metadata={"help": "Top-k sampling (0: off)."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling."})
     repetition_penalty: float = field(default=1.2, metadata={"help": "Repetition penalty (1.0: off)."})
-    num_beams: int = field(default=5, metadata={"help": "Beams for decoding=beam."})
+    num_beams: Optional[int] = field(default=None, metadata={
+        "help": "Beams; > 1 means beam search unless decoding is given (EasyNLP). Unset: 5 for decoding=beam."})
     max_length: int = field(default=384, metadata={"help": "Longest prompt + output in tokens."})
     max_new_tokens: Optional[int] = field(default=None, metadata={"help": "Cap on new tokens (overrides max_length)."})
+    min_new_tokens: Optional[int] = field(default=None, metadata={
+        "help": "Fewest new tokens before EOS may end an output (EasyNLP: min_decoder_length)."})
+    no_repeat_ngram_size: int = field(default=0, metadata={
+        "help": "Never repeat an n-gram of this size in an output (0: off)."})
     seed: Optional[int] = field(default=None, metadata={"help": "Seed that makes sampled output reproducible."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
     max_clip_tokens: Optional[int] = field(
         default=None, metadata={"help": "Cut outputs to fit this many CLIP tokens (77: SD's window)."}
     )
-    clip_tokenizer: str = field(
-        default="openai/clip-vit-large-patch14", metadata={"help": "CLIP tokenizer (dir or hub id) for max_clip_tokens."}
-    )
+    clip_tokenizer: Optional[str] = field(default=None, metadata={
+        "help": "CLIP tokenizer (dir or hub id) for max_clip_tokens; unset: OpenAI's CLIP vocabulary packaged "
+                "in instant-clip-tokenizer (offline)."})
     max_input_chars: int = field(default=2000, metadata={"help": "Longer raw prompts are rejected."})
     banned_words: list[str] = field(
         default_factory=list, metadata={"help": "Comma separated words never to output (whole words, any case)."}
@@ -58,6 +73,12 @@ class PredictorParams:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
 
     def __post_init__(self) -> None:
+        require_finite(self)  # NaN passes every < / >= check below
+        # unset keys take their natural values (frozen: set once, here)
+        if self.decoding is None:  # EasyNLP: num_beams > 1 means beam search
+            object.__setattr__(self, "decoding", "beam" if (self.num_beams or 1) > 1 else "sample")
+        if self.decoding == "beam" and self.num_beams is None:
+            object.__setattr__(self, "num_beams", 5)
         if self.decoding not in DECODING_MODES:
             raise ValueError(f"decoding={self.decoding!r} is not one of {', '.join(DECODING_MODES)}.")
         if self.num_return_sequences is None:  # unset: the decoding's natural count (frozen: set once here)
@@ -69,6 +90,11 @@ class PredictorParams:
             )
         if self.num_return_sequences < 1 or self.batch_size < 1:
             raise ValueError("num_return_sequences and batch_size must be at least 1.")
+        if self.num_return_sequences > MAX_RETURN_SEQUENCES:
+            raise ValueError(
+                f"num_return_sequences={self.num_return_sequences} is more than {MAX_RETURN_SEQUENCES}; "
+                "ask for fewer, or run predict again with another seed."
+            )
         if self.decoding == "beam" and self.num_beams < self.num_return_sequences:
             raise ValueError(
                 f"num_beams={self.num_beams} must be at least num_return_sequences={self.num_return_sequences}."
@@ -79,6 +105,10 @@ class PredictorParams:
             raise ValueError(f"max_clip_tokens={self.max_clip_tokens} must be at least 3.")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens={self.max_new_tokens} must be at least 1.")
+        if self.min_new_tokens is not None and self.min_new_tokens < 0:
+            raise ValueError(f"min_new_tokens={self.min_new_tokens} must not be negative.")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"no_repeat_ngram_size={self.no_repeat_ngram_size} must not be negative (0: off).")
         if any(not isinstance(w, str) or not w.strip() for w in self.banned_words):
             raise ValueError(f"banned_words={self.banned_words!r} must be non-empty words.")
 
@@ -93,10 +123,12 @@ class BeautifulPromptPredictor:
         >>> predictor.run([{"raw_prompt": "1 girl"}])  # rows with "predictions" and "beams"
     """
 
-    def __init__(self, model_dir: str, params: Optional[PredictorParams] = None, *, model=None, tokenizer=None):
+    def __init__(self, model_dir: str, params: Optional[PredictorParams] = None, *, model=None, tokenizer=None,
+                 first_sequence: str = "raw_prompt"):
         from easynlp_bp.sft.model import BeautifulPromptModel
 
         self.params = params or PredictorParams()
+        self.first_sequence = first_sequence  # the input column run() reads (EasyNLP's first_sequence)
         self.device = resolve_device(self.params.device)
         if model is None:
             loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
@@ -115,10 +147,17 @@ class BeautifulPromptPredictor:
         if params.max_clip_tokens is None:
             return None
         if params.clip_tokenizer not in self._clip_tokenizers:
-            from transformers import AutoTokenizer
+            tokenizer = None  # None: ClipLengthCap's packaged OpenAI CLIP vocabulary
+            if params.clip_tokenizer is not None:
+                from transformers import AutoTokenizer
 
-            self._clip_tokenizers[params.clip_tokenizer] = AutoTokenizer.from_pretrained(params.clip_tokenizer)
-        return ClipLengthCap(self._clip_tokenizers[params.clip_tokenizer], params.max_clip_tokens)
+                tokenizer = AutoTokenizer.from_pretrained(params.clip_tokenizer)
+            try:
+                self._clip_tokenizers[params.clip_tokenizer] = ClipLengthCap(tokenizer, params.max_clip_tokens)
+            except ImportError as err:  # a missing package is a setup error the CLI reports in one line
+                raise ValueError(f"max_clip_tokens: {err}") from err
+        cap = self._clip_tokenizers[params.clip_tokenizer]
+        return ClipLengthCap(cap.tokenizer, params.max_clip_tokens) if cap.max_tokens != params.max_clip_tokens else cap
 
     def resolve_params(self, overrides: Optional[dict] = None) -> PredictorParams:
         """This predictor's params with ``overrides`` applied (validated; unknown names raise ValueError)."""
@@ -143,6 +182,10 @@ class BeautifulPromptPredictor:
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.tokenizer.eos_token_id,
         }
+        if p.min_new_tokens is not None:
+            kwargs["min_new_tokens"] = p.min_new_tokens
+        if p.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = p.no_repeat_ngram_size
         if p.decoding == "sample":
             kwargs.update(do_sample=True, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p)
         elif p.decoding == "greedy":
@@ -151,11 +194,35 @@ class BeautifulPromptPredictor:
             kwargs.update(do_sample=False, num_beams=p.num_beams)
         return kwargs
 
-    def _generate_new_tokens(self, batch, params: PredictorParams, extra_kwargs: dict) -> torch.Tensor:
-        """New tokens of one left-padded batch: the fast sampler for top-k sampling, else HF ``generate``."""
+    def _generate_new_tokens(self, batch, params: PredictorParams, extra_kwargs: dict,
+                             lengths: Sequence[int], seeds: Optional[list[int]] = None) -> torch.Tensor:
+        """New tokens of one left-padded batch, each row cut to its own budget (see :meth:`predict`).
+
+        Args:
+            lengths: each prompt's own token count (not the padded width): its budget is
+                ``max_length - length``, so one long prompt does not starve its neighbours.
+            seeds: ``B * R`` per-row seeds for seeded sampling, or None.
+        """
+        budgets = [self._new_token_budget(n, params) for n in lengths]
+        kwargs = {**self._generation_kwargs(params.max_length - max(budgets), params), **extra_kwargs}
+        new_tokens = self._sample_or_generate(batch, params, kwargs, seeds)  # (B * R, T)
+        per_input = new_tokens.shape[0] // len(lengths)
+        for row, budget in enumerate(budgets):
+            new_tokens[row * per_input : (row + 1) * per_input, budget:] = self.tokenizer.pad_token_id
+        return new_tokens
+
+    @staticmethod
+    def _new_token_budget(prompt_length: int, params: PredictorParams) -> int:
+        if params.max_new_tokens is not None:
+            return params.max_new_tokens
+        return max(1, params.max_length - prompt_length)
+
+    def _sample_or_generate(self, batch, params: PredictorParams, kwargs: dict, seeds: Optional[list[int]]):
+        """The fast sampler for top-k sampling, else HF ``generate`` (one sequence at a time when seeded)."""
         prompt_length = batch["input_ids"].shape[1]
-        kwargs = {**self._generation_kwargs(prompt_length, params), **extra_kwargs}
-        if params.decoding == "sample" and params.top_k > 0 and supports_fast_sampling(self.model):
+        prompt_length = batch["input_ids"].shape[1]
+        fast = params.decoding == "sample" and params.top_k > 0 and not params.no_repeat_ngram_size
+        if fast and supports_fast_sampling(self.model):
             processors = None
             if "bad_words_ids" in kwargs:
                 from transformers import LogitsProcessorList
@@ -169,54 +236,134 @@ class BeautifulPromptPredictor:
                 temperature=params.temperature, repetition_penalty=params.repetition_penalty,
                 num_return_sequences=params.num_return_sequences,
                 # a model's generation_config.min_new_tokens is honoured, as generate would
-                min_new_tokens=getattr(self.model.generation_config, "min_new_tokens", None) or 0,
+                min_new_tokens=kwargs["min_new_tokens"] if "min_new_tokens" in kwargs
+                else getattr(self.model.generation_config, "min_new_tokens", None) or 0,
                 pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
             )
-            return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors)
+            generators = row_generators(seeds) if seeds is not None else None
+            return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors,
+                                    generators)
+        if seeds is not None:
+            return self._generate_seeded_rows(batch, kwargs, seeds)
         output = self.model.generate(**batch, **kwargs)
         return output[:, prompt_length:]
 
-    @torch.no_grad()
-    def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None) -> list[list[str]]:
+    def _generate_seeded_rows(self, batch, kwargs: dict, seeds: list[int]) -> torch.Tensor:
+        """HF ``generate`` shares one random stream across a batch, so seeded sampling on this path runs
+        each (prompt, sequence) alone, with the global RNG set to its own seed (slower, reproducible)."""
+        repeats = len(seeds) // batch["input_ids"].shape[0]
+        single = {**kwargs, "num_return_sequences": 1}
+        rows = []
+        for index, seed in enumerate(seeds):
+            keep = batch["attention_mask"][index // repeats].bool()
+            ids = batch["input_ids"][index // repeats][keep].unsqueeze(0)  # (1, own length), no padding
+            torch.manual_seed(seed)
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **single)
+            rows.append(out[0, ids.shape[1]:])
+        return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=self.tokenizer.pad_token_id)
+
+    def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None,
+                progress: bool = False) -> list[list[str]]:
         """Beautify each raw prompt; returns one list of outputs per input, in input order.
 
         ``overrides`` (e.g. ``{"seed": 1, "temperature": 0.7, "banned_words": ["blood"]}``) replace
-        :class:`PredictorParams` fields for this call only.
+        :class:`PredictorParams` fields for this call only. With ``max_clip_tokens``, an output that cannot
+        be cut to fit is dropped, and an input none of whose outputs fit gets an empty list (never "");
+        :meth:`predict_with_reasons` says why.
+        """
+        return self.predict_with_reasons(raw_prompts, overrides, progress)[0]
+
+    @torch.no_grad()
+    def predict_with_reasons(
+        self, raw_prompts: Sequence[str], overrides: Optional[dict] = None, progress: bool = False
+    ) -> tuple[list[list[str]], list[Optional[str]]]:
+        """:meth:`predict`, plus per input the reason its outputs were dropped by the CLIP cap (or None).
+
+        ``progress``: show a progress bar with ETA on stderr (batch predict; off for serving's small calls).
         """
         params = self.resolve_params(overrides)
         raw_prompts = list(raw_prompts)
         for index, text in enumerate(raw_prompts):
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"raw prompt {index} is empty or not text: {text!r}.")
-            if len(text) > params.max_input_chars:
-                raise ValueError(
-                    f"raw prompt {index} has {len(text)} characters, more than max_input_chars="
-                    f"{params.max_input_chars}."
-                )
+            reason = self.input_problem(text, params)
+            if reason:
+                raise ValueError(f"raw prompt {index} {reason}. (run() rejects such rows one by one instead.)")
         clip_cap = self.clip_cap if params is self.params else self.clip_cap_for(params)
         banned = BannedWords(params.banned_words)
         generation_kwargs = {}
         if banned.words:
             generation_kwargs["bad_words_ids"] = banned.token_ids(self.tokenizer)
         if params.seed is not None:
-            torch.manual_seed(params.seed)
+            torch.manual_seed(params.seed)  # greedy/beam need no randomness; this keeps any other use seeded
+        seeded = params.seed is not None and params.decoding == "sample"
         encoded = [self.tokenizer(build_prompt(t), add_special_tokens=False).input_ids for t in raw_prompts]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
+        reasons: list[Optional[str]] = [None for _ in raw_prompts]
+        bar = progress_bar(len(order), "predict", "prompt", enabled=None if progress else False)
         for start in range(0, len(order), params.batch_size):
             batch_index = order[start : start + params.batch_size]
             batch = self.tokenizer.pad(
                 {"input_ids": [encoded[i] for i in batch_index]}, padding=True, return_tensors="pt"
             ).to(self.device)
-            new_tokens = self._generate_new_tokens(batch, params, generation_kwargs)  # (B * num_return, new)
+            seeds = ([row_seed(params.seed, raw_prompts[i], r) for i in batch_index
+                      for r in range(params.num_return_sequences)] if seeded else None)
+            new_tokens = self._generate_new_tokens(  # (B * num_return, new)
+                batch, params, generation_kwargs, [len(encoded[i]) for i in batch_index], seeds)
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):
                 outputs = [banned.remove(t.strip()) for t in texts[position * per_input : (position + 1) * per_input]]
-                results[original] = [clip_cap(t) for t in outputs] if clip_cap else outputs
-        return results
+                if clip_cap is not None:
+                    outputs, reasons[original] = clip_cap.cap_all(outputs)
+                results[original] = outputs
+            bar.update(len(batch_index))
+        bar.close()
+        return results, reasons
 
-    def run(self, rows: Sequence[dict], first_sequence: str = "raw_prompt") -> list[dict]:
-        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all)."""
-        outputs = self.predict([row[first_sequence] for row in rows])
-        return [{**row, "predictions": out[0], "beams": out} for row, out in zip(rows, outputs)]
+    @staticmethod
+    def input_problem(text: object, params: PredictorParams) -> Optional[str]:
+        """Why ``text`` cannot be beautified (empty, not text, too long), or None when it can."""
+        if not isinstance(text, str) or not text.strip():
+            return f"is empty or not text: {text!r}"
+        if len(text) > params.max_input_chars:
+            return f"has {len(text)} characters, more than max_input_chars={params.max_input_chars}"
+        return None
+
+    def run(self, rows: Sequence[dict], first_sequence: Optional[str] = None) -> list[dict]:
+        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all).
+
+        ``first_sequence``: the input column (default: the one given to the constructor, ``raw_prompt``).
+        A row that cannot be beautified (missing, empty or over-long text, or no output fits
+        ``max_clip_tokens``) is not fatal: it comes back with ``predictions=None``, ``beams=[]`` and the reason
+        in ``reject_reason`` (see :func:`split_rejected_rows`).
+        """
+        first_sequence = first_sequence or self.first_sequence
+        reasons = [self.input_problem(row.get(first_sequence), self.params) for row in rows]
+        good = [i for i, reason in enumerate(reasons) if reason is None]
+        outputs, cap_reasons = (self.predict_with_reasons([rows[i][first_sequence] for i in good], progress=True)
+                                if good else ([], []))
+        for index, out, cap_reason in zip(good, outputs, cap_reasons):
+            if not out:
+                reasons[index] = cap_reason or "has no output"
+        by_index = dict(zip(good, outputs))
+        out_rows = []
+        for index, row in enumerate(rows):
+            if reasons[index] is None:
+                out_rows.append({**row, "predictions": by_index[index][0], "beams": by_index[index]})
+            else:
+                logger.warning("Row %d rejected: field %r %s.", index, first_sequence, reasons[index])
+                out_rows.append({**row, "predictions": None, "beams": [],
+                                 "reject_reason": f"field {first_sequence!r} {reasons[index]}"})
+        return out_rows
+
+
+def split_rejected_rows(table, rows: list[dict], first_sequence: str) -> list[dict]:
+    """Move rows :meth:`BeautifulPromptPredictor.run` marked ``reject_reason`` into ``table``'s rejects (with
+    their row numbers); returns the rows that have outputs, in order. ``table`` is the ``io.Table`` they came from."""
+    kept = []
+    for number, row in zip(table.row_numbers, rows):
+        if "reject_reason" in row:
+            table.reject(number, row["reject_reason"], row.get(first_sequence, ""))
+        else:
+            kept.append(row)
+    return kept

@@ -7,9 +7,14 @@ costs more than the model at batch 16+. Here the prompt is run once and its KV c
 top-p works on the ``top_k`` survivors only. The sampling distribution is the one of HF's chain
 ``repetition penalty -> temperature -> top-k -> top-p`` (``tests/test_sampling.py`` checks it against HF);
 rows with ties at a cut fall back to HF's own warpers so that tie-breaking is HF's too.
+
+With per-row generators (:func:`row_generators`, seeded from the seed, the prompt and the sequence index),
+each row draws its own uniforms and samples by inverse CDF, so a seeded prompt's output does not depend on
+its batch neighbours or on ``num_return_sequences``.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 from dataclasses import dataclass
@@ -100,7 +105,28 @@ def top_k_top_p_candidates(scores: torch.Tensor, top_k: int, top_p: float, tempe
     return logits, ids, exact
 
 
-def _hf_warped_sample(scores: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
+def row_seed(seed: int, prompt: str, index: int) -> int:
+    """A 63-bit seed for sequence ``index`` of ``prompt`` under ``seed`` (stable across runs and machines)."""
+    digest = hashlib.sha256(f"{seed}\x00{index}\x00{prompt}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def row_generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per row, seeded with ``seeds`` (CPU so that the stream is the same on every device)."""
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def _draw(probs: torch.Tensor, generators: Optional[list]) -> torch.Tensor:
+    """One index per row of ``probs`` (N, K): ``multinomial``, or inverse CDF on each row's own uniform."""
+    if generators is None:
+        return torch.multinomial(probs, 1).squeeze(1)
+    uniforms = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators]).to(probs.device)
+    cdf = probs.double().cumsum(-1)  # (N, K); a zero-probability index is never chosen
+    choice = torch.searchsorted(cdf, (uniforms * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1)
+    return choice.clamp(max=probs.shape[-1] - 1)
+
+
+def _hf_warped_sample(scores: torch.Tensor, settings: SamplingSettings, generators: Optional[list] = None) -> torch.Tensor:
     """Sample rows with HF's own warpers (used for rows with ties, where HF's tie order decides)."""
     from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
@@ -108,18 +134,32 @@ def _hf_warped_sample(scores: torch.Tensor, settings: SamplingSettings) -> torch
     warped = TopKLogitsWarper(settings.top_k)(None, warped)
     if settings.top_p < 1.0:
         warped = TopPLogitsWarper(settings.top_p)(None, warped)
-    return torch.multinomial(warped.softmax(-1), 1).squeeze(1)
+    return _draw(warped.softmax(-1), generators)
 
 
-def sample_next_tokens(scores: torch.Tensor, settings: SamplingSettings) -> torch.Tensor:
-    """One sampled token per row of ``scores`` (N, V), from HF's top-k -> top-p distribution."""
+def sample_next_tokens(scores: torch.Tensor, settings: SamplingSettings, generators: Optional[list] = None) -> torch.Tensor:
+    """One sampled token per row of ``scores`` (N, V), from HF's top-k -> top-p distribution.
+
+    ``generators``: optional one ``torch.Generator`` per row (see :func:`row_generators`).
+    """
     logits, ids, exact = top_k_top_p_candidates(scores, settings.top_k, settings.top_p, settings.temperature)
-    choice = torch.multinomial(logits.softmax(-1), 1)  # (N, 1) index into the k candidates
-    tokens = ids.gather(1, choice).squeeze(1)
+    choice = _draw(logits.softmax(-1), generators)  # (N,) index into the k candidates
+    tokens = ids.gather(1, choice.unsqueeze(1)).squeeze(1)
     if not bool(exact.all()):
         rows = (~exact).nonzero().squeeze(1)
-        tokens[rows] = _hf_warped_sample(scores[rows], settings)
+        tied = None if generators is None else [generators[i] for i in rows.tolist()]
+        tokens[rows] = _hf_warped_sample(scores[rows], settings, tied)
     return tokens
+
+
+def _without_padding(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``ids`` (N, L) with each left pad replaced by the row's first real token, for the repetition penalty.
+
+    HF penalises the pad id of left-padded rows, so a prompt's distribution depends on whether a longer
+    neighbour padded it; a repeated real token changes nothing (the penalty is per distinct id).
+    """
+    first = mask.long().argmax(-1, keepdim=True)  # (N, 1) position of the first real token
+    return torch.where(mask.bool(), ids, ids.gather(1, first))
 
 
 def _forward_kwargs(model) -> set[str]:
@@ -128,13 +168,14 @@ def _forward_kwargs(model) -> set[str]:
 
 @torch.no_grad()
 def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, settings: SamplingSettings,
-                     logits_processor=None) -> torch.Tensor:
+                     logits_processor=None, generators: Optional[list] = None) -> torch.Tensor:
     """Sample ``num_return_sequences`` continuations of each left-padded prompt.
 
     Args:
         input_ids, attention_mask: (B, L) left-padded prompts.
         logits_processor: optional HF ``LogitsProcessorList`` applied to (N, V) scores every step
             (e.g. ``NoBadWordsLogitsProcessor``).
+        generators: optional ``B * R`` per-row generators (row ``b*R + r``): seeded output per prompt.
     Returns:
         (B * R, new) new token ids, rows ``b*R .. b*R+R-1`` belonging to prompt ``b`` (HF's order); finished
         rows are padded with ``pad_token_id`` after their EOS, as ``generate`` does.
@@ -156,6 +197,8 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     cache.batch_repeat_interleave(repeats)
     scores = output.logits[:, -1, :].float().repeat_interleave(repeats, 0)  # (N, V)
     sequences = input_ids.repeat_interleave(repeats, 0)  # (N, L + t): what the repetition penalty sees
+    if generators is not None:
+        sequences = _without_padding(sequences, attention_mask.repeat_interleave(repeats, 0))
     mask = attention_mask.repeat_interleave(repeats, 0)
     unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
     new_tokens = []
@@ -165,7 +208,7 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
             scores = logits_processor(sequences, scores)
         if settings.eos_token_id is not None and step < settings.min_new_tokens:
             scores[:, settings.eos_token_id] = -float("inf")
-        tokens = sample_next_tokens(scores, settings)
+        tokens = sample_next_tokens(scores, settings, generators)
         tokens = torch.where(unfinished, tokens, torch.full_like(tokens, settings.pad_token_id))
         new_tokens.append(tokens)
         sequences = torch.cat([sequences, tokens[:, None]], dim=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -25,6 +25,7 @@ from easynlp_bp.reward.formats import (
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import resolve_model_source
 from easynlp_bp.components import COMPONENTS
+from easynlp_bp.model_files import check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,18 @@ class RewardConfig:
 
     @classmethod
     def load(cls, directory: str) -> "RewardConfig":
+        """Read ``reward_config.json``; a torn file or an unknown key raises ``ValueError`` naming it."""
         path = Path(directory) / REWARD_CONFIG_FILE
-        return cls(**json.loads(path.read_text(encoding="utf-8")))
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not valid JSON ({err}); save the reward model again.") from err
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(valid)) if isinstance(values, dict) else []
+        if not isinstance(values, dict) or unknown:
+            raise ValueError(f"{path}: unknown key(s) {', '.join(unknown) or type(values).__name__}; "
+                             f"valid keys: {', '.join(valid)}. Was it written by another version?")
+        return cls(**values)
 
 
 @COMPONENTS.register("RewardModel")
@@ -122,6 +133,7 @@ class RewardModel:
             ValueError: unknown or mismatching ``reward_type``.
         """
         if name_or_path is not None and (Path(name_or_path) / REWARD_CONFIG_FILE).is_file():
+            check_model_dir(name_or_path)
             config = RewardConfig.load(name_or_path)
             if reward_type is not None and check_reward_type(reward_type) != config.reward_type:
                 raise ValueError(
@@ -208,6 +220,22 @@ class RewardModel:
     def to(self, device: str | torch.device) -> "RewardModel":
         self.model.to(device)
         return self
+
+
+# EasyNLP's text_classify output columns, as a one-label regression has them (see score_columns).
+EASYNLP_SCORE_COLUMNS = ("predictions", "logits", "probabilities", "output")
+
+
+def score_columns(score: float, config: RewardConfig) -> dict:
+    """The predict columns of one score: ``score`` / the label name / ``predictions`` (label units),
+    ``logits`` (the network's raw output, ``(score - label_mean) / label_std``), ``output`` (both as
+    JSON) and ``probabilities`` (empty: a regression has no classes; kept so EasyNLP column positions hold).
+    """
+    logit = (score - config.label_mean) / config.label_std
+    return {
+        "score": score, config.label_name: score, "predictions": score, "logits": logit, "probabilities": "",
+        "output": json.dumps({"score": score, "logits": logit}),
+    }
 
 
 def _sequence_model_from_config(name_or_path, train_texts, seed: int, trust_remote_code: bool):

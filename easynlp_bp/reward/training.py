@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.reward.data import collate_reward_batch
-from easynlp_bp.sft.training import last_logged_loss
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, final_train_loss, resolve_resume_checkpoint
 
 # The reference RM settings (DESIGN.md section 2) for pretrained backbones.
 PAPER_RM = {
@@ -50,12 +49,14 @@ def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, see
     """
     from transformers import Trainer
 
-    training_args = build_training_arguments(output_dir, hp, seed=seed, bf16=bf16, has_eval=dev_set is not None)
+    training_args = build_training_arguments(output_dir, hp, seed=seed, bf16=bf16, has_eval=dev_set is not None,
+                                             n_train_examples=len(train_set))
     trainer = Trainer(
         model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
         data_collator=lambda batch: collate_reward_batch(batch, rm.tokenizer.pad_token_id),
     )
-    trainer.train(resume_from_checkpoint=True if resume_from_checkpoint == "last" else resume_from_checkpoint)
+    # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
+    train_output = trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
     trainer.save_model(output_dir)
     if trainer.is_world_process_zero():
         from easynlp_bp.training_plots import plot_log_history
@@ -64,5 +65,5 @@ def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, see
         plot_log_history(trainer.state.log_history, str(Path(output_dir) / "training_curves.png"))
     summary = {"label_mean": rm.config.label_mean, "label_std": rm.config.label_std,
                "global_step": trainer.state.global_step,
-               "final_train_loss": last_logged_loss(trainer.state.log_history)}
+               "final_train_loss": final_train_loss(trainer.state.log_history, train_output)}
     return trainer, summary

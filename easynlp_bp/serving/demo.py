@@ -1,7 +1,8 @@
-"""The web demo: one static page served at ``/`` by the API (text box, options, five prompts, images).
+"""The web demo: one static page served at ``/`` by the API (examples, text box, options, a progress indicator,
+prompts with a copy button and a CLIP token count each, images, a note when the input is not English).
 
 A plain page rather than Gradio keeps the demo on the same server, limits and API key as the API, with
-no extra dependency; the page only calls ``/health``, ``/v1/beautify`` and ``/v1/images``.
+no extra dependency; the page only calls ``/health``, ``/v1/beautify``, ``/v1/clip_tokens`` and ``/v1/images``.
 """
 from __future__ import annotations
 

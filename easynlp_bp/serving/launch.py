@@ -27,14 +27,14 @@ def predictor_params_of(params) -> PredictorParams:
 
 
 def load_predictor(model_dir: Optional[str], params: PredictorParams,
-                   predictor_cls: type = BeautifulPromptPredictor) -> BeautifulPromptPredictor:
+                   predictor_cls: type = BeautifulPromptPredictor, **kwargs) -> BeautifulPromptPredictor:
     """A ``predictor_cls`` for ``model_dir`` (default ``outputs/beautiful_prompt``); a missing default dir is a clear error."""
     if model_dir is None and not Path(DEFAULT_MODEL_DIR).exists():
         raise FileNotFoundError(
             f"No model at {DEFAULT_MODEL_DIR}. Train one first (easynlp --app_name=beautiful_prompt --mode=train) "
             "or pass --checkpoint_dir=<model dir or hub id>."
         )
-    return predictor_cls(model_dir or DEFAULT_MODEL_DIR, params)
+    return predictor_cls(model_dir or DEFAULT_MODEL_DIR, params, **kwargs)
 
 
 def serve_checkpoint(model_dir: Optional[str], params, predictor_cls: type = BeautifulPromptPredictor) -> dict:

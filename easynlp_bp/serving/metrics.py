@@ -1,14 +1,24 @@
-"""Server counters for ``GET /metrics``: requests by status, batch sizes, queue depth and latency percentiles."""
+"""Server counters: requests by status, batch sizes, queue depth and latency, as JSON (``GET /metrics.json``) and
+in Prometheus' text format (``GET /metrics``, through prometheus-client).
+
+Each server has its own ``CollectorRegistry`` (no process-global state), so two servers in one process (tests,
+notebooks) count separately.
+"""
 from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from typing import Callable, Optional
 
 import numpy as np
 
+# Latency buckets (seconds) from one generate call on a laptop CPU to a long queue on a busy GPU.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
 
 class ServerMetrics:
-    """Thread-safe counters; latencies are kept for the last ``window`` answered requests."""
+    """Thread-safe counters; latencies for the JSON percentiles are kept for the last ``window`` requests."""
 
     def __init__(self, window: int = 2048):
         self._lock = threading.Lock()
@@ -16,16 +26,51 @@ class ServerMetrics:
         self.batch_sizes: Counter[int] = Counter()  # prompts per generate call -> number of calls
         self.prompts_generated = 0
         self._latencies_ms: deque[float] = deque(maxlen=window)
+        self._prometheus: Optional[dict] = None  # built on first use: prometheus-client is the serving extra
 
     def record_request(self, status: int, latency_ms: float) -> None:
         with self._lock:
             self.requests_by_status[status] += 1
             self._latencies_ms.append(latency_ms)
+            if self._prometheus is not None:
+                self._prometheus["requests"].labels(status=str(status)).inc()
+                self._prometheus["latency"].observe(latency_ms / 1000)
 
     def record_batch(self, n_prompts: int) -> None:
         with self._lock:
             self.batch_sizes[n_prompts] += 1
             self.prompts_generated += n_prompts
+            if self._prometheus is not None:
+                self._prometheus["batch"].observe(n_prompts)
+
+    def enable_prometheus(self, queue_depth: Callable[[], int], in_flight: Callable[[], int]) -> None:
+        """Start the Prometheus collectors (in a registry of this object's own); gauges read the batcher."""
+        from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram
+
+        registry = CollectorRegistry(auto_describe=True)
+        collectors = {
+            "registry": registry,
+            "requests": PCounter("beautifulprompt_requests", "Answered /v1/ requests by HTTP status.",
+                                 ["status"], registry=registry),
+            "latency": Histogram("beautifulprompt_request_latency_seconds", "Latency of answered /v1/ requests.",
+                                 buckets=LATENCY_BUCKETS, registry=registry),
+            "batch": Histogram("beautifulprompt_batch_size_prompts", "Raw prompts per generate call.",
+                               buckets=BATCH_BUCKETS, registry=registry),
+        }
+        Gauge("beautifulprompt_queue_depth", "Requests waiting for the model.",
+              registry=registry).set_function(queue_depth)
+        Gauge("beautifulprompt_in_flight_prompts", "Prompts in the generate call running now.",
+              registry=registry).set_function(in_flight)
+        with self._lock:
+            self._prometheus = collectors
+
+    def prometheus_text(self) -> tuple[str, str]:
+        """(exposition text, content type) of this server's registry."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        if self._prometheus is None:
+            raise RuntimeError("enable_prometheus() was not called on this ServerMetrics.")
+        return generate_latest(self._prometheus["registry"]).decode("utf-8"), CONTENT_TYPE_LATEST
 
     def snapshot(self, queue_depth: int) -> dict:
         with self._lock:

@@ -29,6 +29,9 @@ class BeautifyRequest(BaseModel):
     max_clip_tokens: Optional[int] = Field(
         None, ge=3, le=1024, description="Cut each output to fit this many CLIP tokens (77: SD's window)."
     )
+    keep_input: Optional[bool] = Field(
+        None, description="Start each output with the raw prompt (servers whose /health lists keep_input)."
+    )
 
     @field_validator("prompts")
     @classmethod
@@ -93,3 +96,17 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class ClipTokensRequest(BaseModel):
+    """``POST /v1/clip_tokens``: texts to count in CLIP tokens (the demo's count per output)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    texts: list[str] = Field(min_length=1, max_length=256, description="Texts to count (BOS and EOS included).")
+
+
+class ClipTokensResponse(BaseModel):
+    counts: list[int] = Field(description="CLIP tokens per text, BOS and EOS included (SD reads 77).")
+    limit: int = Field(description="The window the counts are compared with: max_clip_tokens if set, else 77.")
+    tokenizer: str = Field(description="What counted: the predictor's clip_tokenizer or instant-clip-tokenizer.")

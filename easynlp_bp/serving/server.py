@@ -34,6 +34,48 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def header_timeout_protocol(header_timeout_s: float):
+    """uvicorn's h11 protocol that closes a connection whose request head is not complete ``header_timeout_s``
+    after the connection opened or the last response ended (slowloris). uvicorn itself only times out idle
+    keep-alive connections, and any received byte stops that timer; bodies are timed by the RequestGuard.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11Protocol(H11Protocol):
+        _head_timer = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(header_timeout_s, self._head_timed_out)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            if self.conn.their_state in (h11.IDLE, h11.DONE) and not self.transport.is_closing():
+                waiting = self.cycle is None or self.cycle.response_complete
+                if waiting:  # no request in progress: the head never completed
+                    self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+    return HeaderTimeoutH11Protocol
+
+
 def build_server(predictor, config: ServeConfig, pipeline: Any = None):
     """(uvicorn.Server, bound socket) for ``predictor`` under ``config``."""
     uvicorn = _import_uvicorn()
@@ -41,7 +83,9 @@ def build_server(predictor, config: ServeConfig, pipeline: Any = None):
 
     app = create_app(predictor, config, pipeline)
     sock = _bind(config.host, config.port)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+        http=header_timeout_protocol(config.header_timeout_s)))
     return server, sock
 
 

@@ -5,7 +5,6 @@ tokens only. Long examples are cut from the right of the target (the instruction
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -13,6 +12,7 @@ from typing import Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from easynlp_bp.finite_numbers import finite_or_nan
 from easynlp_bp.prompting.template import build_prompt, build_target
 from easynlp_bp.components import COMPONENTS
 
@@ -45,11 +45,8 @@ def filter_pairs(rows: Sequence[dict], tokenizer, config: PairFilterConfig, targ
     for index, row in enumerate(rows):
         score = row.get("pick_score")
         if config.min_pick_score is not None and score not in (None, ""):
-            try:
-                score_value = float(score)
-            except (TypeError, ValueError):
-                score_value = math.nan
-            if not score_value >= config.min_pick_score:
+            score_value = finite_or_nan(score)
+            if not score_value >= config.min_pick_score:  # NaN (not a finite number) fails too
                 report.dropped.append((index, f"pick_score {score} < {config.min_pick_score}"))
                 continue
         n_tokens = len(tokenizer(row[target_field], add_special_tokens=False).input_ids)
@@ -63,6 +60,19 @@ def filter_pairs(rows: Sequence[dict], tokenizer, config: PairFilterConfig, targ
             continue
         report.kept.append(index)
     return report
+
+
+def too_long_rows(rows: Sequence[dict], tokenizer, max_length: int,
+                  first_sequence: str = "raw_prompt") -> list[tuple[int, str]]:
+    """(index, reason) of the rows whose instruction alone fills ``max_length`` tokens (:func:`encode_pair`
+    would refuse them): apps reject these rows one by one, with their file row, instead of aborting."""
+    too_long = []
+    for index, row in enumerate(rows):
+        n_tokens = len(tokenizer(build_prompt(row[first_sequence]), add_special_tokens=False).input_ids)
+        if n_tokens >= max_length:
+            too_long.append((index, f"the instruction has {n_tokens} tokens, not fewer than "
+                                    f"--sequence_length={max_length}; shorten the row or raise --sequence_length"))
+    return too_long
 
 
 def encode_pair(raw_prompt: str, prompt: str, tokenizer, max_length: int) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.sft.data import collate_left_padded
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
 
 # The reference SFT settings (DESIGN.md section 2): flags and filter keys the user leaves unset take these.
 PAPER_SFT = {
@@ -31,11 +31,6 @@ def sft_preset(is_from_scratch: bool) -> dict:
     return FROM_SCRATCH_SFT if is_from_scratch else PAPER_SFT
 
 
-def last_logged_loss(log_history: list[dict]) -> Optional[float]:
-    """The last training loss the Trainer logged (``None`` if it logged none)."""
-    return next((entry["loss"] for entry in reversed(log_history) if "loss" in entry), None)
-
-
 def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *, seed: int, bf16: str = "auto",
               group_by_length: bool = False, resume_from_checkpoint: Optional[str] = None):
     """Fine-tune ``model`` on ``train_set`` (loss on target tokens only) and save it to ``output_dir``.
@@ -45,12 +40,13 @@ def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *
         resume_from_checkpoint: a ``checkpoint-N`` directory, or ``"last"`` for the newest in ``output_dir``.
 
     Returns:
-        The HF ``Trainer`` after training (its ``state`` holds the step count and log history).
+        (the HF ``Trainer`` after training — its ``state`` holds the step count and log history, the output of
+        ``Trainer.train``).
     """
     from transformers import Trainer
 
     training_args = build_training_arguments(
-        output_dir, hp, seed=seed, bf16=bf16, has_eval=dev_set is not None,
+        output_dir, hp, seed=seed, bf16=bf16, has_eval=dev_set is not None, n_train_examples=len(train_set),
         adam_beta1=0.9, adam_beta2=0.95,  # the reference's AdamW betas
         # each epoch still sees every pair once; only which pairs share a batch changes
         train_sampling_strategy="group_by_length" if group_by_length else "random",
@@ -59,11 +55,12 @@ def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *
         model=model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
         data_collator=lambda batch: collate_left_padded(batch, tokenizer.pad_token_id),
     )
-    trainer.train(resume_from_checkpoint=True if resume_from_checkpoint == "last" else resume_from_checkpoint)
+    # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
+    train_output = trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
     trainer.save_model(output_dir)
     if trainer.is_world_process_zero():
         from easynlp_bp.training_plots import plot_log_history
 
         tokenizer.save_pretrained(output_dir)
         plot_log_history(trainer.state.log_history, str(Path(output_dir) / "training_curves.png"))
-    return trainer
+    return trainer, train_output

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from easynlp_bp.finite_numbers import finite_or_nan
 from easynlp_bp.pipelines.collect.quality_split import load_phrase_files
 
 logger = logging.getLogger(__name__)
@@ -268,10 +269,7 @@ class ScoreFilter:
                 value = pair.get(name)
                 if value is None or value == "":
                     continue
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    number = math.nan
+                number = finite_or_nan(value)  # also 'inf', 1e999, '1_000'
                 if not math.isfinite(number):
                     reason = f"{name} invalid: {value!r} is not a number"
                 elif number < minimum:

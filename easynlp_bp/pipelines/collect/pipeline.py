@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from easynlp_bp.io import Reject, write_rejects, write_table
-from easynlp_bp.io.writers import rejects_path_for
+from easynlp_bp.io.writers import check_writable, rejects_path_for
 from easynlp_bp.pipelines.collect import filters as F
 from easynlp_bp.pipelines.collect.cache import ReplyCache
 from easynlp_bp.pipelines.collect.quality_split import QualityClassifier, QualitySplitConfig, split_by_quality
@@ -225,6 +225,10 @@ def collect_pairs(source: str, output: str, config: Optional[CollectConfig] = No
     config = config or CollectConfig()
     if not output.endswith(".jsonl"):
         raise ValueError(f"--outputs={output!r}: the pair output is JSONL; give a path ending in .jsonl.")
+    # before any teacher request (possibly paid): replies could be neither cached nor written
+    check_writable(output)
+    if config.cache_path:
+        check_writable(config.cache_path, flag="cache_path")
     table = read_corpus(source, config.text_field, config.image_field, config.raw_prompt_field,
                         config.dataset_config, config.dataset_split, config.max_rows)
     read_rejects = [r if r.reason.startswith("read: ") else Reject(r.row, f"read: {r.reason}", r.content)

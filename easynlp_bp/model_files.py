@@ -1,0 +1,54 @@
+"""Checks on a local model directory before transformers reads it, so that a broken copy gives one clear
+error (which file, what is wrong, what to do) instead of a traceback from deep inside a loader.
+
+Safetensors headers are checked with the ``safetensors`` library itself (it refuses truncated files and
+oversized headers); only the questions "is this a model directory at all" are answered here.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
+
+
+def check_model_dir(path: str | Path, flag: str = "--checkpoint_dir") -> None:
+    """Raise ``ValueError`` if the local directory ``path`` cannot be a loadable HF model directory.
+
+    Checks: it holds ``config.json`` (valid JSON), some tokenizer file, and every ``*.safetensors`` file
+    opens (complete header and data). Hub ids and non-directories are left to transformers.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        return
+    config = directory / "config.json"
+    found = sorted(p.name for p in directory.iterdir())
+    if not config.is_file():
+        shown = ", ".join(found[:10]) or "nothing"
+        raise ValueError(f"{flag}={path} is not a model directory: it has no config.json (it holds {shown}). "
+                         "Pass the directory a training run wrote, or train one first.")
+    _check_json(config)
+    if not any((directory / name).is_file() for name in _TOKENIZER_FILES):
+        raise ValueError(f"{flag}={path} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:2])}); save the "
+                         "tokenizer next to the model (tokenizer.save_pretrained(dir)).")
+    for weights in sorted(directory.glob("*.safetensors")):
+        check_safetensors(weights)
+
+
+def check_safetensors(path: Path) -> None:
+    """Raise ``ValueError`` naming ``path`` if safetensors cannot open it (truncated, huge header, not one)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except Exception as err:  # safetensors raises its own SafetensorError (and OSError for unreadable files)
+        raise ValueError(f"{path}: not a readable safetensors file ({err}). It is truncated or corrupt: "
+                         "copy or save the model again.") from err
+
+
+def _check_json(path: Path) -> None:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); copy or save the model again.") from err

@@ -1,0 +1,160 @@
+"""OpenAI-compatible routes, so that OpenAI clients (the ``openai`` package, ComfyUI/A1111 LLM nodes, Open WebUI)
+can use the beautifier: ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``.
+
+The last user message (chat) or the prompt (completions) is the raw prompt; each choice is one beautified prompt.
+``n``, ``seed``, ``max_tokens``, ``temperature`` (0: greedy) and ``top_p`` map to the predictor's options. The
+requests go through the same limits, API key and dynamic batcher as ``/v1/beautify``; errors are in OpenAI's
+shape. Streaming is not offered (a beautified prompt is short; ``stream=true`` is a clear 422).
+(No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
+"""
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from easynlp_bp.serving.errors import APIError
+from easynlp_bp.serving.routes import ERRORS, ServingContext, context_of, generate
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: Optional[str] = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")  # name, tool_calls, ...: accepted, not used
+
+    role: str
+    content: Union[str, list[ContentPart], None] = None
+
+
+class _Sampling(BaseModel):
+    """The OpenAI options that map to predictor options; the other common ones are accepted and ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: Optional[str] = Field(None, description="Any name; this server serves one model.")
+    n: Optional[int] = Field(None, ge=1, le=16, description="Beautified prompts per raw prompt.")
+    seed: Optional[int] = Field(None, ge=0, le=2**32 - 1)
+    max_tokens: Optional[int] = Field(None, ge=1)
+    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    temperature: Optional[float] = Field(None, ge=0, le=5, description="0: greedy decoding.")
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    stream: Optional[bool] = None
+    # Sent by many clients; no meaning for a prompt beautifier.
+    user: Optional[str] = None
+    stop: Union[str, list[str], None] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    logit_bias: Optional[dict] = None
+    stream_options: Optional[dict] = None
+
+    def overrides(self) -> dict:
+        """Predictor options of this request (unset: the server's defaults)."""
+        if self.stream:
+            raise APIError(422, "validation_error", "stream=true is not supported; a beautified prompt comes whole.",
+                           field="stream")
+        options: dict[str, Any] = {"num_return_sequences": self.n, "seed": self.seed, "top_p": self.top_p,
+                                   "max_new_tokens": self.max_completion_tokens or self.max_tokens}
+        if self.temperature == 0:
+            options["decoding"] = "greedy"
+        else:
+            options["temperature"] = self.temperature
+        return {k: v for k, v in options.items() if v is not None}
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1, description="The last user message is the raw prompt.")
+
+    def raw_prompt(self) -> str:
+        for message in reversed(self.messages):
+            if message.role == "user":
+                text = message.content if isinstance(message.content, str) else " ".join(
+                    part.text for part in message.content or [] if part.type == "text" and part.text)
+                if text.strip():
+                    return text
+                break
+        raise APIError(422, "validation_error", "no user message with text; send "
+                       '{"role": "user", "content": "1 girl"} as the last user message.', field="messages")
+
+
+class CompletionRequest(_Sampling):
+    prompt: Union[str, list[str]] = Field(description="A raw prompt or a list of raw prompts.")
+
+    def raw_prompts(self) -> list[str]:
+        prompts = [self.prompt] if isinstance(self.prompt, str) else self.prompt
+        for index, text in enumerate(prompts or [""]):
+            if not text.strip():
+                raise APIError(422, "validation_error", f"prompt {index} is empty; give a raw prompt such as "
+                               "'1 girl'.", field="prompt")
+        return prompts
+
+
+# Predictor option -> the OpenAI parameter a client sent, for ``param`` in error bodies.
+_OPENAI_PARAMS = {"max_new_tokens": "max_tokens", "num_return_sequences": "n", "decoding": "temperature"}
+
+
+async def generate_openai(ctx: ServingContext, prompts: list[str], overrides: dict, prompt_param: str):
+    """:func:`generate`, with errors naming the OpenAI parameters (``max_tokens``, ``n``, ``prompt``)."""
+    try:
+        return (await generate(ctx, prompts, overrides))[0]
+    except APIError as err:
+        if err.field and err.field.startswith("prompts"):
+            err.field = prompt_param
+        err.field = _OPENAI_PARAMS.get(err.field, err.field)
+        raise
+
+
+def model_id(ctx: ServingContext) -> str:
+    """The served model's name: its directory's name (as OpenAI clients list it)."""
+    source = getattr(ctx.predictor.model, "name_or_path", "") or "beautiful_prompt"
+    return Path(str(source)).name or "beautiful_prompt"
+
+
+def _usage(ctx: ServingContext, prompts: list[str], outputs: list[list[str]]) -> dict:
+    count = lambda text: len(ctx.predictor.tokenizer(text).input_ids)  # noqa: E731
+    prompt_tokens = sum(count(text) for text in prompts)
+    completion_tokens = sum(count(text) for texts in outputs for text in texts)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+router = APIRouter()
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict:
+    """The one served model, in OpenAI's list shape."""
+    return {"object": "list", "data": [{"id": model_id(context_of(request)), "object": "model", "created": 0,
+                                        "owned_by": "easynlp_bp"}]}
+
+
+@router.post("/v1/chat/completions", responses=ERRORS)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> dict:
+    """Beautify the last user message; each choice is one beautified prompt."""
+    ctx = context_of(request)
+    raw = body.raw_prompt()
+    outputs = await generate_openai(ctx, [raw], body.overrides(), "messages")
+    choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+                "logprobs": None} for i, text in enumerate(outputs[0])]
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, [raw], outputs)}
+
+
+@router.post("/v1/completions", responses=ERRORS)
+async def completions(body: CompletionRequest, request: Request) -> dict:
+    """Beautify each prompt; choices are ``n`` per prompt, in prompt order (OpenAI's layout)."""
+    ctx = context_of(request)
+    prompts = body.raw_prompts()
+    outputs = await generate_openai(ctx, prompts, body.overrides(), "prompt")
+    texts = [text for per_prompt in outputs for text in per_prompt]
+    choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i, text in enumerate(texts)]
+    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, prompts, outputs)}
+
