@@ -66,29 +66,57 @@ def test_train_then_evaluate_then_predict(ppo_sft_dir, tmp_path):
                  "--user_defined_parameters=num_return_sequences=1 max_new_tokens=5"]) == 0
 
 
+def _paired_reward_gain(sft_dir, ppo_dir, prompts, n_samples=4, max_new_tokens=32):
+    """Per held-out prompt: mean heuristic reward of the PPO policy's samples minus the SFT policy's, both
+    sampled under the same seeds (common random numbers), rollout settings (T = 1, no top-k/top-p)."""
+    from easynlp_bp.ppo.rollout import generate_responses
+    from easynlp_bp.reward.combined import CombinedReward
+    from easynlp_bp.sft.model import BeautifulPromptModel
+
+    reward = CombinedReward.heuristic()
+
+    def mean_reward(model_dir):
+        bp = BeautifulPromptModel.from_pretrained(str(model_dir))
+        total = torch.zeros(len(prompts))
+        for sample in range(n_samples):
+            torch.manual_seed(1000 + sample)
+            batch = generate_responses(bp.model, bp.tokenizer, prompts, chunk_size=len(prompts),
+                                       max_new_tokens=max_new_tokens, temperature=1.0, top_k=0, top_p=1.0,
+                                       device=torch.device("cpu"))
+            total += reward(prompts, batch.responses)
+        return total / n_samples
+
+    return mean_reward(ppo_dir) - mean_reward(sft_dir)
+
+
 @pytest.mark.slow
 def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
-    """Held-out mean reward rises over the SFT start while subject preservation does not fall (issue 13),
-    KL stays finite, β moves toward the target."""
+    """On the embedded default's SFT model: held-out reward up against the SFT policy in a paired comparison,
+    subject preservation not falling (issue 13), and β moving toward the target for the KL that evaluation
+    measures independently (per-sequence units)."""
     out = tmp_path / "ppo"
-    udp = ("reward=heuristic learning_rate=5e-4 num_layers_unfrozen=2 max_new_tokens=32 total_steps=128 "
-           "eval_interval=0 checkpoint_interval=0 eval_size=48 kl_horizon=200 init_value_from_scores=true")
+    udp = ("reward=heuristic learning_rate=1e-3 num_layers_unfrozen=-1 max_new_tokens=32 total_steps=128 "
+           "eval_interval=0 checkpoint_interval=0 eval_size=16 kl_horizon=200 init_value_from_scores=true")
     assert main(["--app_name=beautiful_prompt_ppo", "--mode=train", f"--checkpoint_dir={out}",
                  f"--user_defined_parameters=pretrain_model_name_or_path={trained_sft_dir} {udp}"]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if "eval/reward_mean" in r]
     steps = [r for r in records if "kl/observed" in r]
-    assert len(steps) == 8 and evals[0]["step"] == 0 and evals[-1]["step"] == 128
-    assert evals[-1]["eval/reward_mean"] > evals[0]["eval/reward_mean"] + 0.15  # measured: 14.52 -> 14.87
+    assert len(steps) == 8 and evals[-1]["step"] == 128
+    # Learning: 40 held-out prompts × 4 samples; measured +0.21 ± 0.04 (t = 5.0) on 2 CPU cores.
+    dev = [json.loads(line)["raw_prompt"] for line in (trained_sft_dir / "data" / "dev.jsonl").read_text().splitlines()]
+    gain = _paired_reward_gain(trained_sft_dir, out, dev)
+    standard_error = float(gain.std()) / len(gain) ** 0.5
+    assert float(gain.mean()) > 3 * standard_error and float(gain.mean()) > 0.05, (float(gain.mean()), standard_error)
+    # β: the controller's KL is in the units evaluation measures independently (per-sequence sum; a per-token
+    # mean would be ~30× smaller), the KL passed the target of 6 (measured ~14), and β moved toward it each time.
+    assert 0.5 < steps[-1]["kl/observed"] / evals[-1]["eval/kl"] < 2.0
+    assert evals[-1]["eval/kl"] > 6
     # The reward must not be bought by dropping the user's subject.
-    assert evals[-1]["eval/subject_mean"] >= evals[0]["eval/subject_mean"] - 0.02, evals
-    assert all(0 <= r["kl/observed"] < 100 for r in steps)
-    # β moves toward the target: down while the observed KL is below 6, up while above
+    assert evals[0]["step"] == 0 and evals[-1]["eval/subject_mean"] >= evals[0]["eval/subject_mean"] - 0.02, evals
     for r in steps:
-        if r["kl/observed"] < 6:
-            assert r["kl/coef_next"] < r["kl/coef"]
-        elif r["kl/observed"] > 6:
-            assert r["kl/coef_next"] > r["kl/coef"]
+        assert (r["kl/coef_next"] > r["kl/coef"]) == (r["kl/observed"] > 6), r
+    assert any(r["kl/coef_next"] > r["kl/coef"] for r in steps) and any(r["kl/coef_next"] < r["kl/coef"] for r in steps)
 
 
 @pytest.mark.slow
@@ -132,3 +160,10 @@ def test_two_process_cpu_run(ppo_sft_dir, tmp_path):
     assert not torch.equal(rng[0], rng[1])
     # running statistics merged over both processes: 2 iterations × 2 processes × 8 episodes
     assert round(state["running_moments"]["count"]) == 32
+    # K3 with 2 processes: the KL is averaged over both, n = one process's 8 episodes (β adapts like on one GPU)
+    steps = [h for h in state["history"] if "kl/observed" in h]
+    assert len(steps) == 2
+    horizon = state["kl_controller"]["horizon"]
+    for h in steps:
+        error = min(max(h["kl/observed"] / 6.0 - 1, -0.2), 0.2)
+        assert h["kl/coef_next"] == pytest.approx(h["kl/coef"] * (1 + error * 8 / horizon), rel=1e-9)

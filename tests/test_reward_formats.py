@@ -194,3 +194,21 @@ def test_pick_stand_in_labels_depend_on_the_raw_prompt_like_pickscore():
     moved = [abs(heuristic_pick_score(s, r["prompt"]) - heuristic_pick_score(r["raw_prompt"], r["prompt"]))
              for s, r in zip(shuffled, full)]
     assert sum(moved) / len(moved) > 1.5
+def test_label_scaling_is_the_training_labels_mean_and_sample_std():
+    from easynlp_bp.reward.data import label_scaling
+
+    mean, std = label_scaling([4.0, "6.0", 8.0], "aesthetic_score")
+    assert (mean, std) == (6.0, 2.0)  # Bessel-corrected: sqrt((4 + 0 + 4) / 2)
+    with pytest.raises(ValueError, match=r"The 3 training labels 'pick_score' are all equal"):
+        label_scaling([20.0, 20.0, 20.0], "pick_score")
+    with pytest.raises(ValueError, match=r"The 1 training labels"):
+        label_scaling([20.0], "pick_score")
+
+
+def test_pickscore_rm_input_carries_the_raw_prompt_and_aesthetic_does_not(tiny_tokenizer):
+    pick, aes = tiny_reward_model(tiny_tokenizer, "pickscore"), tiny_reward_model(tiny_tokenizer, "aesthetic")
+    assert pick.format_inputs(["a cat", "a dog"], ["y", "y"]) == ["Input: a cat\nOutput: y</s>", "Input: a dog\nOutput: y</s>"]
+    assert aes.format_inputs(["a cat", "a dog"], ["y", "y"]) == ["y</s>", "y</s>"]
+    # so the PickScore RM scores the same prompt differently for different raw prompts, the aesthetic RM not
+    pick_scores, aes_scores = pick.score(["a cat", "a dog"], ["y", "y"]), aes.score(["a cat", "a dog"], ["y", "y"])
+    assert pick_scores[0] != pick_scores[1] and aes_scores[0] == aes_scores[1]

@@ -68,3 +68,52 @@ def test_collator_pads_left_to_the_longest(tiny_tokenizer):
     assert batch["attention_mask"][0, :pad].sum() == 0 and batch["attention_mask"][0, pad:].all()
     assert (batch["labels"][0, :pad] == IGNORE_INDEX).all()
     assert torch.equal(batch["input_ids"][0, pad:], torch.tensor(dataset[0]["input_ids"]))
+
+
+def test_pick_score_filter_boundary_and_unreadable_scores(tiny_tokenizer):
+    long_target = "a cat, " + ", ".join(["highly detailed"] * 20)
+    scores = [18.5, 18.49, "n/a", float("nan"), "", None, 30]
+    rows = [{"raw_prompt": "x", "prompt": long_target, "pick_score": s} for s in scores]
+    config = PairFilterConfig(min_pick_score=18.5, min_target_tokens=0, short_target_tokens=0, short_target_drop=0)
+    report = filter_pairs(rows, tiny_tokenizer, config)
+    # exactly the threshold is kept (the reference drops `< 18.5`); unreadable scores are dropped with a reason;
+    # an empty or absent score means "no score for this row" and is kept
+    assert report.kept == [0, 4, 5, 6]
+    assert [i for i, _ in report.dropped] == [1, 2, 3]
+    assert all(reason.startswith("pick_score") for _, reason in report.dropped)
+
+
+def test_target_length_filters_count_tokens_of_the_target(tiny_tokenizer):
+    rows = [{"raw_prompt": "x", "prompt": ", ".join(["highly detailed"] * n)} for n in (1, 3, 6, 12)]
+    lengths = [len(tiny_tokenizer(r["prompt"], add_special_tokens=False).input_ids) for r in rows]
+    threshold = lengths[2]  # keep the two longest
+    config = PairFilterConfig(min_pick_score=None, min_target_tokens=threshold, short_target_tokens=0,
+                              short_target_drop=0)
+    report = filter_pairs(rows, tiny_tokenizer, config)
+    assert report.kept == [2, 3]
+    assert report.dropped[0] == (0, f"target has {lengths[0]} tokens < {threshold}")
+
+
+def test_run_sft_script_schema_lets_the_pick_score_filter_fire(tmp_path):
+    """examples/beautiful_prompt/run_sft.sh passes a schema with pick_score, so the 18.5 filter can fire."""
+    import json
+    import re
+    from pathlib import Path
+
+    from easynlp_bp.cli import main
+    from easynlp_bp.default.pairs import make_pairs
+
+    script = (Path(__file__).resolve().parents[1] / "examples" / "beautiful_prompt" / "run_sft.sh").read_text()
+    schema = re.search(r"--input_schema=(\S+)", script).group(1)
+    assert "pick_score" in schema.split(",")[2]
+    pairs = make_pairs(24, seed=3)
+    table = tmp_path / "train.tsv"
+    scores = [17.0 if i % 6 == 0 else 20.0 for i in range(len(pairs))]
+    table.write_text("".join(f"{p['raw_prompt']}\t{p['prompt']}\t{s}\t5.5\n" for p, s in zip(pairs, scores)))
+    out = tmp_path / "sft"
+    assert main(["--app_name=beautiful_prompt", "--mode=train", f"--tables={table}", f"--input_schema={schema}",
+                 f"--checkpoint_dir={out}", "--epoch_num=1", "--micro_batch_size=8",
+                 "--user_defined_parameters=pretrain_model_name_or_path=tiny-bloom-bp"]) == 0
+    dropped = [json.loads(line) for line in (out / "filtered_pairs.jsonl").read_text().splitlines()]
+    assert [d["raw_prompt"] for d in dropped] == [pairs[i]["raw_prompt"] for i in range(0, 24, 6)]
+    assert all(d["reason"] == "pick_score 17.0 < 18.5" for d in dropped)

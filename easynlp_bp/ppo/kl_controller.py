@@ -1,8 +1,10 @@
 """KL coefficient controllers: adaptive (Ziegler et al. 2019, eq. 2) and fixed.
 
-Units: ``current_kl`` is the **per-sequence sum** of per-token KL over response tokens, averaged over the
-batch. The paper's target (6 nats) is in these units; a per-token mean would be ~100× smaller, pin the
-error at -0.2 and decay β at the maximum rate (checklist K3).
+Units: ``current_kl`` is the **per-sequence sum** of the per-token log-ratio (k1) over response tokens,
+averaged over the batch (over all processes); ``n_steps`` is one process's episodes per update, so N
+processes adapt β per iteration like one. A per-token mean would be ~100× smaller, pin the error at -0.2
+and decay β at the maximum rate (checklist K3). The paper's target 6 comes from the authors' trlx, which fed
+the k3 estimate summed over prompt *and* response positions: not exactly these units (see docs/ppo.md §5).
 """
 from __future__ import annotations
 

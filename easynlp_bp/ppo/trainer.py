@@ -35,6 +35,26 @@ logger = logging.getLogger(__name__)
 RewardFn = Callable[[Sequence[str], Sequence[str], Optional[Sequence[str]]], torch.Tensor]
 
 
+def reference_prompts_of(rows: Sequence[dict]) -> Optional[list[str]]:
+    """The rows' reference prompts (``prompt``), or None when no row has one.
+
+    Raises:
+        ValueError: some rows have a reference prompt and others do not; a batch would otherwise mix
+            delta rewards (relative to the reference) with absolute ones, whose scales differ.
+    """
+    missing = [i for i, r in enumerate(rows) if not r.get("prompt")]
+    if not missing:
+        return [r["prompt"] for r in rows]
+    if len(missing) == len(rows):
+        return None
+    row = rows[missing[0]]
+    raise ValueError(
+        f"Prompt row {missing[0]} (raw_prompt={row.get('raw_prompt')!r}) has no reference prompt while "
+        f"{len(rows) - len(missing)} other rows have one: rewards would mix deltas and absolute values. "
+        "Give every row a reference prompt, or none (drop the column)."
+    )
+
+
 @COMPONENTS.register("PPOTrainer")
 class PPOTrainer:
     """PPO with a value head, a frozen reference and an adaptive per-token KL penalty.
@@ -124,7 +144,7 @@ class PPOTrainer:
         """Sample, score and run the no-grad forwards for one batch of prompt rows; returns (batch, times)."""
         c = self.config
         raw = [r["raw_prompt"] for r in rows]
-        refs = [r["prompt"] for r in rows] if all(r.get("prompt") for r in rows) else None
+        refs = reference_prompts_of(rows)
         times = {}
         start = time.perf_counter()
         batch = generate_responses(
@@ -175,10 +195,11 @@ class PPOTrainer:
         start = time.perf_counter()
         stats = self.optimize(batch, advantages, returns)
         times["time/update"] = time.perf_counter() - start
-        # 5. Adapt β once per rollout batch with the rollout-time per-sequence KL (Ziegler et al.).
+        # 5. Adapt β once per rollout batch with the rollout-time per-sequence KL (Ziegler et al.), averaged
+        # over all processes; n = one process's episodes, so N processes adapt β per iteration like one (trlx).
         kl_per_sequence = self._gather(kl.sum(dim=1))
         mean_kl = float(kl_per_sequence.mean())
-        self.kl_ctl.update(mean_kl, n_steps=len(kl_per_sequence))
+        self.kl_ctl.update(mean_kl, n_steps=c.num_rollouts)
         self.iteration += 1
         explained = 1 - masked_var(returns - batch.values, mask) / masked_var(returns, mask).clamp(min=1e-8)
         lengths = self._gather(mask.sum(1))

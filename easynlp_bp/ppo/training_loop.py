@@ -13,6 +13,7 @@ import torch
 
 from easynlp_bp.io.writers import to_json, write_jsonl
 from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
+from easynlp_bp.ppo.trainer import reference_prompts_of
 from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
     c = trainer.config
     acc = trainer.accelerator
     output = Path(output_dir)
+    reference_prompts_of(train_rows)  # all rows have a reference prompt or none: fail now, not mid-run
     sampler = PromptSampler(train_rows, c.seed, acc.process_index, acc.num_processes)
     history: list[dict] = []
     if resume_from is not None:

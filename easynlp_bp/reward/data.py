@@ -9,6 +9,20 @@ from torch.utils.data import Dataset
 from easynlp_bp.components import COMPONENTS
 
 
+def label_scaling(labels: Sequence[float], label_name: str = "label") -> tuple[float, float]:
+    """(mean, std) of the training labels (std Bessel-corrected): the RM learns ``(label - mean) / std``.
+
+    Raises:
+        ValueError: fewer than two labels, or all equal (an RM cannot learn from a constant).
+    """
+    values = torch.tensor([float(v) for v in labels], dtype=torch.float64)
+    std = float(values.std()) if len(values) > 1 else 0.0
+    if not std > 0:
+        raise ValueError(f"The {len(values)} training labels {label_name!r} are all equal; an RM cannot learn from "
+                         "them. Check the label column, or set normalize_labels=false.")
+    return float(values.mean()), std
+
+
 @COMPONENTS.register("RewardDataset")
 class RewardDataset(Dataset):
     """Rows formatted with the RM's input format, cut from the left, labels normalised.

@@ -31,16 +31,11 @@ def reward_preset(is_from_scratch: bool) -> dict:
 
 def set_label_scale(rm, train_rows: list[dict], label: str, normalize_labels: bool) -> None:
     """Store the training labels' mean and std in ``rm.config`` (the RM then trains on z-scores)."""
-    import torch
+    from easynlp_bp.reward.data import label_scaling
 
-    labels = torch.tensor([float(r[label]) for r in train_rows], dtype=torch.float64)
     rm.config.label_name = label
     if normalize_labels:
-        std = float(labels.std()) if len(labels) > 1 else 0.0
-        if not std > 0:
-            raise ValueError(f"The {len(labels)} training labels {label!r} are all equal; an RM cannot learn from "
-                             "them. Check the label column, or set normalize_labels=false.")
-        rm.config.label_mean, rm.config.label_std = float(labels.mean()), std
+        rm.config.label_mean, rm.config.label_std = label_scaling([r[label] for r in train_rows], label)
 
 
 def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, seed: int, bf16: str = "auto",
