@@ -1,20 +1,23 @@
-"""easynlp_bp: BeautifulPrompt (EMNLP 2023) as an EasyNLP-style app on the Hugging Face stack."""
+"""easynlp_bp: BeautifulPrompt (EMNLP 2023) as an EasyNLP-style app on the Hugging Face stack.
+
+EasyNLP's lookups are exposed here: ``get_application_predictor``, ``get_application_model``,
+``get_application_dataset`` and ``get_application_evaluator`` (see :mod:`easynlp_bp.appzoo.lookups`).
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-
-def get_application_predictor(app_name: str, model_dir: str, user_defined_parameters: str | dict | None = None):
-    """Build the predictor of ``app_name`` for the model in ``model_dir`` (EasyNLP's API).
-
-    Example:
-        >>> predictor = get_application_predictor("beautiful_prompt", "outputs/beautiful_prompt",
-        ...                                       "num_return_sequences=5 seed=42")
-        >>> predictor.predict(["1 girl"])
-    """
-    from easynlp_bp.predictors import build_predictor
-
-    return build_predictor(app_name, model_dir, user_defined_parameters)
+_LOOKUPS = ("get_application_dataset", "get_application_evaluator", "get_application_model",
+            "get_application_predictor")
 
 
-__all__ = ["get_application_predictor", "__version__"]
+def __getattr__(name: str):
+    # Imported on first use: `import easynlp_bp` stays light (no torch or transformers).
+    if name in _LOOKUPS:
+        from easynlp_bp.appzoo import lookups
+
+        return getattr(lookups, name)
+    raise AttributeError(f"module 'easynlp_bp' has no attribute {name!r}")
+
+
+__all__ = [*_LOOKUPS, "__version__"]

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Optional, Sequence
@@ -19,7 +20,10 @@ def _app_help(app_cls) -> str:
         f"App {app_cls.__name__}: {app_cls.description}\n"
         f"Modes: {', '.join(app_cls.modes)}\n"
         f"user_defined_parameters keys (--user_defined_parameters='key=value ...'):\n"
-        f"{describe_params(app_cls.params_cls)}\n"
+        + "\n".join(describe_params(cls) for cls in app_cls.help_params()) + "\n"
+        + "".join(f"  {kind}_class={default.split(':')[-1]}\n      Swap in a subclass: a name registered in "
+                  f"easynlp_bp.components.COMPONENTS, or module.path:ClassName.\n"
+                  for kind, default in app_cls.components.items())
     )
 
 
@@ -62,14 +66,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _show(result: object) -> None:
-    """Print the rows an app asks to show (predictions not written to a file: the README's main job)."""
-    if isinstance(result, dict) and result.get("print_rows"):
-        for row in result["print_rows"]:
-            sys.stdout.write(f"\n>>> {row.get('raw_prompt', '')}\n")
-            for text in row.get("beams", [row.get("predictions")]):
-                sys.stdout.write(f"  - {text}\n")
-        if result.get("rejects"):
-            sys.stdout.write(f"\n{len(result['rejects'])} rows rejected.\n")
+    """Print what an app asks to show: beautified rows (the README's main job), scored rows, or its results."""
+    if not isinstance(result, dict):
+        return
+    if result.get("print_json"):
+        shown = {k: v for k, v in result.items() if k != "print_json"}
+        sys.stdout.write(json.dumps(shown, indent=2, ensure_ascii=False, default=str) + "\n")
+    for row in result.get("print_rows") or []:
+        if "print_columns" in result:
+            cells = [row.get(c, "") for c in result["print_columns"]]
+            sys.stdout.write("\t".join(f"{c:.4f}" if isinstance(c, float) else str(c) for c in cells) + "\n")
+            continue
+        sys.stdout.write(f"\n>>> {row.get('raw_prompt', '')}\n")
+        for text in row.get("beams", [row.get("predictions")]):
+            sys.stdout.write(f"  - {text}\n")
+    if result.get("print_rows") is not None and result.get("rejects"):
+        for reject in result["rejects"]:
+            sys.stdout.write(f"rejected row {reject.row}: {reject.reason}\n")
+        sys.stdout.write(f"\n{len(result['rejects'])} rows rejected.\n")
 
 
 def main_entry() -> None:

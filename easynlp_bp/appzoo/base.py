@@ -1,18 +1,43 @@
-"""The App base class and the app registry: an app is train / evaluate / predict over typed configs."""
+"""The App base class and the app registry: an app is train / evaluate / predict over typed configs.
+
+``App`` holds the plumbing every app shares, written once: parsing ``--user_defined_parameters`` into the
+app's frozen params (and the ``<kind>_class`` keys that swap a pluggable class), presets for unset flags,
+``--checkpoint_dir`` defaults, ``--tables`` counts, rejects files, output columns and ``eval_results.json``.
+Constructors only parse; files are read when a mode runs.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
-from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters
+from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
+from easynlp_bp.components import resolve_component
+from easynlp_bp.io import Table, rejects_path_for, write_rejects, write_table
 from easynlp_bp.registry import Registry
 
 logger = logging.getLogger(__name__)
 
 APPS: Registry[type["App"]] = Registry("app")
+
+
+def with_preset(preset: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset's values, replaced by every given (not ``None``) value: how every app fills unset settings."""
+    return {**preset, **{key: value for key, value in given.items() if value is not None}}
+
+
+def _flatten(parsed: Mapping[str, Any]) -> dict[str, Any]:
+    """EasyNLP's parsed ``user_defined_parameters`` may nest keys (``{"app_parameters": {...}}``)."""
+    flat = {}
+    for key, value in parsed.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value))
+        else:
+            flat[key] = value
+    return flat
 
 
 class App:
@@ -28,11 +53,41 @@ class App:
     modes: ClassVar[tuple[str, ...]] = ()
     params_cls: ClassVar[type] = object
     description: ClassVar[str] = ""
+    default_checkpoint_dir: ClassVar[Optional[str]] = None
+    #: The algorithm's own config, given key by key in ``user_defined_parameters`` (PPO: ``PPOConfig``).
+    config_cls: ClassVar[Optional[type]] = None
+    #: Pluggable classes: kind -> (default "module:Class", base class path). ``<kind>_class=`` swaps one.
+    components: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, args: EasyNLPArgs):
         self.args = args
-        self.params = parse_user_defined_parameters(args.user_defined_parameters, self.params_cls)
+        raw = self._raw_user_parameters(args.user_defined_parameters)
+        self.component_specs = {kind: raw.pop(f"{kind}_class") for kind in self.components if f"{kind}_class" in raw}
+        self.config_overrides = self._pop_config_keys(raw)
+        self.params = parse_user_defined_parameters(raw, self.params_cls)
 
+    # ----------------------------------------------------------------- parsing
+    @staticmethod
+    def _raw_user_parameters(value) -> dict[str, Any]:
+        if isinstance(value, Mapping):
+            return _flatten(value)
+        return split_user_defined_parameters(value)
+
+    def _pop_config_keys(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Typed values of the ``config_cls`` keys the user gave (validated now, combined with a preset later)."""
+        if self.config_cls is None:
+            return {}
+        names = {f.name for f in dataclasses.fields(self.config_cls)}
+        given = {key: raw.pop(key) for key in list(raw) if key in names}
+        config = parse_user_defined_parameters(given, self.config_cls)
+        return {key: getattr(config, key) for key in given}
+
+    @classmethod
+    def help_params(cls) -> list[type]:
+        """The dataclasses whose fields are this app's ``user_defined_parameters`` keys (for ``--help``)."""
+        return [cls.params_cls] + ([cls.config_cls] if cls.config_cls else [])
+
+    # ----------------------------------------------------------------- running
     def run(self) -> Any:
         """Dispatch ``args.mode``; a mode this app lacks raises ``ValueError`` listing the ones it has."""
         if self.args.mode not in self.modes:
@@ -42,13 +97,88 @@ class App:
             )
         return getattr(self, self.args.mode)()
 
+    def component(self, kind: str) -> type:
+        """The class used for ``kind`` (``dataset``, ``model``, ``predictor``, ...): the user's or the default."""
+        if kind not in self.components:
+            raise KeyError(f"App {self.args.app_name!r} has no {kind!r} class; it has: {', '.join(self.components)}.")
+        default = resolve_component(self.components[kind], kind, object)
+        return resolve_component(self.component_specs.get(kind, default), kind, default)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """``--checkpoint_dir``, else the app's default output directory."""
+        return self.args.checkpoint_dir or self.default_checkpoint_dir
+
+    # ----------------------------------------------------------------- tables
+    def table_sources(self, mode: str, at_least: int, at_most: int, meaning: str) -> list[str]:
+        """``--tables`` split, with a clear error when it holds fewer or more files than ``mode`` takes."""
+        tables = self.args.table_list
+        if not at_least <= len(tables) <= at_most:
+            raise ValueError(f"--tables takes {meaning} for --mode={mode}; got {len(tables)} file(s): "
+                             f"{self.args.tables or '(none)'}.")
+        return tables
+
+    def log_rejects(self, table: Table, directory: Optional[str] = None) -> Optional[str]:
+        """Write ``table``'s rejects to ``<directory>/rejects.<file>.jsonl`` (default the checkpoint dir)."""
+        if not table.rejects:
+            return None
+        path = Path(directory or self.checkpoint_dir) / f"rejects.{Path(table.source).name}.jsonl"
+        write_rejects(str(path), table.rejects, table.source)
+        logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
+        return str(path)
+
+    def output_columns(self, default: str, allowed: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(``--output_schema`` columns, ``--append_cols`` columns); an unknown output column is an error."""
+        output_schema = [c.strip() for c in (self.args.output_schema or default).split(",") if c.strip()]
+        for name in output_schema:
+            if name not in allowed:
+                raise ValueError(f"--output_schema column {name!r} is unknown; use {' and/or '.join(allowed)}.")
+        append = [c.strip() for c in (self.args.append_cols or "").split(",") if c.strip()]
+        return output_schema, append
+
+    @staticmethod
+    def check_append_cols(table: Table, append: Sequence[str]) -> None:
+        for name in append:
+            if table.rows and name not in table.rows[0]:
+                raise ValueError(f"--append_cols column {name!r} is not in {table.source}.")
+
+    def write_predictions(self, rows: list[dict], table: Table, columns: Sequence[str]) -> dict:
+        """Rows to ``--outputs`` (and rejects beside it), or back to the CLI to print; rows in = out + rejects."""
+        result = {"rows": rows, "columns": list(columns), "rejects": table.rejects, "read": table.n_read}
+        if not self.args.outputs:
+            return {**result, "print_rows": rows}
+        write_table(self.args.outputs, rows, columns)
+        rejects_path = rejects_path_for(self.args.outputs)
+        write_rejects(rejects_path, table.rejects, table.source)
+        logger.info("Wrote %d rows to %s and %d rejects to %s (read %d).", len(rows), self.args.outputs,
+                    len(table.rejects), rejects_path, table.n_read)
+        return {**result, "outputs": self.args.outputs}
+
+    def write_eval_results(self, results: dict, is_main_process: bool = True) -> Path:
+        """``--outputs``, else ``<checkpoint_dir>/eval_results.json`` (written by the main process only)."""
+        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
+        if is_main_process:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+        return out_path
+
+    # ----------------------------------------------------------------- run config
     def run_config(self, **resolved: Any) -> dict:
         """The resolved configuration of this run, as written to ``run_config.json``."""
         params = asdict(self.params) if is_dataclass(self.params) else {}
-        return {"args": self.args.to_dict(), "user_defined_parameters": params, "resolved": resolved}
+        return {"args": self.args.to_dict(), "user_defined_parameters": params,
+                "classes": dict(self.component_specs), "resolved": resolved}
 
     def write_run_config(self, directory: str, **resolved: Any) -> Path:
         path = Path(directory) / "run_config.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.run_config(**resolved), indent=2, default=str), encoding="utf-8")
         return path
+
+
+def field_names(cls: type) -> list[str]:
+    """Field names of a dataclass (for copying one params object into another's fields)."""
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+__all__ = ["APPS", "App", "with_preset", "field_names"]

@@ -1,51 +1,26 @@
-"""App ``beautiful_prompt``: SFT (train), held-out loss + text statistics (evaluate), beautify (predict).
+"""App ``beautiful_prompt``: SFT (train), held-out loss + text statistics (evaluate), beautify (predict), serve.
 
-Training uses the HF ``Trainer`` so bf16, gradient accumulation, DDP/DeepSpeed, TensorBoard, progress
-bars and ``--resume_from_checkpoint`` come from a well-kept library. Flags left unset take a preset:
-the paper's SFT settings for pretrained models, and a from-scratch preset for the tiny default.
+Glue only: the recipe is :mod:`easynlp_bp.sft.training`, the data :mod:`easynlp_bp.sft.data`, generation
+:mod:`easynlp_bp.prompting.predictor`. Flags left unset take a preset: the paper's SFT settings for
+pretrained models, and a from-scratch preset for the tiny default.
 """
 from __future__ import annotations
 
 import json
 import logging
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from easynlp_bp.appzoo.base import APPS, App
-from easynlp_bp.sft.data import (
-    BeautifulPromptDataset,
-    PairFilterConfig,
-    collate_left_padded,
-    filter_pairs,
-)
-from easynlp_bp.evaluation.text_statistics import text_statistics
-from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
-from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.appzoo.base import APPS, App, with_preset
+from easynlp_bp.io import Table, read_table, write_table
+from easynlp_bp.prompting.predictor import PredictorParams
 from easynlp_bp.serving.config import ServeFields
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT_DIR = "outputs/beautiful_prompt"
 
-# Unset flags take these values. PAPER_SFT is the reference (DESIGN.md section 2); FROM_SCRATCH is for a
-# model built at random from a config (the embedded default), which needs a much larger learning rate,
-# and whose project-trained tokenizer makes the reference's BLOOM-token length filters meaningless.
-PAPER_SFT = {
-    "learning_rate": 2e-5, "epoch_num": 4, "micro_batch_size": 16, "sequence_length": 384,
-    "weight_decay": 0.0, "warmup_proportion": 0.03, "gradient_accumulation_steps": 1, "max_grad_norm": 1.0,
-    "logging_steps": 10, "save_checkpoint_steps": 500,
-    "min_pick_score": 18.5, "min_target_tokens": 25, "short_target_tokens": 35, "short_target_drop": 0.3,
-}
-FROM_SCRATCH_SFT = {
-    **PAPER_SFT, "learning_rate": 3e-3, "epoch_num": 6, "micro_batch_size": 32, "sequence_length": 128,
-    "logging_steps": 20, "min_target_tokens": 0, "short_target_tokens": 0, "short_target_drop": 0.0,
-}
-
-
-@dataclass
+@dataclass(frozen=True)
 class BeautifulPromptParams(PredictorParams, ServeFields):
     """``user_defined_parameters`` of ``beautiful_prompt`` (generation keys apply to predict/evaluate/serve)."""
 
@@ -70,10 +45,13 @@ class BeautifulPromptApp(App):
     modes = ("train", "evaluate", "predict", "serve")
     params_cls = BeautifulPromptParams
     description = "BeautifulPrompt SFT, evaluation, prediction and serving (the main app)."
-
-    @property
-    def checkpoint_dir(self) -> str:
-        return self.args.checkpoint_dir or DEFAULT_CHECKPOINT_DIR
+    default_checkpoint_dir = "outputs/beautiful_prompt"
+    components = {
+        "dataset": "easynlp_bp.sft.data:BeautifulPromptDataset",
+        "model": "easynlp_bp.sft.model:BeautifulPromptModel",
+        "predictor": "easynlp_bp.prompting.predictor:BeautifulPromptPredictor",
+        "evaluator": "easynlp_bp.sft.evaluator:BeautifulPromptEvaluator",
+    }
 
     @property
     def first_sequence(self) -> str:
@@ -83,21 +61,41 @@ class BeautifulPromptApp(App):
     def second_sequence(self) -> str:
         return self.args.second_sequence or "prompt"
 
-    # ----------------------------------------------------------------- data
-    def _read(self, source: str, with_target: bool) -> Table:
+    # ----------------------------------------------------------------- building blocks (also the EasyNLP lookups)
+    def read(self, source: str, with_target: bool) -> Table:
         fields = [self.first_sequence] + ([self.second_sequence] if with_target else [])
-        return read_table(
-            source,
-            input_schema=self.args.input_schema,
-            skip_first_line=self.args.skip_first_line,
-            required=fields,
-            text_fields=fields,
-            max_chars=self.params.max_input_chars if not with_target else None,
-        )
+        return read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
+                          required=fields, text_fields=fields,
+                          max_chars=self.params.max_input_chars if not with_target else None)
 
+    def build_model(self, train_texts=None):
+        return self.component("model").from_pretrained(
+            self.params.pretrain_model_name_or_path, train_texts=train_texts,
+            trust_remote_code=self.params.trust_remote_code, seed=self.args.random_seed)
+
+    def build_dataset(self, rows, tokenizer, sequence_length: int):
+        return self.component("dataset")(rows, tokenizer, sequence_length, self.first_sequence, self.second_sequence)
+
+    def build_predictor(self, params: Optional[PredictorParams] = None):
+        from easynlp_bp.serving.launch import load_predictor, predictor_params_of
+
+        return load_predictor(self.args.checkpoint_dir, params or predictor_params_of(self.params),
+                              predictor_cls=self.component("predictor"))
+
+    def build_evaluator(self, valid_dataset):
+        return self.component("evaluator")(valid_dataset)
+
+    def dataset_from_file(self, data_file: str, max_seq_length: int = 384):
+        """A (raw_prompt, prompt) table read into the app's dataset class, tokenised by the app's model."""
+        table = self.read(data_file, with_target=True)
+        self.log_rejects(table, directory=str(Path(data_file).parent))
+        model = self.build_model([f"{r[self.first_sequence]}\n{r[self.second_sequence]}" for r in table.rows])
+        return self.build_dataset(table.rows, model.tokenizer, max_seq_length)
+
+    # ----------------------------------------------------------------- train
     def _training_tables(self) -> tuple[list[dict], list[dict], dict]:
         """(train rows, dev rows, accounting) from --tables, or the embedded default's generated pairs."""
-        tables = self.args.table_list
+        tables = self.table_sources("train", 0, 2, "train[,dev]")
         if not tables:
             from easynlp_bp.default.pairs import make_pairs
 
@@ -108,91 +106,66 @@ class BeautifulPromptApp(App):
             write_table(str(data_dir / "dev.jsonl"), pairs[:n_dev], ["raw_prompt", "prompt"])
             logger.info("No --tables: generated %d embedded-default pairs into %s.", len(pairs), data_dir)
             return pairs[n_dev:], pairs[:n_dev], {"embedded_default_pairs": len(pairs)}
-        if len(tables) > 2:
-            raise ValueError(f"--tables takes train[,dev] for --mode=train; got {len(tables)} files.")
-        accounting = {}
-        read = [self._read(t, with_target=True) for t in tables]
-        for table in read:
-            if table.rejects:
-                path = Path(self.checkpoint_dir) / f"rejects.{Path(table.source).name}.jsonl"
-                write_rejects(str(path), table.rejects, table.source)
-                logger.warning("%s: %d rows rejected, listed in %s.", table.source, len(table.rejects), path)
+        accounting, read = {}, []
+        for source in tables:
+            table = self.read(source, with_target=True)
+            self.log_rejects(table)
             accounting[table.source] = {"read": table.n_read, "kept": len(table.rows), "rejected": len(table.rejects)}
+            read.append(table)
         return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
 
-    # ----------------------------------------------------------------- train
-    def _resolved(self, preset: dict) -> dict:
+    def _settings(self, is_from_scratch: bool) -> dict:
         """Flags and filter keys as given, else the preset's value."""
-        values = {}
-        for key, default in preset.items():
-            given = getattr(self.args, key, None) if hasattr(self.args, key) else getattr(self.params, key)
-            values[key] = default if given is None else given
-        return values
+        from easynlp_bp.sft.training import sft_preset
 
-    def train(self) -> dict:
-        from transformers import Trainer
+        preset = sft_preset(is_from_scratch)
+        given = {key: getattr(self.args, key) if hasattr(self.args, key) else getattr(self.params, key) for key in preset}
+        return with_preset(preset, given)
 
-        from easynlp_bp.sft.model import BeautifulPromptModel
-        from easynlp_bp.modelzoo import resolve_model_source
+    def _filter(self, rows: list[dict], tokenizer, hp: dict) -> list[dict]:
+        """The paper's pair filters; dropped pairs are listed in ``filtered_pairs.jsonl``."""
+        from easynlp_bp.sft.data import PairFilterConfig, filter_pairs
 
-        source = resolve_model_source(self.params.pretrain_model_name_or_path)
-        hp = self._resolved(FROM_SCRATCH_SFT if source.is_from_scratch else PAPER_SFT)
-        logger.info("SFT settings (%s preset for unset flags): %s",
-                    "from-scratch" if source.is_from_scratch else "paper", hp)
-        train_rows, dev_rows, accounting = self._training_tables()
-        texts = [f"{r[self.first_sequence]}\n{r[self.second_sequence]}" for r in train_rows]
-        bp = BeautifulPromptModel.from_pretrained(
-            self.params.pretrain_model_name_or_path, train_texts=texts,
-            trust_remote_code=self.params.trust_remote_code, seed=self.args.random_seed,
-        )
-        filter_config = PairFilterConfig(
-            min_pick_score=hp["min_pick_score"], min_target_tokens=hp["min_target_tokens"],
-            short_target_tokens=hp["short_target_tokens"], short_target_drop=hp["short_target_drop"],
-            seed=self.args.random_seed,
-        )
-        report = filter_pairs(train_rows, bp.tokenizer, filter_config, self.second_sequence)
+        config = PairFilterConfig(min_pick_score=hp["min_pick_score"], min_target_tokens=hp["min_target_tokens"],
+                                  short_target_tokens=hp["short_target_tokens"],
+                                  short_target_drop=hp["short_target_drop"], seed=self.args.random_seed)
+        report = filter_pairs(rows, tokenizer, config, self.second_sequence)
         if report.dropped:
             path = Path(self.checkpoint_dir) / "filtered_pairs.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", encoding="utf-8") as handle:
                 for index, reason in report.dropped:
-                    handle.write(json.dumps({"reason": reason, **train_rows[index]}, ensure_ascii=False) + "\n")
-            logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(train_rows), path)
+                    handle.write(json.dumps({"reason": reason, **rows[index]}, ensure_ascii=False) + "\n")
+            logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(rows), path)
         if not report.kept:
             raise ValueError("No training pairs left after filtering; see filtered_pairs.jsonl in --checkpoint_dir.")
-        kept_rows = [train_rows[i] for i in report.kept]
-        make = lambda rows: BeautifulPromptDataset(  # noqa: E731
-            rows, bp.tokenizer, hp["sequence_length"], self.first_sequence, self.second_sequence
-        )
-        train_set, dev_set = make(kept_rows), (make(dev_rows) if dev_rows else None)
-        training_args = build_training_arguments(
-            self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None,
-            adam_beta1=0.9, adam_beta2=0.95,  # the reference's AdamW betas
-            # each epoch still sees every pair once; only which pairs share a batch changes
-            train_sampling_strategy="group_by_length" if self.params.group_by_length else "random",
-        )
-        trainer = Trainer(
-            model=bp.model,
-            args=training_args,
-            train_dataset=train_set,
-            eval_dataset=dev_set,
-            data_collator=lambda batch: collate_left_padded(batch, bp.tokenizer.pad_token_id),
-        )
-        resume = self.args.resume_from_checkpoint
-        trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
-        trainer.save_model(self.checkpoint_dir)
+        return [rows[i] for i in report.kept]
+
+    def train(self) -> dict:
+        from easynlp_bp.modelzoo import resolve_model_source
+        from easynlp_bp.sft.training import last_logged_loss, train_sft
+
+        source = resolve_model_source(self.params.pretrain_model_name_or_path)
+        hp = self._settings(source.is_from_scratch)
+        logger.info("SFT settings (%s preset for unset flags): %s",
+                    "from-scratch" if source.is_from_scratch else "paper", hp)
+        train_rows, dev_rows, accounting = self._training_tables()
+        bp = self.build_model([f"{r[self.first_sequence]}\n{r[self.second_sequence]}" for r in train_rows])
+        kept_rows = self._filter(train_rows, bp.tokenizer, hp)
+        train_set = self.build_dataset(kept_rows, bp.tokenizer, hp["sequence_length"])
+        dev_set = self.build_dataset(dev_rows, bp.tokenizer, hp["sequence_length"]) if dev_rows else None
+        trainer = train_sft(bp.model, bp.tokenizer, train_set, dev_set, self.checkpoint_dir, hp,
+                            seed=self.args.random_seed, bf16=self.params.bf16,
+                            group_by_length=self.params.group_by_length,
+                            resume_from_checkpoint=self.args.resume_from_checkpoint)
         result = {
-            "train_pairs": len(kept_rows), "filtered": len(report.dropped), "dev_pairs": len(dev_rows),
+            "train_pairs": len(kept_rows), "filtered": len(train_rows) - len(kept_rows), "dev_pairs": len(dev_rows),
             "train_target_tokens": train_set.target_token_count(), "global_step": trainer.state.global_step,
-            "final_train_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
+            "final_train_loss": last_logged_loss(trainer.state.log_history),
         }
         if dev_set is not None:
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
-            bp.tokenizer.save_pretrained(self.checkpoint_dir)
-            from easynlp_bp.training_plots import plot_log_history
-
-            plot_log_history(trainer.state.log_history, str(Path(self.checkpoint_dir) / "training_curves.png"))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
                                   data=accounting, result=result)
             logger.info("Saved the SFT model to %s: %s", self.checkpoint_dir, result)
@@ -200,96 +173,44 @@ class BeautifulPromptApp(App):
 
     # ----------------------------------------------------------------- evaluate
     def evaluate(self) -> dict:
-        import torch
+        from easynlp_bp.serving.launch import predictor_params_of
 
-        predictor = self._predictor(PredictorParams(**{**self._predictor_kwargs(), "decoding": "greedy",
-                                                       "num_return_sequences": 1}))
-        tables = self.args.table_list
+        # the paper evaluates greedy outputs
+        predictor = self.build_predictor(replace(predictor_params_of(self.params), decoding="greedy",
+                                                 num_return_sequences=1))
+        tables = self.table_sources("evaluate", 0, 1, "one table of (raw_prompt, prompt) pairs")
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
-        table = self._read(source, with_target=True)
-        dataset = BeautifulPromptDataset(table.rows, predictor.tokenizer, self.args.sequence_length or 384,
-                                         self.first_sequence, self.second_sequence)
-        total_loss, total_tokens = 0.0, 0
-        with torch.no_grad():
-            for start in range(0, len(dataset), 16):
-                batch = collate_left_padded([dataset[i] for i in range(start, min(start + 16, len(dataset)))],
-                                            predictor.tokenizer.pad_token_id)
-                batch = {k: v.to(predictor.device) for k, v in batch.items()}
-                logits = predictor.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-                labels = batch["labels"][:, 1:]
-                loss = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                    ignore_index=-100, reduction="sum")
-                total_loss += loss.item()
-                total_tokens += int((labels != -100).sum())
+        table = self.read(source, with_target=True)
+        dataset = self.build_dataset(table.rows, predictor.tokenizer, self.args.sequence_length or 384)
         sample = table.rows[: self.params.eval_generation_samples]
-        generations = [out[0] for out in predictor.predict([r[self.first_sequence] for r in sample])]
-        mean_loss = total_loss / max(total_tokens, 1)
-        results = {
-            "source": source, "rows": len(table.rows), "rejected": len(table.rejects),
-            "eval_loss": mean_loss, "perplexity": math.exp(min(mean_loss, 50)),
-            "generated": text_statistics(generations, predictor.tokenizer),
-            "reference": text_statistics([r[self.second_sequence] for r in sample], predictor.tokenizer),
-            "samples": [{"raw_prompt": r[self.first_sequence], "generated": g} for r, g in zip(sample[:5], generations)],
-        }
-        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-        logger.info("Evaluation written to %s: loss %.4f, perplexity %.2f", out_path, mean_loss, results["perplexity"])
+        results = {"source": source, "rows": len(table.rows), "rejected": len(table.rejects),
+                   **self.build_evaluator(dataset).evaluate(
+                       predictor, [(r[self.first_sequence], r[self.second_sequence]) for r in sample])}
+        out_path = self.write_eval_results(results)
+        logger.info("Evaluation written to %s: loss %.4f, perplexity %.2f", out_path, results["eval_loss"],
+                    results["perplexity"])
         return results
 
     # ----------------------------------------------------------------- predict
-    def _predictor_kwargs(self) -> dict:
-        names = PredictorParams.__dataclass_fields__
-        return {name: getattr(self.params, name) for name in names}
-
-    def _predictor(self, params: Optional[PredictorParams] = None) -> BeautifulPromptPredictor:
-        model_dir = self.checkpoint_dir
-        if not Path(model_dir).exists() and self.args.checkpoint_dir is None:
-            raise FileNotFoundError(
-                f"No model at {model_dir}. Train one first (easynlp --app_name=beautiful_prompt --mode=train) "
-                "or pass --checkpoint_dir=<model dir or hub id>."
-            )
-        return BeautifulPromptPredictor(model_dir, params or PredictorParams(**self._predictor_kwargs()))
-
     def predict(self) -> dict:
         from easynlp_bp.default.vocabulary import DEMO_RAW_PROMPTS
 
-        tables = self.args.table_list
-        if len(tables) > 1:
-            raise ValueError(f"--mode=predict reads one table; got {len(tables)}: {self.args.tables}.")
+        tables = self.table_sources("predict", 0, 1, "one table of raw prompts")
+        output_schema, append = self.output_columns("predictions,beams", ("predictions", "beams"))
         if tables:
-            table = self._read(tables[0], with_target=False)
+            table = self.read(tables[0], with_target=False)
         else:
             logger.info("No --tables: beautifying the demo prompts %s.", DEMO_RAW_PROMPTS)
             table = Table(source="demo")
             for number, text in enumerate(DEMO_RAW_PROMPTS, start=1):
                 table.keep(number, {self.first_sequence: text})
-        predictor = self._predictor()
-        rows = predictor.run(table.rows, self.first_sequence)
-        output_schema = [c.strip() for c in (self.args.output_schema or "predictions,beams").split(",") if c.strip()]
-        append = [c.strip() for c in (self.args.append_cols or "").split(",") if c.strip()]
-        for name in output_schema:
-            if name not in ("predictions", "beams"):
-                raise ValueError(f"--output_schema column {name!r} is unknown; use predictions and/or beams.")
-        for name in append:
-            if table.rows and name not in table.rows[0]:
-                raise ValueError(f"--append_cols column {name!r} is not in {table.source}.")
-        result = {"rows": rows, "columns": append + output_schema, "rejects": table.rejects, "read": table.n_read}
-        if self.args.outputs:
-            write_table(self.args.outputs, rows, append + output_schema)
-            rejects_path = rejects_path_for(self.args.outputs)
-            write_rejects(rejects_path, table.rejects, table.source)
-            logger.info("Wrote %d rows to %s and %d rejects to %s (read %d).", len(rows), self.args.outputs,
-                        len(table.rejects), rejects_path, table.n_read)
-            result["outputs"] = self.args.outputs
-        else:
-            result["print_rows"] = rows
-        return result
+        self.check_append_cols(table, append)
+        rows = self.build_predictor().run(table.rows, self.first_sequence)
+        return self.write_predictions(rows, table, append + output_schema)
 
     # ----------------------------------------------------------------- serve
     def serve(self) -> dict:
         """HTTP API + web demo on host:port (docs/serving.md); blocks until interrupted."""
         from easynlp_bp.serving.launch import serve_checkpoint
 
-        return serve_checkpoint(self.args.checkpoint_dir, self.params)
+        return serve_checkpoint(self.args.checkpoint_dir, self.params, predictor_cls=self.component("predictor"))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from easynlp_bp.appzoo.base import APPS, App
@@ -28,9 +29,10 @@ class BeautifulPromptDataApp(App):
             raise ValueError(f"--tables takes exactly one corpus for beautiful_prompt_data; got {len(tables)}.")
         if not self.args.outputs:
             raise ValueError("--outputs is required: the JSONL file the pairs go to, e.g. --outputs=out/pairs.jsonl.")
-        if self.args.first_sequence and not self.params.text_field:
-            self.params.text_field = self.args.first_sequence
-        result = collect_pairs(tables[0], self.args.outputs, self.params)
+        config = self.params
+        if self.args.first_sequence and not config.text_field:
+            config = replace(config, text_field=self.args.first_sequence)
+        result = collect_pairs(tables[0], self.args.outputs, config)
         self.write_run_config(str(Path(self.args.outputs).parent), pairs=result.stats["pairs"])
         summary = Path(self.args.outputs[: -len(".jsonl")] + ".summary.txt")
         logger.info("Summary:\n%s", summary.read_text(encoding="utf-8"))

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUTPUTS = "outputs/beautiful_prompt_eval"
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalParams(ScoringParams):
     """``user_defined_parameters`` of ``beautiful_prompt_eval`` (plus the generation and scorer keys)."""
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from easynlp_bp.appzoo.base import APPS, App
+from easynlp_bp.appzoo.base import APPS, App, with_preset
+from easynlp_bp.io import read_table
 from easynlp_bp.ppo.config import PPOConfig
-from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
-from easynlp_bp.io import read_table, write_rejects
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +39,9 @@ UNUSED_FLAGS = {"epoch_num": "total_steps", "sequence_length": "max_new_tokens",
                 "warmup_proportion": None, "logging_steps": None}
 
 
-@dataclass
-class PPOAppParams(PPOConfig):
-    """``user_defined_parameters`` of ``beautiful_prompt_ppo``: every PPO setting plus the keys below."""
+@dataclass(frozen=True)
+class PPOAppParams:
+    """``user_defined_parameters`` of ``beautiful_prompt_ppo`` besides the :class:`PPOConfig` keys."""
 
     pretrain_model_name_or_path: str = field(default=DEFAULT_SFT_DIR, metadata={"help": "SFT model directory the policy (and reference) start from."})
     rl_algorithm: str = field(default="ppo", metadata={"help": "ppo (this project's, the paper's), grpo or rloo (trl)."})
@@ -57,7 +56,6 @@ class PPOAppParams(PPOConfig):
     beta: float = field(default=0.04, metadata={"help": "grpo/rloo: KL anchor to the SFT model (>0: text-only RMs are easy to game)."})
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.rl_algorithm not in RL_ALGORITHMS:
             raise ValueError(f"rl_algorithm={self.rl_algorithm!r} must be one of {', '.join(RL_ALGORITHMS)}.")
         if self.reward not in ("model", "heuristic"):
@@ -67,11 +65,8 @@ class PPOAppParams(PPOConfig):
         if self.beta < 0:
             raise ValueError(f"beta={self.beta} must not be negative.")
 
-    def ppo_config(self) -> PPOConfig:
-        return PPOConfig(**{f.name: getattr(self, f.name) for f in fields(PPOConfig)})
 
-
-def _is_embedded_default(model_dir: str) -> bool:
+def is_embedded_default(model_dir: str) -> bool:
     """True when ``model_dir`` is an SFT run of a model built from a config (the embedded default)."""
     run_config = Path(model_dir) / "run_config.json"
     if not run_config.exists():
@@ -88,28 +83,32 @@ class BeautifulPromptPPOApp(App):
     params_cls = PPOAppParams
     description = "RL stage: PPO with adaptive KL (or rl_algorithm=grpo|rloo through trl), and held-out evaluation."
 
-    def __init__(self, args: EasyNLPArgs):
-        raw = split_user_defined_parameters(args.user_defined_parameters)
+    config_cls = PPOConfig
+    default_checkpoint_dir = DEFAULT_CHECKPOINT_DIR
+    components = {
+        "model": "easynlp_bp.sft.model:BeautifulPromptModel",
+        "trainer": "easynlp_bp.ppo.trainer:PPOTrainer",
+    }
+
+    def _pop_config_keys(self, raw: dict) -> dict:
+        """PPO keys of ``user_defined_parameters`` plus the EasyNLP flags that mean a PPO setting."""
         for flag, replacement in UNUSED_FLAGS.items():
-            if getattr(args, flag) is not None:
+            if getattr(self.args, flag) is not None:
                 hint = f"; use user_defined_parameters {replacement}=..." if replacement else ""
                 raise ValueError(f"--{flag} does not apply to beautiful_prompt_ppo{hint}.")
         for flag, key in FLAG_TO_FIELD.items():
-            value = getattr(args, flag)
+            value = getattr(self.args, flag)
             if value is not None:
                 if key in raw and str(raw[key]) != str(value):
                     raise ValueError(f"--{flag}={value} and user_defined_parameters {key}={raw[key]} disagree; give one.")
                 raw[key] = value
-        raw.setdefault("seed", args.random_seed)
-        sft_dir = raw.get("pretrain_model_name_or_path", DEFAULT_SFT_DIR)
-        if _is_embedded_default(sft_dir):
-            raw = {**EMBEDDED_DEFAULT_PRESET, **raw}
-        self.args = args
-        self.params = parse_user_defined_parameters(raw, PPOAppParams)
+        raw.setdefault("seed", self.args.random_seed)
+        return super()._pop_config_keys(raw)
 
-    @property
-    def checkpoint_dir(self) -> str:
-        return self.args.checkpoint_dir or DEFAULT_CHECKPOINT_DIR
+    def ppo_config(self, sft_dir: str) -> PPOConfig:
+        """The trainer's config: the given keys over the preset (embedded default or the paper's defaults)."""
+        preset = EMBEDDED_DEFAULT_PRESET if is_embedded_default(sft_dir) else {}
+        return PPOConfig(**with_preset(preset, self.config_overrides))
 
     # ----------------------------------------------------------------- inputs
     def _sft_dir(self) -> str:
@@ -126,16 +125,11 @@ class BeautifulPromptPPOApp(App):
         second = self.args.second_sequence or "prompt"
         table = read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
                            required=[first], text_fields=[first])
-        if table.rejects:
-            path = Path(self.checkpoint_dir) / f"rejects.{Path(source).name}.jsonl"
-            write_rejects(str(path), table.rejects, source)
-            logger.warning("%s: %d rows rejected, listed in %s.", source, len(table.rejects), path)
+        self.log_rejects(table)
         return [{"raw_prompt": r[first], "prompt": r.get(second) or None} for r in table.rows]
 
     def _prompt_tables(self, sft_dir: str) -> tuple[list[dict], list[dict]]:
-        tables = self.args.table_list
-        if len(tables) > 2:
-            raise ValueError(f"--tables takes train[,dev] prompt tables; got {len(tables)} files.")
+        tables = self.table_sources("train", 0, 2, "train[,dev] prompt tables")
         if not tables:
             tables = [str(Path(sft_dir) / "data" / "train.jsonl"), str(Path(sft_dir) / "data" / "dev.jsonl")]
             for table in tables:
@@ -170,39 +164,35 @@ class BeautifulPromptPPOApp(App):
     def train(self) -> dict:
         from accelerate import Accelerator
 
-        from easynlp_bp.sft.model import BeautifulPromptModel
         from easynlp_bp.ppo.checkpoint import resolve_resume
-        from easynlp_bp.ppo.trainer import PPOTrainer
         from easynlp_bp.ppo.training_loop import run_ppo
 
         sft_dir = self._sft_dir()
+        config = self.ppo_config(sft_dir)
         train_rows, dev_rows = self._prompt_tables(sft_dir)
         accelerator = Accelerator()
         reward_fn = self._reward_fn(str(accelerator.device))
         if self.params.rl_algorithm != "ppo":
             from easynlp_bp.ppo.trl_alternatives import train_with_trl
 
-            result = train_with_trl(self.params, sft_dir, reward_fn, train_rows, dev_rows, self.checkpoint_dir,
+            result = train_with_trl(self.params, config, sft_dir, reward_fn, train_rows, dev_rows, self.checkpoint_dir,
                                     resume_from=self.args.resume_from_checkpoint)
         else:
-            bp = BeautifulPromptModel.from_pretrained(sft_dir)
-            trainer = PPOTrainer(bp.model, None, reward_fn, bp.tokenizer, self.params.ppo_config(), accelerator)
+            bp = self.component("model").from_pretrained(sft_dir)
+            trainer = self.component("trainer")(bp.model, None, reward_fn, bp.tokenizer, config, accelerator)
             resume = resolve_resume(self.args.resume_from_checkpoint, self.checkpoint_dir)
             summary = run_ppo(trainer, train_rows, dev_rows, self.checkpoint_dir, resume_from=resume)
             result = {k: v for k, v in summary.items() if k != "history"}
             if not accelerator.is_main_process:
                 return result
-        self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, train_prompts=len(train_rows),
-                              dev_prompts=len(dev_rows), result=result)
+        self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, ppo_config=asdict(config),
+                              train_prompts=len(train_rows), dev_prompts=len(dev_rows), result=result)
         logger.info("RL (%s) done: %s", self.params.rl_algorithm, result)
         return result
 
     def evaluate(self) -> dict:
         """Mean reward, reference-prompt reward, KL to the SFT model and length on held-out prompts."""
         from accelerate import Accelerator
-
-        from easynlp_bp.sft.model import BeautifulPromptModel
-        from easynlp_bp.ppo.trainer import PPOTrainer
 
         sft_dir = self._sft_dir()
         if not Path(self.checkpoint_dir).is_dir():
@@ -211,14 +201,13 @@ class BeautifulPromptPPOApp(App):
         rows = self._read_prompts(tables[0]) if tables else self._prompt_tables(sft_dir)[1]
         accelerator = Accelerator()
         reward_fn = self._reward_fn(str(accelerator.device))
-        policy = BeautifulPromptModel.from_pretrained(self.checkpoint_dir)
-        reference = BeautifulPromptModel.from_pretrained(sft_dir).model
-        config = replace(self.params.ppo_config(), num_layers_unfrozen=-1, eval_size=max(len(rows), 1))
-        trainer = PPOTrainer(policy.model, reference, reward_fn, policy.tokenizer, config, accelerator)
+        model_cls = self.component("model")
+        policy = model_cls.from_pretrained(self.checkpoint_dir)
+        reference = model_cls.from_pretrained(sft_dir).model
+        config = replace(self.ppo_config(sft_dir), num_layers_unfrozen=-1, eval_size=max(len(rows), 1))
+        trainer = self.component("trainer")(policy.model, reference, reward_fn, policy.tokenizer, config, accelerator)
         results = trainer.evaluate(rows, n_samples=5)
-        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
+        out_path = self.write_eval_results(results, accelerator.is_main_process)
         if accelerator.is_main_process:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
             logger.info("Evaluation written to %s: %s", out_path, {k: v for k, v in results.items() if k != "samples"})
         return results

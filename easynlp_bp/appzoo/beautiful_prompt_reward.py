@@ -1,47 +1,27 @@
 """App ``beautiful_prompt_reward``: train an aesthetic or PickScore reward model, evaluate it, score prompts.
 
-Training uses the HF ``Trainer`` (bf16, DDP/DeepSpeed, TensorBoard, ``--resume_from_checkpoint`` come
-with it). Columns: the prompt is ``--second_sequence`` (default ``prompt``), the raw prompt
-``--first_sequence`` (default ``raw_prompt``, read by the pickscore RM only), the label ``--label_name``
-(default ``aesthetic_score`` or ``pick_score`` by ``reward_type``). Without ``--tables``, train labels the
-embedded default's pairs with the heuristic stand-in scorer (not real image scores).
+Glue only: the model is :mod:`easynlp_bp.reward.model`, its inputs :mod:`easynlp_bp.reward.formats`, the
+recipe :mod:`easynlp_bp.reward.training`. Columns: the prompt is ``--second_sequence`` (default ``prompt``),
+the raw prompt ``--first_sequence`` (default ``raw_prompt``, read by the pickscore RM only), the label
+``--label_name`` (default ``aesthetic_score`` or ``pick_score`` by ``reward_type``). Without ``--tables``,
+train labels the embedded default's pairs with the heuristic stand-in scorer (not real image scores).
 """
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from easynlp_bp.appzoo.base import APPS, App
-from easynlp_bp.reward.formats import (
-    DEFAULT_LABEL_NAME,
-    REWARD_TYPES,
-    check_reward_type,
-    format_reward_input,
-)
-from easynlp_bp.io import Table, read_table, rejects_path_for, write_rejects, write_table
+from easynlp_bp.appzoo.base import APPS, App, with_preset
+from easynlp_bp.io import Table, read_table, write_table
 from easynlp_bp.io.readers import float_field_validator
-from easynlp_bp.training_arguments import build_training_arguments
+from easynlp_bp.reward.formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
 
 logger = logging.getLogger(__name__)
 
-# Unset flags take these values: the reference RM settings (DESIGN.md section 2) for pretrained backbones,
-# and a from-scratch preset for a model built at random from a config (the embedded default).
-PAPER_RM = {
-    "learning_rate": 1e-5, "epoch_num": 1, "micro_batch_size": 16, "sequence_length": 384,
-    "weight_decay": 0.0, "warmup_proportion": 0.0, "gradient_accumulation_steps": 1, "max_grad_norm": 1.0,
-    "logging_steps": 10, "save_checkpoint_steps": 500,
-}
-FROM_SCRATCH_RM = {
-    **PAPER_RM, "learning_rate": 1e-3, "epoch_num": 3, "micro_batch_size": 32, "sequence_length": 128,
-    "warmup_proportion": 0.05, "logging_steps": 20,
-}
 
-
-@dataclass
+@dataclass(frozen=True)
 class RewardParams:
     """``user_defined_parameters`` of ``beautiful_prompt_reward``."""
 
@@ -82,15 +62,24 @@ class BeautifulPromptRewardApp(App):
     modes = ("train", "evaluate", "predict")
     params_cls = RewardParams
     description = "Train / evaluate a text-only reward model (reward_type=aesthetic|pickscore); score prompts."
+    components = {
+        "dataset": "easynlp_bp.reward.data:RewardDataset",
+        "model": "easynlp_bp.reward.model:RewardModel",
+        "evaluator": "easynlp_bp.reward.evaluator:RewardEvaluator",
+    }
 
-    def __init__(self, args):
-        super().__init__(args)
-        # Train: the given type or aesthetic. Evaluate/predict: replaced by the trained model's in _load.
-        self.reward_type = self.params.reward_type or "aesthetic"
+    @property
+    def train_reward_type(self) -> str:
+        """The RM kind train builds: the given ``reward_type`` or aesthetic (evaluate/predict use the model's)."""
+        return self.params.reward_type or "aesthetic"
+
+    @property
+    def train_label_name(self) -> str:
+        return self.args.label_name or DEFAULT_LABEL_NAME[self.train_reward_type]
 
     @property
     def checkpoint_dir(self) -> str:
-        return self.args.checkpoint_dir or f"outputs/reward_{self.reward_type}"
+        return self.args.checkpoint_dir or f"outputs/reward_{self.train_reward_type}"
 
     @property
     def raw_field(self) -> str:
@@ -100,212 +89,147 @@ class BeautifulPromptRewardApp(App):
     def prompt_field(self) -> str:
         return self.args.second_sequence or "prompt"
 
-    @property
-    def label_name(self) -> str:
-        return self.args.label_name or DEFAULT_LABEL_NAME[self.reward_type]
-
-    # ----------------------------------------------------------------- data
-    def _read(self, source: str, with_label: bool, label_name: Optional[str] = None) -> Table:
+    # ----------------------------------------------------------------- building blocks (also the EasyNLP lookups)
+    def read(self, source: str, reward_type: str, label: Optional[str]) -> Table:
         """Read ``source``; rows with an empty prompt (or raw prompt) or a non-finite label become rejects."""
-        fields = [self.prompt_field] + ([self.raw_field] if self.reward_type == "pickscore" else [])
-        label = label_name or self.label_name
-        return read_table(
-            source,
-            input_schema=self.args.input_schema,
-            skip_first_line=self.args.skip_first_line,
-            required=fields + ([label] if with_label else []),
-            text_fields=fields,
-            max_chars=self.params.max_input_chars,
-            validators=[float_field_validator(label)] if with_label else (),
-        )
+        fields = [self.prompt_field] + ([self.raw_field] if reward_type == "pickscore" else [])
+        return read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
+                          required=fields + ([label] if label else []), text_fields=fields,
+                          max_chars=self.params.max_input_chars,
+                          validators=[float_field_validator(label)] if label else ())
 
-    def _log_rejects(self, table: Table) -> Optional[str]:
-        if not table.rejects:
-            return None
-        path = Path(self.checkpoint_dir) / f"rejects.{Path(table.source).name}.jsonl"
-        write_rejects(str(path), table.rejects, table.source)
-        logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
-        return str(path)
+    def build_model(self, train_texts=None, max_length: int = 384):
+        return self.component("model").from_pretrained(
+            self.params.pretrain_model_name_or_path, reward_type=self.train_reward_type, train_texts=train_texts,
+            max_length=max_length, trust_remote_code=self.params.trust_remote_code, seed=self.args.random_seed)
 
-    def _training_tables(self) -> tuple[list[dict], list[dict], dict]:
-        """(train rows, dev rows, accounting) from --tables, or heuristically labelled default pairs."""
-        tables = self.args.table_list
-        if not tables:
-            from easynlp_bp.default.heuristic_scorer import make_reward_rows
+    def build_dataset(self, rm, rows, label: str):
+        return self.component("dataset")(rm, rows, label, self.raw_field, self.prompt_field)
 
-            if self.args.label_name is not None or self.args.first_sequence or self.args.second_sequence:
-                raise ValueError("--label_name/--first_sequence/--second_sequence need --tables; the embedded "
-                                 "default has the columns raw_prompt, prompt, aesthetic_score, pick_score.")
-            rows = make_reward_rows(self.params.default_data_size, seed=self.args.random_seed)
-            n_dev = 5 * max(10, self.params.default_data_size // 20)  # whole pairs: a pair's 5 variants stay together
-            columns = ["raw_prompt", "prompt", "aesthetic_score", "pick_score"]
-            data_dir = Path(self.checkpoint_dir) / "data"
-            write_table(str(data_dir / "train.jsonl"), rows[n_dev:], columns)
-            write_table(str(data_dir / "dev.jsonl"), rows[:n_dev], columns)
-            logger.warning(
-                "No --tables: labelled %d embedded-default prompts with the HEURISTIC stand-in scorer "
-                "(modifier counts, length, relevance; easynlp_bp/default/heuristic_scorer.py) into %s. These "
-                "are not image-based aesthetic or PickScore labels; train on real labels for a real RM.",
-                len(rows), data_dir,
-            )
-            return rows[n_dev:], rows[:n_dev], {"embedded_default_rows": len(rows), "labels": "heuristic stand-in"}
-        if len(tables) > 2:
-            raise ValueError(f"--tables takes train[,dev] for --mode=train; got {len(tables)} files.")
-        accounting, read = {}, []
-        for source in tables:
-            table = self._read(source, with_label=True)
-            self._log_rejects(table)
-            accounting[table.source] = {"read": table.n_read, "kept": len(table.rows), "rejected": len(table.rejects)}
-            read.append(table)
-        if not read[0].rows:
-            raise ValueError(f"{read[0].source}: no usable rows ({len(read[0].rejects)} rejected); see the rejects file.")
-        return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
+    def build_evaluator(self, valid, label: Optional[str] = None):
+        """The evaluator for ``valid``: rows, or a dataset that kept its rows and label (``RewardDataset``)."""
+        rows = getattr(valid, "rows", valid)
+        label = label or getattr(valid, "label_name", None) or self.args.label_name
+        return self.component("evaluator")(rows, label, self.raw_field, self.prompt_field, self.params.batch_size)
 
-    def _resolved(self, preset: dict) -> dict:
-        """Flags as given, else the preset's value (never rewriting a given flag)."""
-        return {key: default if getattr(self.args, key) is None else getattr(self.args, key)
-                for key, default in preset.items()}
+    def dataset_from_file(self, data_file: str, max_seq_length: int = 384):
+        """A labelled table read into the app's dataset class (the model of ``pretrain_model_name_or_path``)."""
+        label = self.train_label_name
+        table = self.read(data_file, self.train_reward_type, label)
+        self.log_rejects(table, directory=str(Path(data_file).parent))
+        return self.build_dataset(self.build_model(max_length=max_seq_length), table.rows, label)
 
-    # ----------------------------------------------------------------- train
-    def train(self) -> dict:
-        import torch
-        from transformers import Trainer
-
-        from easynlp_bp.reward.data import RewardDataset, collate_reward_batch
-        from easynlp_bp.reward.model import RewardModel
-        from easynlp_bp.modelzoo import resolve_model_source
-
-        source = resolve_model_source(self.params.pretrain_model_name_or_path)
-        hp = self._resolved(FROM_SCRATCH_RM if source.is_from_scratch else PAPER_RM)
-        logger.info("RM settings (%s preset for unset flags): %s", "from-scratch" if source.is_from_scratch else "paper", hp)
-        train_rows, dev_rows, accounting = self._training_tables()
-        reward_type, label = self.reward_type, self.label_name
-        # The tokenizer of a from-config backbone learns the RM's own input texts (EOS is a special token).
-        tokenizer_texts = [format_reward_input(reward_type, r.get(self.raw_field, ""), r[self.prompt_field], "")
-                           for r in train_rows]
-        rm = RewardModel.from_pretrained(
-            self.params.pretrain_model_name_or_path, reward_type=reward_type, train_texts=tokenizer_texts,
-            max_length=hp["sequence_length"], trust_remote_code=self.params.trust_remote_code,
-            seed=self.args.random_seed,
-        )
-        labels = torch.tensor([float(r[label]) for r in train_rows], dtype=torch.float64)
-        rm.config.label_name = label
-        if self.params.normalize_labels:
-            std = float(labels.std()) if len(labels) > 1 else 0.0
-            if not std > 0:
-                raise ValueError(f"The {len(labels)} training labels {label!r} are all equal; an RM cannot learn from "
-                                 "them. Check the label column, or set normalize_labels=false.")
-            rm.config.label_mean, rm.config.label_std = float(labels.mean()), std
-        make = lambda rows: RewardDataset(rm, rows, label, self.raw_field, self.prompt_field)  # noqa: E731
-        train_set, dev_set = make(train_rows), (make(dev_rows) if dev_rows else None)
-        training_args = build_training_arguments(
-            self.checkpoint_dir, hp, seed=self.args.random_seed, bf16=self.params.bf16, has_eval=dev_set is not None
-        )
-        trainer = Trainer(
-            model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
-            data_collator=lambda batch: collate_reward_batch(batch, rm.tokenizer.pad_token_id),
-        )
-        resume = self.args.resume_from_checkpoint
-        trainer.train(resume_from_checkpoint=True if resume == "last" else resume)
-        trainer.save_model(self.checkpoint_dir)
-        result = {
-            "reward_type": reward_type, "label_name": label, "train_rows": len(train_rows), "dev_rows": len(dev_rows),
-            "label_mean": rm.config.label_mean, "label_std": rm.config.label_std,
-            "global_step": trainer.state.global_step,
-            "final_train_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
-        }
-        if dev_rows:
-            result["dev"] = self._metrics(rm, dev_rows, label)
-        if trainer.is_world_process_zero():
-            rm.save_pretrained(self.checkpoint_dir, save_model=False)
-            from easynlp_bp.training_plots import plot_log_history
-
-            plot_log_history(trainer.state.log_history, str(Path(self.checkpoint_dir) / "training_curves.png"))
-            self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
-                                  data=accounting, result=result)
-            logger.info("Saved the %s reward model to %s: %s", reward_type, self.checkpoint_dir, result)
-        return result
-
-    # ----------------------------------------------------------------- evaluate
-    def _load(self):
+    def load_trained(self):
+        """The trained RM in ``--checkpoint_dir`` on ``device``; a ``reward_type`` that disagrees is an error."""
         from easynlp_bp.devices import resolve_device
-        from easynlp_bp.reward.model import REWARD_CONFIG_FILE, RewardModel
+        from easynlp_bp.reward.model import REWARD_CONFIG_FILE
 
         if not (Path(self.checkpoint_dir) / REWARD_CONFIG_FILE).is_file():
             raise FileNotFoundError(
                 f"No trained reward model at {self.checkpoint_dir} (no {REWARD_CONFIG_FILE}). Train one first "
                 "(easynlp --app_name=beautiful_prompt_reward --mode=train) or pass --checkpoint_dir."
             )
-        rm = RewardModel.from_pretrained(self.checkpoint_dir, trust_remote_code=self.params.trust_remote_code)
+        rm = self.component("model").from_pretrained(self.checkpoint_dir, trust_remote_code=self.params.trust_remote_code)
         if self.params.reward_type not in (None, rm.config.reward_type):
             raise ValueError(
                 f"--checkpoint_dir={self.checkpoint_dir} holds a {rm.config.reward_type} reward model, but "
                 f"reward_type={self.params.reward_type} was given; drop reward_type or pass the other model."
             )
-        self.reward_type = rm.config.reward_type
         return rm.to(resolve_device(self.params.device))
 
-    def _metrics(self, rm, rows: list[dict], label: str) -> dict:
-        from easynlp_bp.reward.metrics import regression_metrics
+    # ----------------------------------------------------------------- train
+    def _training_tables(self) -> tuple[list[dict], list[dict], dict]:
+        """(train rows, dev rows, accounting) from --tables, or heuristically labelled default pairs."""
+        tables = self.table_sources("train", 0, 2, "train[,dev]")
+        if not tables:
+            return self._embedded_default_tables()
+        accounting, read = {}, []
+        for source in tables:
+            table = self.read(source, self.train_reward_type, self.train_label_name)
+            self.log_rejects(table)
+            accounting[table.source] = {"read": table.n_read, "kept": len(table.rows), "rejected": len(table.rejects)}
+            read.append(table)
+        if not read[0].rows:
+            raise ValueError(f"{read[0].source}: no usable rows ({len(read[0].rejects)} rejected); see the rejects file.")
+        return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
 
-        scores = rm.score([r.get(self.raw_field, "") for r in rows], [r[self.prompt_field] for r in rows],
-                          batch_size=self.params.batch_size)
-        return regression_metrics(scores.tolist(), [float(r[label]) for r in rows])
+    def _embedded_default_tables(self) -> tuple[list[dict], list[dict], dict]:
+        from easynlp_bp.default.heuristic_scorer import make_reward_rows
 
+        if self.args.label_name is not None or self.args.first_sequence or self.args.second_sequence:
+            raise ValueError("--label_name/--first_sequence/--second_sequence need --tables; the embedded "
+                             "default has the columns raw_prompt, prompt, aesthetic_score, pick_score.")
+        rows = make_reward_rows(self.params.default_data_size, seed=self.args.random_seed)
+        n_dev = 5 * max(10, self.params.default_data_size // 20)  # whole pairs: a pair's 5 variants stay together
+        columns = ["raw_prompt", "prompt", "aesthetic_score", "pick_score"]
+        data_dir = Path(self.checkpoint_dir) / "data"
+        write_table(str(data_dir / "train.jsonl"), rows[n_dev:], columns)
+        write_table(str(data_dir / "dev.jsonl"), rows[:n_dev], columns)
+        logger.warning(
+            "No --tables: labelled %d embedded-default prompts with the HEURISTIC stand-in scorer "
+            "(modifier counts, length, relevance; easynlp_bp/default/heuristic_scorer.py) into %s. These "
+            "are not image-based aesthetic or PickScore labels; train on real labels for a real RM.",
+            len(rows), data_dir,
+        )
+        return rows[n_dev:], rows[:n_dev], {"embedded_default_rows": len(rows), "labels": "heuristic stand-in"}
+
+    def train(self) -> dict:
+        from easynlp_bp.modelzoo import resolve_model_source
+        from easynlp_bp.reward.formats import format_reward_input
+        from easynlp_bp.reward.training import reward_preset, set_label_scale, train_reward_model
+
+        source = resolve_model_source(self.params.pretrain_model_name_or_path)
+        preset = reward_preset(source.is_from_scratch)
+        hp = with_preset(preset, {key: getattr(self.args, key) for key in preset})
+        logger.info("RM settings (%s preset for unset flags): %s", "from-scratch" if source.is_from_scratch else "paper", hp)
+        reward_type = self.train_reward_type
+        label = self.train_label_name
+        train_rows, dev_rows, accounting = self._training_tables()
+        # The tokenizer of a from-config backbone learns the RM's own input texts (EOS is a special token).
+        rm = self.build_model([format_reward_input(reward_type, r.get(self.raw_field, ""), r[self.prompt_field], "")
+                               for r in train_rows], max_length=hp["sequence_length"])
+        set_label_scale(rm, train_rows, label, self.params.normalize_labels)  # before the datasets normalise
+        datasets = [self.build_dataset(rm, rows, label) if rows else None for rows in (train_rows, dev_rows)]
+        trainer, result = train_reward_model(rm, *datasets, self.checkpoint_dir, hp, seed=self.args.random_seed,
+                                             bf16=self.params.bf16,
+                                             resume_from_checkpoint=self.args.resume_from_checkpoint)
+        result = {"reward_type": reward_type, "label_name": label, "train_rows": len(train_rows),
+                  "dev_rows": len(dev_rows), **result}
+        if dev_rows:
+            result["dev"] = self.build_evaluator(dev_rows, label).evaluate(rm)
+        if trainer.is_world_process_zero():
+            self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
+                                  data=accounting, result=result)
+            logger.info("Saved the %s reward model to %s: %s", reward_type, self.checkpoint_dir, result)
+        return result
+
+    # ----------------------------------------------------------------- evaluate
     def evaluate(self) -> dict:
-        rm = self._load()
+        rm = self.load_trained()
         label = self.args.label_name or rm.config.label_name
-        tables = self.args.table_list
-        if len(tables) > 1:
-            raise ValueError(f"--mode=evaluate reads one table; got {len(tables)}: {self.args.tables}.")
+        tables = self.table_sources("evaluate", 0, 1, "one labelled table")
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
-        table = self._read(source, with_label=True, label_name=label)
-        rejects_file = self._log_rejects(table)
+        table = self.read(source, rm.config.reward_type, label)
+        rejects_file = self.log_rejects(table)
         if not table.rows:
             raise ValueError(f"{source}: no usable rows to evaluate ({len(table.rejects)} rejected).")
         results = {"source": source, "reward_type": rm.config.reward_type, "label_name": label,
                    "read": table.n_read, "rejected": len(table.rejects), "rejects_file": rejects_file,
-                   **self._metrics(rm, table.rows, label)}
-        out_path = Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(results, indent=2, ensure_ascii=False)
-        out_path.write_text(text, encoding="utf-8")
-        sys.stdout.write(text + "\n")  # the CLI's answer (the issue asks for the metrics printed)
+                   **self.build_evaluator(table.rows, label).evaluate(rm)}
+        out_path = self.write_eval_results(results)
         logger.info("Evaluation written to %s: MSE %.4f, Pearson %.3f, Spearman %.3f",
                     out_path, results["mse"], results["pearson"], results["spearman"])
-        return results
+        return {**results, "print_json": True}
 
     # ----------------------------------------------------------------- predict
     def predict(self) -> dict:
-        tables = self.args.table_list
-        if len(tables) != 1:
-            raise ValueError(f"--mode=predict scores one table given with --tables (a {self.prompt_field!r} column); "
-                             f"got {len(tables)}.")
-        rm = self._load()
-        output_schema = [c.strip() for c in (self.args.output_schema or "score").split(",") if c.strip()]
-        for name in output_schema:
-            if name not in ("score", rm.config.label_name):
-                raise ValueError(f"--output_schema column {name!r} is unknown; use score (or {rm.config.label_name}).")
-        table = self._read(tables[0], with_label=False)
-        append = [c.strip() for c in (self.args.append_cols or "").split(",") if c.strip()]
-        for name in append:
-            if table.rows and name not in table.rows[0]:
-                raise ValueError(f"--append_cols column {name!r} is not in {table.source}.")
+        self.table_sources("predict", 1, 1, f"one table to score (a {self.prompt_field!r} column)")
+        rm = self.load_trained()
+        output_schema, append = self.output_columns("score", ("score", rm.config.label_name))
+        table = self.read(self.args.table_list[0], rm.config.reward_type, None)
+        self.check_append_cols(table, append)
         scores = rm.score([r.get(self.raw_field, "") for r in table.rows], [r[self.prompt_field] for r in table.rows],
                           batch_size=self.params.batch_size).tolist()
         rows = [{**row, **{name: score for name in output_schema}} for row, score in zip(table.rows, scores)]
-        columns = append + output_schema
-        result = {"scored_rows": rows, "columns": columns, "rejects": table.rejects, "read": table.n_read}
-        if self.args.outputs:
-            write_table(self.args.outputs, rows, columns)
-            rejects_path = rejects_path_for(self.args.outputs)
-            write_rejects(rejects_path, table.rejects, table.source)
-            logger.info("Wrote %d scores to %s and %d rejects to %s (read %d).", len(rows), self.args.outputs,
-                        len(table.rejects), rejects_path, table.n_read)
-            result["outputs"] = self.args.outputs
-        else:
-            for row in rows:
-                sys.stdout.write(f"{row[output_schema[0]]:.4f}\t{row[self.prompt_field]}\n")
-            for reject in table.rejects:
-                sys.stdout.write(f"rejected row {reject.row}: {reject.reason}\n")
-        return result
+        result = self.write_predictions(rows, table, append + output_schema)
+        return {**result, "print_columns": [output_schema[0], self.prompt_field]}

@@ -17,7 +17,7 @@ from easynlp_bp.pipelines.scoring.params import ScoringParams
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoreParams(ScoringParams):
     """``user_defined_parameters`` of ``beautiful_prompt_score``: the generation and scorer keys."""
 

@@ -13,7 +13,7 @@ def _f(default, help: str):
     return field(default=default, metadata={"help": help})
 
 
-@dataclass
+@dataclass(frozen=True)
 class PPOConfig:
     """PPO settings (see docs/ppo.md for the equation each one enters).
 
@@ -74,8 +74,8 @@ class PPOConfig:
                      "forward_batch_size", "kl_horizon", "total_steps", "eval_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
-        if self.micro_batch_size is None:
-            self.micro_batch_size = self.mini_batch_size
+        if self.micro_batch_size is None:  # unset means "no gradient accumulation" (frozen: set it once here)
+            object.__setattr__(self, "micro_batch_size", self.mini_batch_size)
         if self.num_rollouts % self.chunk_size:
             raise ValueError(
                 f"num_rollouts={self.num_rollouts} must be a multiple of chunk_size={self.chunk_size}; "

@@ -28,12 +28,14 @@ from easynlp_bp.ppo.value_head import (
     PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
 )
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.components import COMPONENTS
 
 logger = logging.getLogger(__name__)
 
 RewardFn = Callable[[Sequence[str], Sequence[str], Optional[Sequence[str]]], torch.Tensor]
 
 
+@COMPONENTS.register("PPOTrainer")
 class PPOTrainer:
     """PPO with a value head, a frozen reference and an adaptive per-token KL penalty.
 

@@ -37,14 +37,14 @@ def build_prompt_dataset(rows: Sequence[dict]):
     ])
 
 
-def train_with_trl(params, sft_dir: str, reward_fn, train_rows: Sequence[dict], eval_rows: Sequence[dict],
+def train_with_trl(params, ppo, sft_dir: str, reward_fn, train_rows: Sequence[dict], eval_rows: Sequence[dict],
                    output_dir: str, resume_from: Optional[str] = None) -> dict:
     """Run trl's GRPOTrainer or RLOOTrainer (``params.rl_algorithm``) and save the policy to ``output_dir``.
 
-    ``params`` is the app's :class:`PPOAppParams`: rollout settings (``max_new_tokens``, ``temperature``,
-    ``top_k``, ``top_p``), ``learning_rate``, ``mini_batch_size`` (prompts × generations per device step),
-    ``num_generations``, ``beta``, ``cliprange`` (trl's epsilon), ``total_steps``, ``checkpoint_interval``
-    (in optimizer steps here, trl's unit) and ``seed``.
+    ``params`` carries ``rl_algorithm``, ``num_generations`` and ``beta`` (the app's keys); ``ppo`` is the
+    :class:`PPOConfig` whose rollout settings (``max_new_tokens``, ``temperature``, ``top_k``, ``top_p``),
+    ``learning_rate``, ``mini_batch_size`` (prompts × generations per device step), ``cliprange`` (trl's
+    epsilon), ``total_steps``, ``checkpoint_interval`` (in optimizer steps here, trl's unit) and ``seed`` apply.
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -59,18 +59,18 @@ def train_with_trl(params, sft_dir: str, reward_fn, train_rows: Sequence[dict], 
         from trl import RLOOTrainer as Trainer
     else:
         raise ValueError(f"rl_algorithm={params.rl_algorithm!r} is not a trl algorithm; use grpo or rloo.")
-    if params.mini_batch_size % params.num_generations:
-        raise ValueError(f"mini_batch_size={params.mini_batch_size} must be a multiple of "
+    if ppo.mini_batch_size % params.num_generations:
+        raise ValueError(f"mini_batch_size={ppo.mini_batch_size} must be a multiple of "
                          f"num_generations={params.num_generations} (whole groups per step).")
     bp = BeautifulPromptModel.from_pretrained(sft_dir)
     config = Config(
-        output_dir=output_dir, learning_rate=params.learning_rate, per_device_train_batch_size=params.mini_batch_size,
-        num_generations=params.num_generations, max_completion_length=params.max_new_tokens,
-        temperature=params.temperature, top_k=params.top_k, top_p=params.top_p, beta=params.beta,
-        epsilon=params.cliprange, max_steps=params.total_steps, max_grad_norm=params.max_grad_norm or None,
-        weight_decay=params.weight_decay, adam_beta1=params.adam_beta1, adam_beta2=params.adam_beta2,
-        lr_scheduler_type="constant", logging_steps=1, save_steps=params.checkpoint_interval or params.total_steps,
-        save_total_limit=2, seed=params.seed, report_to=["tensorboard"], bf16=torch.cuda.is_available(),
+        output_dir=output_dir, learning_rate=ppo.learning_rate, per_device_train_batch_size=ppo.mini_batch_size,
+        num_generations=params.num_generations, max_completion_length=ppo.max_new_tokens,
+        temperature=ppo.temperature, top_k=ppo.top_k, top_p=ppo.top_p, beta=params.beta,
+        epsilon=ppo.cliprange, max_steps=ppo.total_steps, max_grad_norm=ppo.max_grad_norm or None,
+        weight_decay=ppo.weight_decay, adam_beta1=ppo.adam_beta1, adam_beta2=ppo.adam_beta2,
+        lr_scheduler_type="constant", logging_steps=1, save_steps=ppo.checkpoint_interval or ppo.total_steps,
+        save_total_limit=2, seed=ppo.seed, report_to=["tensorboard"], bf16=torch.cuda.is_available(),
         use_cpu=not torch.cuda.is_available(), disable_dropout=True, dataloader_num_workers=0,
     )
     trainer = Trainer(

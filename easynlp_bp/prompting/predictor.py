@@ -21,17 +21,19 @@ from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.template import build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.components import COMPONENTS
 
 logger = logging.getLogger(__name__)
 
 DECODING_MODES = ("sample", "greedy", "beam")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PredictorParams:
     """Generation options (``user_defined_parameters`` keys of predict and evaluate)."""
 
-    num_return_sequences: int = field(default=5, metadata={"help": "Beautified prompts per input."})
+    num_return_sequences: Optional[int] = field(default=None, metadata={
+        "help": "Beautified prompts per input (default 5; 1 with decoding=greedy, which has only one output)."})
     decoding: str = field(default="sample", metadata={"help": "sample (seed snippet), greedy or beam."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
     top_k: int = field(default=50, metadata={"help": "Top-k sampling (0: off)."})
@@ -58,6 +60,13 @@ class PredictorParams:
     def __post_init__(self) -> None:
         if self.decoding not in DECODING_MODES:
             raise ValueError(f"decoding={self.decoding!r} is not one of {', '.join(DECODING_MODES)}.")
+        if self.num_return_sequences is None:  # unset: the decoding's natural count (frozen: set once here)
+            object.__setattr__(self, "num_return_sequences", 1 if self.decoding == "greedy" else 5)
+        if self.decoding == "greedy" and self.num_return_sequences != 1:
+            raise ValueError(
+                f"decoding=greedy has one output, but num_return_sequences={self.num_return_sequences}; "
+                "use num_return_sequences=1, decoding=beam for n distinct beams, or decoding=sample."
+            )
         if self.num_return_sequences < 1 or self.batch_size < 1:
             raise ValueError("num_return_sequences and batch_size must be at least 1.")
         if self.decoding == "beam" and self.num_beams < self.num_return_sequences:
@@ -74,6 +83,7 @@ class PredictorParams:
             raise ValueError(f"banned_words={self.banned_words!r} must be non-empty words.")
 
 
+@COMPONENTS.register("BeautifulPromptPredictor")
 class BeautifulPromptPredictor:
     """Turn simple descriptions into detailed Stable Diffusion prompts.
 
@@ -119,6 +129,8 @@ class BeautifulPromptPredictor:
             raise ValueError(f"Unknown predictor option(s) {', '.join(unknown)}.")
         if "device" in overrides or "trust_remote_code" in overrides:
             raise ValueError("device and trust_remote_code are fixed when the predictor is built.")
+        if "decoding" in overrides and "num_return_sequences" not in overrides:
+            overrides = {**overrides, "num_return_sequences": None}  # the new decoding's own default count
         return dataclasses.replace(self.params, **overrides)
 
     def _generation_kwargs(self, prompt_length: int, params: Optional[PredictorParams] = None) -> dict:
@@ -135,8 +147,6 @@ class BeautifulPromptPredictor:
             kwargs.update(do_sample=True, temperature=p.temperature, top_k=p.top_k, top_p=p.top_p)
         elif p.decoding == "greedy":
             kwargs.update(do_sample=False, num_beams=1)
-            if p.num_return_sequences > 1:
-                kwargs["num_return_sequences"] = 1
         else:
             kwargs.update(do_sample=False, num_beams=p.num_beams)
         return kwargs

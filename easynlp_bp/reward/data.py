@@ -6,7 +6,10 @@ from typing import Sequence
 import torch
 from torch.utils.data import Dataset
 
+from easynlp_bp.components import COMPONENTS
 
+
+@COMPONENTS.register("RewardDataset")
 class RewardDataset(Dataset):
     """Rows formatted with the RM's input format, cut from the left, labels normalised.
 
@@ -18,6 +21,7 @@ class RewardDataset(Dataset):
 
     def __init__(self, reward_model, rows: Sequence[dict], label_name: str,
                  raw_field: str = "raw_prompt", prompt_field: str = "prompt"):
+        self.rows, self.label_name = list(rows), label_name  # kept for evaluators (label units)
         texts = reward_model.format_inputs([r.get(raw_field, "") for r in rows], [r[prompt_field] for r in rows])
         encoded = reward_model.encode(texts)
         labels = reward_model.normalize(torch.tensor([float(r[label_name]) for r in rows], dtype=torch.float32))

@@ -24,6 +24,7 @@ from easynlp_bp.reward.formats import (
 )
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import resolve_model_source
+from easynlp_bp.components import COMPONENTS
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class RewardConfig:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
+@COMPONENTS.register("RewardModel")
 class RewardModel:
     """A regression model and its own tokenizer that score (raw prompt, prompt) pairs.
 

@@ -13,7 +13,7 @@ from typing import Optional
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServeFields:
     """Keys of ``--mode=serve`` (``--user_defined_parameters='port=8000 max_batch_size=16 ...'``)."""
 
@@ -33,7 +33,7 @@ class ServeFields:
     image_size: int = field(default=512, metadata={"help": "Height and width of demo images."})
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServeConfig(ServeFields):
     """Validated server settings.
 

@@ -16,7 +16,7 @@ from easynlp_bp.serving.config import ServeConfig, ServeFields
 DEFAULT_MODEL_DIR = "outputs/beautiful_prompt"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServeParams(PredictorParams, ServeFields):
     """``user_defined_parameters`` of ``easynlp-serve``: the generation keys plus the server keys."""
 
@@ -26,17 +26,18 @@ def predictor_params_of(params) -> PredictorParams:
     return PredictorParams(**{f.name: getattr(params, f.name) for f in fields(PredictorParams)})
 
 
-def load_predictor(model_dir: Optional[str], params: PredictorParams) -> BeautifulPromptPredictor:
-    """The Predictor for ``model_dir`` (default ``outputs/beautiful_prompt``); a missing default dir is a clear error."""
+def load_predictor(model_dir: Optional[str], params: PredictorParams,
+                   predictor_cls: type = BeautifulPromptPredictor) -> BeautifulPromptPredictor:
+    """A ``predictor_cls`` for ``model_dir`` (default ``outputs/beautiful_prompt``); a missing default dir is a clear error."""
     if model_dir is None and not Path(DEFAULT_MODEL_DIR).exists():
         raise FileNotFoundError(
             f"No model at {DEFAULT_MODEL_DIR}. Train one first (easynlp --app_name=beautiful_prompt --mode=train) "
             "or pass --checkpoint_dir=<model dir or hub id>."
         )
-    return BeautifulPromptPredictor(model_dir or DEFAULT_MODEL_DIR, params)
+    return predictor_cls(model_dir or DEFAULT_MODEL_DIR, params)
 
 
-def serve_checkpoint(model_dir: Optional[str], params) -> dict:
+def serve_checkpoint(model_dir: Optional[str], params, predictor_cls: type = BeautifulPromptPredictor) -> dict:
     """Serve ``model_dir`` with the generation and server keys of ``params``; blocks until interrupted."""
     from easynlp_bp.serving.server import run_server
 
@@ -46,7 +47,7 @@ def serve_checkpoint(model_dir: Optional[str], params) -> dict:
         from easynlp_bp.serving.diffusers_integration import load_pipeline
 
         pipeline = load_pipeline(config.diffusers_pipeline, params.device)
-    return run_server(load_predictor(model_dir, predictor_params_of(params)), config, pipeline)
+    return run_server(load_predictor(model_dir, predictor_params_of(params), predictor_cls), config, pipeline)
 
 
 def _serve_from_argv(argv: list[str]) -> int:

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from easynlp_bp.prompting.template import build_prompt, build_target
+from easynlp_bp.components import COMPONENTS
 
 IGNORE_INDEX = -100
 
@@ -85,6 +86,7 @@ def encode_pair(raw_prompt: str, prompt: str, tokenizer, max_length: int) -> dic
     }
 
 
+@COMPONENTS.register("BeautifulPromptDataset")
 class BeautifulPromptDataset(Dataset):
     """Tokenised (raw_prompt -> prompt) pairs for SFT.
 

@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import ModelSource, resolve_model_source
+from easynlp_bp.components import COMPONENTS
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def check_pad_token(tokenizer, source: str) -> None:
     tokenizer.padding_side = "left"
 
 
+@COMPONENTS.register("BeautifulPromptModel")
 @dataclass
 class BeautifulPromptModel:
     """A causal LM + tokenizer pair.

@@ -35,7 +35,7 @@ def _split(text: str) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CollectConfig:
     """Everything the collection pipeline can be told (also the app's ``user_defined_parameters``)."""
 

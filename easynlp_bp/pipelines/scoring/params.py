@@ -8,7 +8,7 @@ from easynlp_bp.pipelines.scoring.generation import GenerationConfig
 from easynlp_bp.pipelines.scoring.scorers import SCORERS, ScorerOptions
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoringParams:
     """Diffusion model, sampling settings and scorers (defaults: the paper's evaluation)."""
 

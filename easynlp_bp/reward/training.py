@@ -1,0 +1,73 @@
+"""The reward-model recipe: regression (MSE) on z-scored labels with the HF ``Trainer``, the paper's settings.
+
+Labels are normalised to (label - mean) / std for training; mean and std are saved in
+``reward_config.json`` so that :meth:`RewardModel.score` answers in label units.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from easynlp_bp.reward.data import collate_reward_batch
+from easynlp_bp.sft.training import last_logged_loss
+from easynlp_bp.training_arguments import build_training_arguments
+
+# The reference RM settings (DESIGN.md section 2) for pretrained backbones.
+PAPER_RM = {
+    "learning_rate": 1e-5, "epoch_num": 1, "micro_batch_size": 16, "sequence_length": 384,
+    "weight_decay": 0.0, "warmup_proportion": 0.0, "gradient_accumulation_steps": 1, "max_grad_norm": 1.0,
+    "logging_steps": 10, "save_checkpoint_steps": 500,
+}
+# A backbone built at random from a config (the embedded default) needs a larger learning rate and more epochs.
+FROM_SCRATCH_RM = {
+    **PAPER_RM, "learning_rate": 1e-3, "epoch_num": 3, "micro_batch_size": 32, "sequence_length": 128,
+    "warmup_proportion": 0.05, "logging_steps": 20,
+}
+
+
+def reward_preset(is_from_scratch: bool) -> dict:
+    """The settings unset flags take: from-scratch for a backbone built from a config, else the paper's."""
+    return FROM_SCRATCH_RM if is_from_scratch else PAPER_RM
+
+
+def set_label_scale(rm, train_rows: list[dict], label: str, normalize_labels: bool) -> None:
+    """Store the training labels' mean and std in ``rm.config`` (the RM then trains on z-scores)."""
+    import torch
+
+    labels = torch.tensor([float(r[label]) for r in train_rows], dtype=torch.float64)
+    rm.config.label_name = label
+    if normalize_labels:
+        std = float(labels.std()) if len(labels) > 1 else 0.0
+        if not std > 0:
+            raise ValueError(f"The {len(labels)} training labels {label!r} are all equal; an RM cannot learn from "
+                             "them. Check the label column, or set normalize_labels=false.")
+        rm.config.label_mean, rm.config.label_std = float(labels.mean()), std
+
+
+def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, seed: int, bf16: str = "auto",
+                       resume_from_checkpoint: Optional[str] = None):
+    """Train ``rm`` on ``train_set`` and save it (model, tokenizer, ``reward_config.json``) to ``output_dir``.
+
+    Call :func:`set_label_scale` before building the datasets: they normalise labels with that scale.
+
+    Returns:
+        (the HF ``Trainer``, a summary: label mean/std, steps, final training loss).
+    """
+    from transformers import Trainer
+
+    training_args = build_training_arguments(output_dir, hp, seed=seed, bf16=bf16, has_eval=dev_set is not None)
+    trainer = Trainer(
+        model=rm.model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
+        data_collator=lambda batch: collate_reward_batch(batch, rm.tokenizer.pad_token_id),
+    )
+    trainer.train(resume_from_checkpoint=True if resume_from_checkpoint == "last" else resume_from_checkpoint)
+    trainer.save_model(output_dir)
+    if trainer.is_world_process_zero():
+        from easynlp_bp.training_plots import plot_log_history
+
+        rm.save_pretrained(output_dir, save_model=False)
+        plot_log_history(trainer.state.log_history, str(Path(output_dir) / "training_curves.png"))
+    summary = {"label_mean": rm.config.label_mean, "label_std": rm.config.label_std,
+               "global_step": trainer.state.global_step,
+               "final_train_loss": last_logged_loss(trainer.state.log_history)}
+    return trainer, summary

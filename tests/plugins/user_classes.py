@@ -1,0 +1,54 @@
+"""User-defined subclasses living outside the package: each marks what it did, so tests can see it was used."""
+from easynlp_bp.ppo.trainer import PPOTrainer
+from easynlp_bp.prompting.predictor import BeautifulPromptPredictor
+from easynlp_bp.reward.evaluator import RewardEvaluator
+from easynlp_bp.sft.data import BeautifulPromptDataset
+from easynlp_bp.sft.evaluator import BeautifulPromptEvaluator
+from easynlp_bp.sft.model import BeautifulPromptModel
+
+
+class ShoutingPredictor(BeautifulPromptPredictor):
+    """Upper-cases every output."""
+
+    def predict(self, raw_prompts, overrides=None):
+        return [[text.upper() for text in outputs] for outputs in super().predict(raw_prompts, overrides)]
+
+
+class CountingDataset(BeautifulPromptDataset):
+    """Records how many datasets were built."""
+
+    built = 0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        type(self).built += 1
+
+
+class TaggedModel(BeautifulPromptModel):
+    """Marks the loaded model."""
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        loaded.model.config.user_tag = "tagged"
+        return loaded
+
+
+class ConstantEvaluator(BeautifulPromptEvaluator):
+    """Adds a fixed marker to the results."""
+
+    def evaluate(self, predictor, samples):
+        return {**super().evaluate(predictor, samples), "user_evaluator": True}
+
+
+class MarkingRewardEvaluator(RewardEvaluator):
+    def evaluate(self, reward_model):
+        return {**super().evaluate(reward_model), "user_evaluator": True}
+
+
+class CountingPPOTrainer(PPOTrainer):
+    steps = 0
+
+    def step(self, *args, **kwargs):
+        type(self).steps += 1
+        return super().step(*args, **kwargs)
