@@ -121,8 +121,11 @@ def bench_generate(model, tokenizer, pairs, device, batch_size: int, returns: in
 
 
 def bench_ppo(model, tokenizer, device, iterations: int, rollouts: int, prompt_tokens: int, new_tokens: int,
-              mini_batch_size: int, ppo_epochs: int) -> dict:
-    """PPO iterations of the project's trainer (value head on the policy, shared-trunk reference)."""
+              mini_batch_size: int, ppo_epochs: int, num_layers_unfrozen: Optional[int] = None) -> dict:
+    """PPO iterations of the project's trainer (value head on the policy, shared-trunk reference).
+
+    ``num_layers_unfrozen`` None: the paper's 8 where the model has that many layers, else -1 (all train).
+    """
     from accelerate import Accelerator
 
     from easynlp_bp.ppo.config import PPOConfig
@@ -139,7 +142,7 @@ def bench_ppo(model, tokenizer, device, iterations: int, rollouts: int, prompt_t
         rows.append({"raw_prompt": " ".join(words[:-1])})
     config = PPOConfig(num_rollouts=rollouts, chunk_size=min(rollouts, 32), mini_batch_size=mini_batch_size,
                        forward_batch_size=min(rollouts, 16), ppo_epochs=ppo_epochs, max_new_tokens=new_tokens,
-                       learning_rate=5e-6, num_layers_unfrozen=8 if model.config.n_layer >= 8 else -1)
+                       learning_rate=5e-6, num_layers_unfrozen=num_layers_unfrozen or (8 if model.config.n_layer >= 8 else -1))
     reward = lambda raw, prompts, refs: torch.tensor([min(p.count(","), 8) / 8 for p in prompts])  # noqa: E731
     accelerator = Accelerator(mixed_precision="no", cpu=device.type != "cuda")
     trainer = PPOTrainer(model, None, reward, tokenizer, config, accelerator=accelerator)
@@ -151,7 +154,8 @@ def bench_ppo(model, tokenizer, device, iterations: int, rollouts: int, prompt_t
             "ppo_epochs": ppo_epochs, "median_phase_seconds": median, "iteration_seconds": total,
             "samples_per_s": rollouts / total, "deepspeed_chat_anchor_samples_per_s": 3.1,
             "response_length": statistics.median(s["rollout/response_length"] for s in stats),
-            "num_layers_unfrozen": config.num_layers_unfrozen}
+            "num_layers_unfrozen": config.num_layers_unfrozen,
+            "trunk_cache_bytes": stats[-1]["memory/trunk_cache_bytes"]}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -169,6 +173,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--ppo_new_tokens", type=int, default=256)
     parser.add_argument("--ppo_mini_batch_size", type=int, default=16)
     parser.add_argument("--ppo_epochs", type=int, default=1, help="DeepSpeed-Chat's default is 1.")
+    parser.add_argument("--num_layers_unfrozen", type=int,
+                        help="PPO: top layers that train (-1: all); default 8 (the paper's) where the model has 8.")
     parser.add_argument("--skip", default="", help="Comma separated parts to skip: sft,generate,ppo.")
     parser.add_argument("--output", help="Also write the result JSON here.")
     args = parser.parse_args(argv)
@@ -188,7 +194,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result["generate"] = bench_generate(model, tokenizer, pairs, device, args.gen_batch_size, 5, args.gen_new_tokens)
     if "ppo" not in skip:
         result["ppo"] = bench_ppo(model, tokenizer, device, args.ppo_iterations, args.ppo_rollouts,
-                                  args.ppo_prompt_tokens, args.ppo_new_tokens, args.ppo_mini_batch_size, args.ppo_epochs)
+                                  args.ppo_prompt_tokens, args.ppo_new_tokens, args.ppo_mini_batch_size, args.ppo_epochs,
+                                  args.num_layers_unfrozen)
     if device.type == "cuda":
         result["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return emit_result(result, args.output)

@@ -8,6 +8,10 @@ project's trl 1.16 stays untouched). Repetitions rotate the order of the variant
 repetition is a warm-up and not counted. Memory: bytes of distinct tensors (weights, reference, gradients,
 AdamW state) held after one iteration with ``num_layers_unfrozen = n_layer / 3`` against ``-1`` (full copy).
 
+``--num_layers_unfrozen -1,third`` times both settings side by side in one run (the order rotated with the
+trainers): the project trains the top N layers and reuses its frozen trunk's output; trl 0.11 gets
+``num_shared_layers = n_layer - N`` (its bottom layers frozen, the reference a copy that runs them again).
+
 The critic-free trainers of today's trl (1.16, the project's own environment) run in-process on the same model
 and reward with the same number of sampled responses per iteration: ``rollouts / num_generations`` prompts ×
 ``num_generations`` completions, minibatch ``mini_batch_size``, ``ppo_epochs`` passes over them
@@ -16,6 +20,7 @@ trl reports no phase split, so for them the iteration time is the wall time of t
 belong to one generation round.
 
     .venv/bin/python benchmarks/bench_ppo.py --repeats 3 --iterations 3 --output ppo.json
+    .venv/bin/python benchmarks/bench_ppo.py --variants project,trl_0_11 --num_layers_unfrozen=-1,third
     .venv/bin/python benchmarks/bench_ppo.py --variants project,grpo,rloo   # without the trl 0.11 install
 """
 from __future__ import annotations
@@ -72,7 +77,9 @@ def trl_worker(spec: dict) -> dict:
                        learning_rate=spec["learning_rate"], init_kl_coef=0.05, adap_kl_ctrl=True, target=6,
                        horizon=10000, gamma=1.0, lam=0.95, cliprange=0.2, cliprange_value=0.2, vf_coef=0.5,
                        max_grad_norm=1.0, seed=spec["seed"], log_with=None)
-    trainer = PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer)  # ref: a full frozen copy
+    # ref: a frozen copy; num_shared_layers freezes the policy's bottom layers (trl's "shared" trunk)
+    trainer = PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer,
+                         num_shared_layers=spec.get("num_shared_layers"))
     queries = [torch.tensor(tokenizer(q, add_special_tokens=False).input_ids) for q in spec["queries"]]
     generation = dict(max_new_tokens=spec["new_tokens"], do_sample=True, top_k=0, top_p=1.0,
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
@@ -206,7 +213,8 @@ def run_project(model_dir: Path, raw_prompts: list[str], args, num_layers_unfroz
         times = {phase: stats[f"time/{phase}"] for phase in PHASES}
         iterations.append({**times, "total": sum(times.values()),
                            "response_length": stats["rollout/response_length"]})
-    return {"iterations": iterations, "memory_bytes": trainer_memory_bytes(trainer)}
+    return {"iterations": iterations, "memory_bytes": trainer_memory_bytes(trainer),
+            "trunk_cache_bytes": stats["memory/trunk_cache_bytes"]}
 
 
 def trainer_memory_bytes(trainer) -> dict:
@@ -256,36 +264,76 @@ def run_benchmark(args) -> dict:
             "chunk_size": args.chunk_size, "mini_batch_size": args.mini_batch_size, "ppo_epochs": args.ppo_epochs,
             "new_tokens": args.new_tokens, "learning_rate": args.learning_rate, "iterations": args.iterations,
             "seed": args.seed, "special_tokens": special}
-    runners = {"project": lambda: run_project(work / "model", raw, args, -1),
-               "trl_0_11": lambda: run_trl(target, spec),
-               "grpo": lambda: run_trl_group(work / "model", queries, args, "grpo"),
-               "rloo": lambda: run_trl_group(work / "model", queries, args, "rloo")}
-    runs = {name: [] for name in variants}
-    load = []
-    for rep in range(args.repeats):
-        for name in variants[rep % len(variants):] + variants[:rep % len(variants)]:  # rotate the order
-            load.append(os.getloadavg()[0])
-            torch.manual_seed(args.seed + rep)
-            result = runners[name]()
-            runs[name].append(result)
-            print(f"[rep {rep}] {name}: {[round(i['total'], 2) for i in result['iterations']]} s", file=sys.stderr, flush=True)
-    third = max(1, args.n_layer // 3)
-    shared = run_project(work / "model", raw, argparse.Namespace(**{**vars(args), "iterations": 1}), third)
-    full_memory = runs["project"][0]["memory_bytes"]
+    settings = parse_unfrozen(args.num_layers_unfrozen, args.n_layer)
+    runners = {}
+    for n in settings:
+        trl_spec = {**spec, "num_shared_layers": args.n_layer - n if n > 0 else None}
+        runners[("project", n)] = lambda n=n: run_project(work / "model", raw, args, n)
+        runners[("trl_0_11", n)] = lambda s=trl_spec: run_trl(target, s)
+    runners[("grpo", -1)] = lambda: run_trl_group(work / "model", queries, args, "grpo")
+    runners[("rloo", -1)] = lambda: run_trl_group(work / "model", queries, args, "rloo")
+    order = [(name, n) for n in settings for name in variants if (name, n) in runners]  # grpo/rloo: -1 only
+    runs, load = time_alternating(runners, order, args)
     result = {
         "model": {"hidden_size": args.hidden_size, "n_layer": args.n_layer, "vocab_size": args.vocab_size},
         "rollouts": args.rollouts, "new_tokens": args.new_tokens, "mini_batch_size": args.mini_batch_size,
         "ppo_epochs": args.ppo_epochs, "repeats": args.repeats, "iterations_per_repeat": args.iterations,
         "threads": torch.get_num_threads(), "load_avg_1min_during": statistics.median(load),
-        "runs": runs, "median_iteration_seconds": {n: summarize(r) for n, r in runs.items() if r},
-        "memory": {"full_reference_copy": full_memory, f"num_layers_unfrozen_{third}": shared["memory_bytes"],
-                   "ratio": shared["memory_bytes"]["total"] / full_memory["total"]},
+        "memory": memory_comparison(work / "model", raw, args, runs), "by_num_layers_unfrozen": {},
     }
-    if "trl_0_11" in runs:
-        result["trl_versions"] = runs["trl_0_11"][0]["versions"]
-    medians = result["median_iteration_seconds"]
-    result["time_over_project"] = {name: medians[name]["total"] / medians["project"]["total"] for name in medians}
+    for n in settings:  # the first setting is also reported at the top level, as before the option existed
+        medians = {name: summarize(r) for (name, m), r in runs.items() if m == n and r}
+        ratios = {name: medians[name]["total"] / medians["project"]["total"] for name in medians}
+        result["by_num_layers_unfrozen"][str(n)] = {"median_iteration_seconds": medians, "time_over_project": ratios}
+    result.update({"runs": {name: r for (name, m), r in runs.items() if m == settings[0]},
+                   **result["by_num_layers_unfrozen"][str(settings[0])]})
+    if ("trl_0_11", settings[0]) in runs:
+        result["trl_versions"] = runs[("trl_0_11", settings[0])][0]["versions"]
     return result
+
+
+def time_alternating(runners: dict, order: list, args) -> tuple[dict, list]:
+    """Run each (trainer, num_layers_unfrozen) ``repeats`` times, rotating the order; (runs, load averages)."""
+    import torch
+
+    runs = {key: [] for key in order}
+    load = []
+    for rep in range(args.repeats):
+        for key in order[rep % len(order):] + order[:rep % len(order)]:
+            load.append(os.getloadavg()[0])
+            torch.manual_seed(args.seed + rep)
+            result = runners[key]()
+            runs[key].append(result)
+            print(f"[rep {rep}] {key[0]} (num_layers_unfrozen {key[1]}): "
+                  f"{[round(i['total'], 2) for i in result['iterations']]} s", file=sys.stderr, flush=True)
+    return runs, load
+
+
+def memory_comparison(model_dir: Path, raw: list[str], args, runs: dict) -> dict:
+    """Trainer memory with the top third training (shared trunk) against -1 (full reference copy)."""
+    third = max(1, args.n_layer // 3)
+    one_iteration = argparse.Namespace(**{**vars(args), "iterations": 1})
+
+    def measured(n: int) -> dict:
+        done = runs.get(("project", n))
+        return done[0] if done else run_project(model_dir, raw, one_iteration, n)
+
+    full, shared = measured(-1), measured(third)
+    return {"full_reference_copy": full["memory_bytes"], f"num_layers_unfrozen_{third}": shared["memory_bytes"],
+            "ratio": shared["memory_bytes"]["total"] / full["memory_bytes"]["total"],
+            "trunk_cache_bytes": shared["trunk_cache_bytes"]}
+
+
+def parse_unfrozen(text: str, n_layer: int) -> list[int]:
+    """``--num_layers_unfrozen`` values: -1 (all train) or 1..n_layer top layers; ``third`` = n_layer // 3."""
+    values = []
+    for item in str(text).split(","):
+        value = max(1, n_layer // 3) if item.strip() == "third" else int(item)
+        if value != -1 and not 0 < value <= n_layer:
+            raise ValueError(f"--num_layers_unfrozen={text!r}: each value must be -1 or 1..{n_layer} (--n_layer), "
+                             "or 'third'.")
+        values.append(value)
+    return values
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -315,6 +363,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num_generations", type=int, default=4, help="Completions per prompt for grpo/rloo.")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help="Trainers to time, comma-separated; trl_0_11 needs the install into --trl_target.")
+    parser.add_argument("--num_layers_unfrozen", default="-1",
+                        help="Comma-separated settings timed side by side: -1 (all layers train, full reference "
+                             "copy), N top layers (trl 0.11: num_shared_layers = n_layer - N), or 'third'. "
+                             "grpo/rloo run at -1 only.")
     parser.add_argument("--output", help="Also write the result JSON here.")
     args = parser.parse_args(argv)
     result = run_benchmark(args)

@@ -62,7 +62,7 @@ def test_bench_ppo_tiny_without_the_trl_0_11_install(tmp_path):
     code = load("bench_ppo").main(["--variants=project,grpo", "--hidden_size=32", "--n_layer=3", "--vocab_size=400",
                                    "--rollouts=4", "--chunk_size=2", "--mini_batch_size=2", "--num_generations=2",
                                    "--ppo_epochs=2", "--new_tokens=4", "--iterations=2", "--repeats=1",
-                                   f"--output={out}"])
+                                   "--num_layers_unfrozen=-1,third", f"--output={out}"])
     result = json.loads(out.read_text())
     assert code == 0 and set(result["median_iteration_seconds"]) == {"project", "grpo"}
     phases = result["median_iteration_seconds"]["project"]
@@ -73,6 +73,11 @@ def test_bench_ppo_tiny_without_the_trl_0_11_install(tmp_path):
     memory = result["memory"]
     assert memory["full_reference_copy"]["gradients"] > memory["num_layers_unfrozen_1"]["gradients"] > 0
     assert 0 < memory["ratio"] < 1
+    # both settings timed side by side; grpo runs with all layers training only
+    by_setting = result["by_num_layers_unfrozen"]
+    assert set(by_setting) == {"-1", "1"} and set(by_setting["1"]["median_iteration_seconds"]) == {"project"}
+    assert by_setting["-1"]["time_over_project"] == result["time_over_project"]
+    assert memory["trunk_cache_bytes"] % (4 * 32 * 4) == 0 and memory["trunk_cache_bytes"] > 0
 
 
 def test_bench_gpu_tiny_on_cpu(tmp_path):
@@ -80,11 +85,14 @@ def test_bench_gpu_tiny_on_cpu(tmp_path):
     code = load("bench_gpu").main(["--shape=tiny", "--device=cpu", "--sft_steps=2", "--sft_batch_size=4",
                                    "--gen_batch_size=2", "--gen_new_tokens=3", "--ppo_iterations=1",
                                    "--ppo_rollouts=4", "--ppo_prompt_tokens=30", "--ppo_new_tokens=4",
-                                   "--ppo_mini_batch_size=2", f"--output={out}"])
+                                   "--ppo_mini_batch_size=2", "--num_layers_unfrozen=1", f"--output={out}"])
     result = json.loads(out.read_text())
     assert code == 0 and result["sft"]["target_tokens_per_s"] > 0
     assert result["generate"]["fast_sampler_tokens_per_s"] > 0 and result["ppo"]["samples_per_s"] > 0
     assert set(result["ppo"]["median_phase_seconds"]) == {"generate", "score", "forward_ref_value", "update"}
+    # the top layer of 3 trains: the frozen trunk's output (4 rollouts x positions x hidden 64 x fp32) is cached
+    assert result["ppo"]["num_layers_unfrozen"] == 1 and result["ppo"]["trunk_cache_bytes"] % (4 * 64 * 4) == 0
+    assert result["ppo"]["trunk_cache_bytes"] >= 4 * 10 * 64 * 4
 
 
 def test_bench_ppo_refuses_unknown_variants_and_uneven_rollouts():

@@ -30,6 +30,7 @@ class RolloutBatch:
     ref_logprobs: Optional[torch.Tensor] = None  # (B, R) log π_ref
     values: Optional[torch.Tensor] = None  # (B, R) old V
     scores: Optional[torch.Tensor] = None  # (B,) raw reward of each response
+    trunk_hidden: Optional[torch.Tensor] = None  # (B, Q+R, H) frozen-trunk output, on the model's device
     raw_prompts: list[str] = field(default_factory=list)
     reference_prompts: Optional[list[str]] = None
     responses: list[str] = field(default_factory=list)
@@ -108,33 +109,56 @@ def generate_responses(
 
 
 def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor, query_len: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log-probs (B, R) of the response tokens, float32 response logits (B, R, V)) from full logits (B, Q+R, V)."""
+    """(log-probs (B, R) of the response tokens, float32 response logits (B, R, V)).
+
+    ``logits`` are those of ``cat(query, response)``: all Q+R positions (B, Q+R, V), or only the last ones
+    (at least R+1, as a forward with ``logits_to_keep=R+1`` returns them); the response is read from the
+    positions before its tokens either way.
+    """
     R = response_ids.shape[1]
-    logits = logits[:, query_len - 1 : query_len - 1 + R].float() / temperature  # (B, R, V)
+    dropped = query_len + R - logits.shape[1]  # positions the forward did not compute (logits_to_keep)
+    start = query_len - 1 - dropped
+    if dropped < 0 or start < 0:
+        raise ValueError(f"logits cover {logits.shape[1]} positions; a query of {query_len} and a response of {R} "
+                         f"need the last {R + 1} of {query_len + R}.")
+    logits = logits[:, start : start + R].float() / temperature  # (B, R, V)
     logprobs = torch.log_softmax(logits, dim=-1).gather(-1, response_ids.unsqueeze(-1)).squeeze(-1)
     return logprobs, logits
 
 
 def response_values(values: torch.Tensor, query_len: int, response_len: int) -> torch.Tensor:
-    """Values (B, R) at the same positions as the log-probs: V of the state before each response token."""
-    return values[:, query_len - 1 : query_len - 1 + response_len].float()
+    """Values (B, R) at the same positions as the log-probs: V of the state before each response token.
+
+    ``values`` cover all Q+R positions or only the last ones (at least R+1), as in :func:`response_logprobs`.
+    """
+    start = values.shape[1] - response_len - 1
+    return values[:, start : start + response_len].float()
 
 
 @torch.no_grad()
 def score_logprobs_and_values(policy, reference, batch: RolloutBatch, *, temperature: float,
-                              forward_batch_size: int, device: torch.device) -> None:
-    """Fill ``batch.logprobs``, ``batch.values`` and ``batch.ref_logprobs`` (masked to 0 after EOS)."""
+                              forward_batch_size: int, device: torch.device, reuse_trunk: bool = False) -> None:
+    """Fill ``batch.logprobs``, ``batch.values`` and ``batch.ref_logprobs`` (masked to 0 after EOS).
+
+    Logits are computed for the R+1 last positions only (the query's are never used). ``reuse_trunk``: run the
+    policy's frozen trunk once per chunk, feed it to the policy's and the reference's top layers (the reference
+    must share the trunk), and keep it in ``batch.trunk_hidden`` (on ``device``) for the update.
+    """
     Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
-    logprobs, values, ref_logprobs = [], [], []
+    logprobs, values, ref_logprobs, trunk = [], [], [], []
     for index in torch.arange(len(batch)).split(forward_batch_size):
         input_ids, attention_mask = (t.to(device) for t in batch.input_ids(index))
         response_ids = batch.response_ids[index].to(device)
-        logits, vals = policy(input_ids, attention_mask)
+        hidden = policy.frozen_trunk_hidden(input_ids, attention_mask) if reuse_trunk else None
+        logits, vals = policy(input_ids, attention_mask, logits_to_keep=R + 1, trunk_hidden=hidden)
         logprobs.append(response_logprobs(logits, response_ids, Q, temperature)[0].cpu())
         values.append(response_values(vals, Q, R).cpu())
-        ref_logits = reference(input_ids, attention_mask)
+        ref_logits = reference(input_ids, attention_mask, logits_to_keep=R + 1, trunk_hidden=hidden)
         ref_logprobs.append(response_logprobs(ref_logits, response_ids, Q, temperature)[0].cpu())
+        if hidden is not None:
+            trunk.append(hidden)
     mask = batch.response_mask.float()
     batch.logprobs = torch.cat(logprobs) * mask
     batch.values = torch.cat(values) * mask
     batch.ref_logprobs = torch.cat(ref_logprobs) * mask
+    batch.trunk_hidden = torch.cat(trunk) if trunk else None

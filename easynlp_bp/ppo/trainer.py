@@ -17,6 +17,7 @@ from easynlp_bp.ppo.advantages import (
     compute_gae, compute_token_rewards, masked_mean, masked_var, masked_whiten,
 )
 from easynlp_bp.ppo.config import PPOConfig
+from easynlp_bp.ppo.frozen_trunk import shares_trunk, trunk_cache_bytes
 from easynlp_bp.ppo.kl_controller import AdaptiveKLController, FixedKLController
 from easynlp_bp.ppo.losses import clipped_policy_loss, clipped_value_loss, masked_entropy_sum
 from easynlp_bp.ppo.rollout import (
@@ -99,12 +100,19 @@ class PPOTrainer:
             reference = ReferenceModel(ref_policy)
         self.reference = reference.to(self.accelerator.device)
         params = [p for p in policy.parameters() if p.requires_grad]
+        # fused: one kernel per step for all tensors; off CUDA torch otherwise loops ~6 ops over every tensor,
+        # about 10x slower on the benchmark's model (docs/benchmarks.md, section 3). Same update rule.
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, betas=(config.adam_beta1, config.adam_beta2),
-                                      eps=1e-8, weight_decay=config.weight_decay)
+                                      eps=1e-8, weight_decay=config.weight_decay, fused=fused)
         # Constant learning rate: the reference's cosine has T_max=1e12, i.e. is constant in practice.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         self.policy, self.optimizer = self.accelerator.prepare(policy, optimizer)
         self.trainable_params = params
+        # One trunk pass per rollout batch serves the old log-probs, the reference and every PPO epoch when the
+        # reference runs the policy's own frozen modules (ppo/frozen_trunk.py); exact, since they never change.
+        self.reuse_trunk = policy.trunk is not None and shares_trunk(
+            policy.base, self.reference.base, policy.num_layers_unfrozen)
         if config.kl_target is None:
             self.kl_ctl = FixedKLController(config.init_kl_coef)
         else:
@@ -158,7 +166,8 @@ class PPOTrainer:
         times["time/score"] = time.perf_counter() - start
         start = time.perf_counter()
         score_logprobs_and_values(self.unwrapped, self.reference, batch, temperature=c.temperature,
-                                  forward_batch_size=c.forward_batch_size, device=self.device)
+                                  forward_batch_size=c.forward_batch_size, device=self.device,
+                                  reuse_trunk=self.reuse_trunk)
         times["time/forward_ref_value"] = time.perf_counter() - start
         return batch, times
 
@@ -195,6 +204,8 @@ class PPOTrainer:
         start = time.perf_counter()
         stats = self.optimize(batch, advantages, returns)
         times["time/update"] = time.perf_counter() - start
+        trunk_bytes = trunk_cache_bytes(batch.trunk_hidden)
+        batch.trunk_hidden = None  # the next rollout computes its own
         # 5. Adapt β once per rollout batch with the rollout-time per-sequence KL (Ziegler et al.), averaged
         # over all processes; n = one process's episodes, so N processes adapt β per iteration like one (trlx).
         kl_per_sequence = self._gather(kl.sum(dim=1))
@@ -216,6 +227,7 @@ class PPOTrainer:
             "rollout/response_length": float(lengths.mean()),
             "rollout/truncated_rate": float(self._gather(batch.truncated.float()).mean()),
             "time/iteration": sum(times.values()),
+            "memory/trunk_cache_bytes": trunk_bytes,
             "step/iteration": self.iteration,
             "step/optimizer": self.global_step,
         })
@@ -264,7 +276,9 @@ class PPOTrainer:
             context = contextlib.nullcontext() if sync else self.accelerator.no_sync(self.policy)
             with context:
                 input_ids, attention_mask = (t.to(self.device) for t in batch.input_ids(index))
-                logits, values = self.policy(input_ids, attention_mask)
+                trunk = None if batch.trunk_hidden is None else batch.trunk_hidden[index.to(self.device)]
+                # only the R+1 last positions need logits and values; the frozen trunk is cached (reuse_trunk)
+                logits, values = self.policy(input_ids, attention_mask, logits_to_keep=R + 1, trunk_hidden=trunk)
                 logprobs, response_logits = response_logprobs(logits, batch.response_ids[index].to(self.device), Q, c.temperature)
                 vpred = response_values(values, Q, R)
                 mb_mask = mask[index].to(self.device)
@@ -312,7 +326,8 @@ class PPOTrainer:
                     device=self.device,
                 )
             score_logprobs_and_values(self.unwrapped, self.reference, batch, temperature=c.temperature,
-                                      forward_batch_size=c.forward_batch_size, device=self.device)
+                                      forward_batch_size=c.forward_batch_size, device=self.device,
+                                      reuse_trunk=self.reuse_trunk)
             reward = self.score(batch.raw_prompts, batch.responses, None)
             has_ref = all(r.get("prompt") for r in shard)
             ref_reward = self.score(batch.raw_prompts, [r["prompt"] for r in shard], None) if has_ref else torch.zeros(len(shard))

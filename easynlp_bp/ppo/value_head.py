@@ -7,6 +7,7 @@ with the policy and holds frozen copies of the rest, so no second full model is 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
@@ -15,45 +16,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from easynlp_bp.ppo.frozen_trunk import (  # noqa: F401  (find_decoder_layers: re-exported)
+    TrunkSplit, count_decoder_layers, find_decoder_layers, frozen_trunk_modules,
+)
+
 logger = logging.getLogger(__name__)
 
 VALUE_HEAD_FILE = "value_head.safetensors"
-
-
-def find_decoder_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
-    """(container module, attribute name, layer list): the ModuleList of the decoder blocks of a causal LM."""
-    n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
-    for module in model.modules():
-        for name, child in module.named_children():
-            if isinstance(child, nn.ModuleList) and len(child) == n_layers:
-                return module, name, child
-    raise ValueError(f"Cannot find the {n_layers} decoder layers of {type(model).__name__}.")
-
-
-def count_decoder_layers(model: nn.Module) -> int:
-    return len(find_decoder_layers(model)[2])
-
-
-def frozen_trunk_modules(model: nn.Module, num_layers_unfrozen: int) -> list[nn.Module]:
-    """Modules that stay frozen: everything of the decoder before its top ``num_layers_unfrozen`` layers.
-
-    That is the children of the layers' container registered *before* the layer list (embeddings, their
-    norm), the bottom layers, and a tied LM head (its weight is the input embedding).
-    """
-    container, layers_name, layers = find_decoder_layers(model)
-    n = len(layers)
-    if num_layers_unfrozen > n:
-        raise ValueError(
-            f"num_layers_unfrozen={num_layers_unfrozen} is larger than the model's {n} decoder layers; "
-            f"choose 1..{n}, or -1 to train all layers."
-        )
-    frozen: list[nn.Module] = []
-    for name, child in container.named_children():
-        if name == layers_name:
-            break
-        frozen.append(child)
-    frozen.extend(layers[: n - num_layers_unfrozen])
-    return frozen
 
 
 class PolicyWithValueHead(nn.Module):
@@ -73,7 +42,7 @@ class PolicyWithValueHead(nn.Module):
         # Zero init (checklist U7): the critic starts at V = 0 and cannot disturb the first updates.
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
-        self._accepts_position_ids = "position_ids" in inspect.signature(base.forward).parameters
+        self.trunk = TrunkSplit(base, num_layers_unfrozen) if 0 < num_layers_unfrozen < count_decoder_layers(base) else None
         if num_layers_unfrozen > 0:
             for module in frozen_trunk_modules(base, num_layers_unfrozen):
                 module.requires_grad_(False)
@@ -86,15 +55,46 @@ class PolicyWithValueHead(nn.Module):
         """Dropout stays off: PPO's ratio and KL assume the same deterministic policy in both passes."""
         return super().train(False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True,
-                  "use_cache": False}
-        if self._accepts_position_ids:
-            kwargs["position_ids"] = position_ids_from_mask(attention_mask)
-        out = self.base(**kwargs)
-        hidden = out.hidden_states[-1]  # (B, T, H)
-        values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)  # (B, T)
-        return out.logits, values
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0,
+                trunk_hidden: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, values) of the last ``logits_to_keep`` positions (0: all): (B, K, V) and (B, K).
+
+        ``trunk_hidden`` (B, T, H): the cached output of the frozen trunk for these inputs
+        (:meth:`frozen_trunk_hidden`); then only the top ``num_layers_unfrozen`` layers run.
+        """
+        kwargs = model_inputs(self.base, input_ids, attention_mask, logits_to_keep)
+        with self._top_only(trunk_hidden):
+            out = self.base(**kwargs, output_hidden_states=True)
+        hidden = out.hidden_states[-1]  # (B, T, H) after the final norm
+        logits = out.logits
+        if logits_to_keep:
+            hidden, logits = hidden[:, -logits_to_keep:], logits[:, -logits_to_keep:]
+        values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)  # (B, K)
+        return logits, values
+
+    def frozen_trunk_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Optional[torch.Tensor]:
+        """Output (B, T, H) of the frozen trunk, to reuse in later forwards; None when all layers train."""
+        if self.trunk is None:
+            return None
+        return self.trunk.trunk_hidden(**model_inputs(self.base, input_ids, attention_mask))
+
+    def _top_only(self, trunk_hidden: Optional[torch.Tensor]):
+        if trunk_hidden is None:
+            return contextlib.nullcontext()
+        return self.trunk.top_only(trunk_hidden)
+
+
+def model_inputs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 logits_to_keep: int = 0) -> dict:
+    """Forward keywords of a scoring pass: no cache, ``position_ids`` from the mask where the model takes them
+    (P3), and ``logits_to_keep`` where the model takes it (models without it compute all logits; callers slice)."""
+    parameters = inspect.signature(model.forward).parameters
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
+    if "position_ids" in parameters:
+        kwargs["position_ids"] = position_ids_from_mask(attention_mask)
+    if logits_to_keep and "logits_to_keep" in parameters:
+        kwargs["logits_to_keep"] = logits_to_keep
+    return kwargs
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -103,24 +103,34 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 class ReferenceModel(nn.Module):
-    """The frozen reference policy (logits only), in eval mode; see :func:`build_reference`."""
+    """The frozen reference policy (logits only), in eval mode; see :func:`build_reference`.
 
-    def __init__(self, base: nn.Module):
+    ``num_layers_unfrozen > 0``: the reference's bottom layers are the policy's frozen trunk, so a cached trunk
+    output (``trunk_hidden``) can be fed to its top layers.
+    """
+
+    def __init__(self, base: nn.Module, num_layers_unfrozen: int = -1):
         super().__init__()
         self.base = base
         self.base.requires_grad_(False)
-        self._accepts_position_ids = "position_ids" in inspect.signature(base.forward).parameters
+        self.num_layers_unfrozen = num_layers_unfrozen
+        self.trunk = TrunkSplit(base, num_layers_unfrozen) if 0 < num_layers_unfrozen < count_decoder_layers(base) else None
         self.eval()
 
     def train(self, mode: bool = True) -> "ReferenceModel":
         return super().train(False)
 
     @torch.no_grad()
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "use_cache": False}
-        if self._accepts_position_ids:
-            kwargs["position_ids"] = position_ids_from_mask(attention_mask)
-        return self.base(**kwargs).logits
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int = 0,
+                trunk_hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Logits (B, K, V) of the last ``logits_to_keep`` positions (0: all)."""
+        kwargs = model_inputs(self.base, input_ids, attention_mask, logits_to_keep)
+        if trunk_hidden is None:
+            logits = self.base(**kwargs).logits
+        else:
+            with self.trunk.top_only(trunk_hidden):
+                logits = self.base(**kwargs).logits
+        return logits[:, -logits_to_keep:] if logits_to_keep else logits
 
 
 def build_reference(policy: PolicyWithValueHead) -> ReferenceModel:
@@ -133,7 +143,7 @@ def build_reference(policy: PolicyWithValueHead) -> ReferenceModel:
             for param in module.parameters():
                 shared[id(param)] = param  # keeps a tied LM head pointing at the shared embedding
     # deepcopy's memo maps an object to its "copy": mapping the shared modules to themselves reuses them.
-    return ReferenceModel(copy.deepcopy(policy.base, memo=shared))
+    return ReferenceModel(copy.deepcopy(policy.base, memo=shared), policy.num_layers_unfrozen)
 
 
 def save_value_head(policy: PolicyWithValueHead, directory: str) -> None:
