@@ -5,6 +5,7 @@ parsers refuse; a non-finite float becomes ``null``, as JavaScript's ``JSON.stri
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -12,7 +13,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from easynlp_bp.io.readers import Reject
 
@@ -69,17 +70,31 @@ def file_mode_from_umask() -> int:
     return 0o666 & ~mask
 
 
+@contextlib.contextmanager
+def _atomic_file(path: str) -> Iterator[tuple[int, str]]:
+    """(fd, temporary path) beside ``path``; on success the file replaces ``path`` (readers never see half a
+    file) with the mode ``open()`` would give it; on any error the temporary file is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        yield fd, tmp
+        os.chmod(tmp, file_mode_from_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
     """Write ``rows`` (only ``columns``, in order) to ``path``; the format follows the extension.
 
     TSV has no header (EasyNLP style, columns as ``--output_schema`` + ``--append_cols``), list values
     are joined with ``"||"`` as EasyNLP does. JSONL keeps lists as lists. The file appears only when complete.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    suffix = target.suffix.lower()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
+    suffix = Path(path).suffix.lower()
+    with _atomic_file(path) as (fd, tmp):
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             if suffix in (".jsonl", ".json"):
                 for row in rows:
@@ -89,21 +104,13 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None
                 writer.writerow(columns)
                 for row in rows:
                     writer.writerow([_csv_cell(row.get(c)) for c in columns])
-            elif suffix == ".parquet":
-                pass
-            else:
+            elif suffix != ".parquet":
                 for row in rows:
                     handle.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
         if suffix == ".parquet":
             import pandas as pd
 
             pd.DataFrame([{c: row.get(c) for c in columns} for row in rows]).to_parquet(tmp)
-        os.chmod(tmp, file_mode_from_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_json(path: str, value: Any) -> None:
@@ -117,18 +124,9 @@ def write_jsonl(path: str, records: Iterable[dict]) -> None:
 
 
 def _write_text_atomically(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
+    with _atomic_file(path) as (fd, _):
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        os.chmod(tmp, file_mode_from_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def check_writable(path: str, *, directory: bool = False, flag: str = "--outputs") -> None:
