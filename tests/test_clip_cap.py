@@ -39,7 +39,8 @@ def test_no_fitting_boundary_is_an_error_not_an_empty_prompt(text):
 
 
 def test_predictor_rejects_a_row_whose_outputs_cannot_be_capped(tiny_tokenizer, tiny_bloom):
-    params = PredictorParams(decoding="greedy", num_return_sequences=1, max_new_tokens=3, max_clip_tokens=5)
+    # max_new_tokens covers the forced texts: each row's output is cut to its own token budget
+    params = PredictorParams(decoding="greedy", num_return_sequences=1, max_new_tokens=40, max_clip_tokens=5)
     predictor = BeautifulPromptPredictor("unused", params, model=tiny_bloom, tokenizer=tiny_tokenizer)
     texts = {"a cat": " a cat, soft fur, golden hour</s>", "a dog": " (a dog ultra detailed fur:1.2)</s>"}
 

@@ -281,6 +281,9 @@ class BeautifulPromptPredictor:
     ) -> tuple[list[list[str]], list[Optional[str]]]:
         """:meth:`predict`, plus per input the reason its outputs were dropped by the CLIP cap (or None).
 
+        Both :meth:`predict` and :meth:`run` generate through this method: a subclass that changes outputs
+        overrides it.
+
         ``progress``: show a progress bar with ETA on stderr (batch predict; off for serving's small calls).
         """
         params = self.resolve_params(overrides)
@@ -344,22 +347,25 @@ class BeautifulPromptPredictor:
         in ``reject_reason`` (see :func:`split_rejected_rows`).
         """
         first_sequence = first_sequence or self.first_sequence
-        reasons = [self.input_problem(row.get(first_sequence), self.params) for row in rows]
+        if rows and not any(first_sequence in row for row in rows):  # a wrong column name, not bad rows
+            raise KeyError(f"row 0 has no {first_sequence!r} column (columns: {', '.join(rows[0])}); "
+                           "pass first_sequence=<the input column>.")
+        problems = [self.input_problem(row.get(first_sequence), self.params) for row in rows]
+        reasons = [f"field {first_sequence!r} {p}" if p else None for p in problems]
         good = [i for i, reason in enumerate(reasons) if reason is None]
         outputs, cap_reasons = (self.predict_with_reasons([rows[i][first_sequence] for i in good], progress=True)
                                 if good else ([], []))
         for index, out, cap_reason in zip(good, outputs, cap_reasons):
             if not out:
-                reasons[index] = cap_reason or "has no output"
+                reasons[index] = f"{first_sequence}: {cap_reason or 'no output'}"
         by_index = dict(zip(good, outputs))
         out_rows = []
         for index, row in enumerate(rows):
             if reasons[index] is None:
                 out_rows.append({**row, "predictions": by_index[index][0], "beams": by_index[index]})
             else:
-                logger.warning("Row %d rejected: field %r %s.", index, first_sequence, reasons[index])
-                out_rows.append({**row, "predictions": None, "beams": [],
-                                 "reject_reason": f"field {first_sequence!r} {reasons[index]}"})
+                logger.warning("Row %d rejected: %s.", index, reasons[index])
+                out_rows.append({**row, "predictions": None, "beams": [], "reject_reason": reasons[index]})
         return out_rows
 
 

@@ -8,10 +8,11 @@ from easynlp_bp.sft.model import BeautifulPromptModel
 
 
 class ShoutingPredictor(BeautifulPromptPredictor):
-    """Upper-cases every output."""
+    """Upper-cases every output (predict_with_reasons is what predict() and run() both call)."""
 
-    def predict(self, raw_prompts, overrides=None):
-        return [[text.upper() for text in outputs] for outputs in super().predict(raw_prompts, overrides)]
+    def predict_with_reasons(self, raw_prompts, overrides=None, progress=False):
+        outputs, reasons = super().predict_with_reasons(raw_prompts, overrides, progress)
+        return [[text.upper() for text in texts] for texts in outputs], reasons
 
 
 class CountingDataset(BeautifulPromptDataset):
