@@ -67,7 +67,7 @@ def test_path_like_model_name_that_is_not_a_directory(capsys):
 def test_misspelt_flag_and_key_messages(capsys):
     from easynlp_bp.cli import main
 
-    assert main(["--app_name=beautiful_prompt", "--mode=predict", "--checkpoint_path=x"]) == 2
+    assert main(["--app_name=beautiful_prompt", "--mode=predict", "--checkpoint_dri=x"]) == 2
     assert _quoted("easynlp: error: Unknown argument(s)") in capsys.readouterr().err
     assert main(["--app_name=beautiful_prompt", "--mode=predict", "--checkpoint_dir=x",
                  "--user_defined_parameters=num_sequences=3"]) == 2

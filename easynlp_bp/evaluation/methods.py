@@ -87,11 +87,15 @@ class CausalLMExpander:
         fuse_bloom_gelu(self.model)  # a no-op for non-BLOOM expanders
         self.max_new_tokens = max_new_tokens
 
-    def predict(self, raw_prompts: Sequence[str]) -> list[list[str]]:
+    def predict(self, raw_prompts: Sequence[str], progress: bool = False) -> list[list[str]]:
+        """One greedy continuation per raw prompt (``progress``: a bar on stderr, as the Predictor's)."""
         import torch
 
+        from easynlp_bp.progress import progress_bar_over
+
         outputs = []
-        for text in raw_prompts:  # one at a time: no padding side assumptions about a foreign tokenizer
+        prompts = progress_bar_over(raw_prompts, "expand", "prompt") if progress else raw_prompts
+        for text in prompts:  # one at a time: no padding side assumptions about a foreign tokenizer
             ids = self.tokenizer(text, return_tensors="pt").to(self.device)
             with torch.no_grad():
                 generated = self.model.generate(**ids, do_sample=False, max_new_tokens=self.max_new_tokens,
