@@ -56,7 +56,7 @@ class App:
     default_checkpoint_dir: ClassVar[Optional[str]] = None
     #: The algorithm's own config, given key by key in ``user_defined_parameters`` (PPO: ``PPOConfig``).
     config_cls: ClassVar[Optional[type]] = None
-    #: Pluggable classes: kind -> (default "module:Class", base class path). ``<kind>_class=`` swaps one.
+    #: Pluggable classes: kind -> the default's "module:Class". ``<kind>_class=`` swaps in a subclass of it.
     components: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, args: EasyNLPArgs):
@@ -196,9 +196,4 @@ class App:
         return path
 
 
-def field_names(cls: type) -> list[str]:
-    """Field names of a dataclass (for copying one params object into another's fields)."""
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-__all__ = ["APPS", "App", "with_preset", "field_names"]
+__all__ = ["APPS", "App", "with_preset"]
