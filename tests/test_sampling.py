@@ -76,3 +76,55 @@ def test_top_k_1_sampling_equals_generate_on_a_padded_batch(tiny_tokenizer, tiny
     assert ours.shape[0] == 4
     assert torch.equal(ours, reference[:, : ours.shape[1]])
     assert bool((reference[:, ours.shape[1]:] == settings.pad_token_id).all())
+
+
+def test_penalize_prompt_false_penalises_only_sampled_tokens_as_hf_prompt_ignore_length(tiny_tokenizer, tiny_bloom):
+    """Issue 13: with ``penalize_prompt=False`` the repetition penalty skips the prompt (copying the user's
+    words is not penalised), exactly as HF's processor with ``prompt_ignore_length`` does."""
+    from transformers import LogitsProcessorList
+
+    tiny_tokenizer.padding_side = "left"
+    batch = tiny_tokenizer(["a cat on a sofa, highly detailed", "1 girl"], return_tensors="pt", padding=True)
+    width = batch["input_ids"].shape[1]
+    common = dict(max_new_tokens=10, top_k=1, top_p=1.0, repetition_penalty=1e9, num_return_sequences=1,
+                  pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id)
+    free = sample_sequences(tiny_bloom, batch["input_ids"], batch["attention_mask"],
+                            SamplingSettings(**common, penalize_prompt=False))
+    penalised = sample_sequences(tiny_bloom, batch["input_ids"], batch["attention_mask"], SamplingSettings(**common))
+    with torch.no_grad():
+        first_choice = tiny_bloom(**batch).logits[:, -1].argmax(-1)
+    assert torch.equal(free[:, 0], first_choice)  # nothing is penalised before the model has written anything
+    for row in range(2):  # with the prompt counted, no prompt token can come first under a huge penalty
+        assert int(penalised[row, 0]) not in batch["input_ids"][row].tolist()
+    processor = RepetitionPenaltyLogitsProcessor(1e9, prompt_ignore_length=width)
+    reference = tiny_bloom.generate(**batch, do_sample=True, top_k=1, max_new_tokens=10,
+                                    logits_processor=LogitsProcessorList([processor]),
+                                    pad_token_id=common["pad_token_id"], eos_token_id=common["eos_token_id"])
+    reference = reference[:, width:]
+    assert torch.equal(free, reference[:, : free.shape[1]])
+
+
+def test_predictor_penalises_the_prompt_only_when_asked_on_the_generate_path(tiny_tokenizer, tiny_bloom):
+    """Greedy decoding goes through HF ``generate``: by default the penalty must skip the prompt there too."""
+    from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
+    from easynlp_bp.prompting.template import build_prompt
+
+    params = PredictorParams(decoding="greedy", num_return_sequences=1, repetition_penalty=1e9, max_new_tokens=1)
+    predictor = BeautifulPromptPredictor("unused", params, model=tiny_bloom, tokenizer=tiny_tokenizer)
+    raw = "a cat on a sofa"
+    prompt_ids = tiny_tokenizer(build_prompt(raw), return_tensors="pt")
+    with torch.no_grad():
+        unpenalised = int(tiny_bloom(**prompt_ids).logits[0, -1].argmax())
+    captured = []
+    original = predictor._sample_or_generate
+
+    def spy(batch, p, kwargs, seeds):
+        out = original(batch, p, kwargs, seeds)
+        captured.append(out[:, 0].tolist())
+        return out
+
+    predictor._sample_or_generate = spy
+    predictor.predict([raw])
+    predictor.predict([raw], {"penalize_prompt": True})
+    assert captured[0] == [unpenalised]
+    assert captured[1][0] not in prompt_ids["input_ids"][0].tolist()

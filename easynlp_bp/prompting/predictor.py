@@ -49,6 +49,9 @@ class PredictorParams:
     top_k: int = field(default=50, metadata={"help": "Top-k sampling (0: off)."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling."})
     repetition_penalty: float = field(default=1.2, metadata={"help": "Repetition penalty (1.0: off)."})
+    penalize_prompt: bool = field(default=False, metadata={
+        "help": "Apply the repetition penalty to the prompt's tokens too (HF generate's way). Off: only to what "
+                "the model wrote, so copying the user's words is not penalised (docs/consistency.md)."})
     num_beams: Optional[int] = field(default=None, metadata={
         "help": "Beams; > 1 means beam search unless decoding is given (EasyNLP). Unset: 5 for decoding=beam."})
     max_length: int = field(default=384, metadata={"help": "Longest prompt + output in tokens."})
@@ -236,7 +239,7 @@ class BeautifulPromptPredictor:
             settings = SamplingSettings(
                 max_new_tokens=kwargs["max_new_tokens"], top_k=params.top_k, top_p=params.top_p,
                 temperature=params.temperature, repetition_penalty=params.repetition_penalty,
-                num_return_sequences=params.num_return_sequences,
+                penalize_prompt=params.penalize_prompt, num_return_sequences=params.num_return_sequences,
                 # a model's generation_config.min_new_tokens is honoured, as generate would
                 min_new_tokens=kwargs["min_new_tokens"] if "min_new_tokens" in kwargs
                 else getattr(self.model.generation_config, "min_new_tokens", None) or 0,
@@ -246,11 +249,11 @@ class BeautifulPromptPredictor:
             return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors,
                                     generators)
         if seeds is not None:
-            return self._generate_seeded_rows(batch, kwargs, seeds)
-        output = self.model.generate(**batch, **kwargs)
+            return self._generate_seeded_rows(batch, kwargs, seeds, params)
+        output = self.model.generate(**batch, **penalty_kwargs(kwargs, prompt_length, params))
         return output[:, prompt_length:]
 
-    def _generate_seeded_rows(self, batch, kwargs: dict, seeds: list[int]) -> torch.Tensor:
+    def _generate_seeded_rows(self, batch, kwargs: dict, seeds: list[int], params: PredictorParams) -> torch.Tensor:
         """HF ``generate`` shares one random stream across a batch, so seeded sampling on this path runs
         each (prompt, sequence) alone, with the global RNG set to its own seed (slower, reproducible)."""
         repeats = len(seeds) // batch["input_ids"].shape[0]
@@ -260,7 +263,8 @@ class BeautifulPromptPredictor:
             keep = batch["attention_mask"][index // repeats].bool()
             ids = batch["input_ids"][index // repeats][keep].unsqueeze(0)  # (1, own length), no padding
             torch.manual_seed(seed)
-            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **single)
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                      **penalty_kwargs(single, ids.shape[1], params))
             rows.append(out[0, ids.shape[1]:])
         return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=self.tokenizer.pad_token_id)
 
@@ -367,6 +371,18 @@ class BeautifulPromptPredictor:
                 logger.warning("Row %d rejected: %s.", index, reasons[index])
                 out_rows.append({**row, "predictions": None, "beams": [], "reject_reason": reasons[index]})
         return out_rows
+
+
+def penalty_kwargs(kwargs: dict, prompt_length: int, params: PredictorParams) -> dict:
+    """``generate`` kwargs whose repetition penalty skips the first ``prompt_length`` tokens unless
+    ``params.penalize_prompt`` (HF's own ``repetition_penalty`` counts the prompt)."""
+    penalty = kwargs.get("repetition_penalty", 1.0)
+    if params.penalize_prompt or penalty == 1.0:
+        return kwargs
+    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+    processor = RepetitionPenaltyLogitsProcessor(float(penalty), prompt_ignore_length=prompt_length)
+    return {**kwargs, "repetition_penalty": None, "logits_processor": LogitsProcessorList([processor])}
 
 
 def split_rejected_rows(table, rows: list[dict], first_sequence: str) -> list[dict]:

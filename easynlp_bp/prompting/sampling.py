@@ -42,6 +42,7 @@ class SamplingSettings:
     top_p: float = 1.0
     temperature: float = 1.0
     repetition_penalty: float = 1.0
+    penalize_prompt: bool = True  # False: the penalty sees only the sampled tokens (the prompt is not penalised)
     num_return_sequences: int = 1
     min_new_tokens: int = 0
     pad_token_id: int = 0
@@ -72,7 +73,7 @@ def apply_repetition_penalty_(scores: torch.Tensor, seen_ids: torch.Tensor, pena
 
     Same result as HF's processor (which builds a full-vocabulary mask); duplicates write the same value.
     """
-    if penalty == 1.0:
+    if penalty == 1.0 or seen_ids.shape[1] == 0:
         return scores
     seen = scores.gather(1, seen_ids)
     scores.scatter_(1, seen_ids, torch.where(seen < 0, seen * penalty, seen / penalty))
@@ -202,8 +203,9 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     mask = attention_mask.repeat_interleave(repeats, 0)
     unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
     new_tokens = []
+    seen_from = 0 if settings.penalize_prompt else input_ids.shape[1]
     for step in range(settings.max_new_tokens):
-        apply_repetition_penalty_(scores, sequences, settings.repetition_penalty)
+        apply_repetition_penalty_(scores, sequences[:, seen_from:], settings.repetition_penalty)
         if logits_processor is not None:
             scores = logits_processor(sequences, scores)
         if settings.eos_token_id is not None and step < settings.min_new_tokens:
