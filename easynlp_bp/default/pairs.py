@@ -35,7 +35,7 @@ def _clause(rng: random.Random, words: tuple[str, ...], n_words: int) -> str:
         size = min(left, rng.choice([1, 1, 2, 2, 3]))
         left -= size
         phrase = " ".join(_word(rng, words) for _ in range(size))
-        if rng.random() < 0.7:
+        if rng.random() < 0.5:  # real prompts often name the subject bare ("bond", "red apples")
             phrase = f"{rng.choice(vocab.ARTICLES)} {phrase}"
         if parts:
             glue = rng.choice(vocab.PREPOSITIONS) if rng.random() < 0.85 else ","
@@ -62,11 +62,11 @@ def make_raw_prompt(rng: random.Random, words: tuple[str, ...]) -> str:
 def make_target(raw: str, rng: random.Random) -> str:
     """The beautified prompt: ``raw`` verbatim (without a trailing full stop) then modifier phrases."""
     parts = [raw.rstrip(".").rstrip()]
-    parts += rng.sample(vocab.DETAILS, rng.randint(1, 2))
-    parts += rng.sample(vocab.LIGHTING, rng.randint(1, 2))
+    parts += rng.sample(vocab.DETAILS, 1)
+    parts += rng.sample(vocab.LIGHTING, 1)
     parts += rng.sample(vocab.STYLES, rng.randint(1, 2))
-    parts += rng.sample(vocab.QUALITY, rng.randint(2, 3))
-    if rng.random() < 0.6:
+    parts += rng.sample(vocab.QUALITY, rng.randint(1, 2))
+    if rng.random() < 0.4:
         parts += rng.sample(vocab.ARTISTS, 1)
     return ", ".join(parts)
 
