@@ -260,3 +260,26 @@ def test_u7_optional_value_init_shifts_old_values_consistently(tiny_tokenizer):
     recomputed = values[:, Q - 1 : Q - 1 + batch.response_ids.shape[1]] * mask
     assert torch.allclose(recomputed, batch.values, atol=1e-6)
     assert torch.all(batch.values[mask.bool()] == -3.5)
+
+
+def test_rollout_sampling_is_generate_token_for_token(tiny_tokenizer):
+    """top_k 0 / top_p 1 rollouts use the project's KV-cache loop; under one seed they are HF generate's tokens."""
+    from transformers import GenerationConfig
+
+    from easynlp_bp.ppo.rollout import chunk_sampler, left_pad
+    from easynlp_bp.prompting.template import build_prompt
+
+    model = build_tiny_bloom(tiny_tokenizer, seed=4)
+    encoded = [tiny_tokenizer(build_prompt(r["raw_prompt"]), add_special_tokens=False).input_ids for r in ROWS[:4]]
+    ids, mask = left_pad(encoded, tiny_tokenizer.pad_token_id)
+    sample = chunk_sampler(model, tiny_tokenizer, max_new_tokens=16, temperature=1.0, top_k=0, top_p=1.0)
+    config = GenerationConfig(do_sample=True, top_k=0, top_p=1.0, max_new_tokens=16, pad_token_id=tiny_tokenizer.pad_token_id,
+                              eos_token_id=tiny_tokenizer.eos_token_id)
+    assert sample.__name__ == "<lambda>"  # the fast path, not the generate fallback
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        ours = sample(ids, mask)
+        torch.manual_seed(seed)
+        reference = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, ids.shape[1]:]
+        assert torch.equal(ours, reference)
+    assert chunk_sampler(model, tiny_tokenizer, max_new_tokens=4, temperature=1.0, top_k=5, top_p=1.0).__name__ == "generate"

@@ -75,26 +75,20 @@ def generate_responses(
     model, tokenizer, raw_prompts: Sequence[str], *, chunk_size: int, max_new_tokens: int,
     temperature: float, top_k: int, top_p: float, device: torch.device,
 ) -> RolloutBatch:
-    """Sample one response per prompt (``chunk_size`` prompts per generate call), undistorted (N2).
+    """Sample one response per prompt (``chunk_size`` prompts per call), undistorted (N2).
 
     ``model`` is the plain causal LM (unwrapped); the returned batch has no log-probs yet.
     """
-    from transformers import GenerationConfig
-
-    generation_config = GenerationConfig(
-        do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-        min_new_tokens=0, repetition_penalty=1.0, num_beams=1,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
     encoded = [tokenizer(build_prompt(p), add_special_tokens=False).input_ids for p in raw_prompts]
     query_ids, query_mask = left_pad(encoded, tokenizer.pad_token_id)
+    sample = chunk_sampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
+                           top_k=top_k, top_p=top_p)
     responses = []
     for start in range(0, len(encoded), chunk_size):
         ids = query_ids[start : start + chunk_size].to(device)
         mask = query_mask[start : start + chunk_size].to(device)
         keep = mask.sum(0) > 0  # drop columns that are padding for the whole chunk
-        out = model.generate(input_ids=ids[:, keep], attention_mask=mask[:, keep], generation_config=generation_config)
-        responses.append(out[:, int(keep.sum()) :].cpu())
+        responses.append(sample(ids[:, keep], mask[:, keep]).cpu())
     width = max(r.shape[1] for r in responses)
     response_ids = right_pad(responses, width, tokenizer.pad_token_id)
     response_mask, truncated = response_mask_from_eos(response_ids, tokenizer.eos_token_id)
@@ -106,6 +100,35 @@ def generate_responses(
     return RolloutBatch(query_ids=query_ids, query_mask=query_mask, response_ids=response_ids,
                         response_mask=response_mask, truncated=truncated, raw_prompts=list(raw_prompts),
                         responses=texts)
+
+
+def chunk_sampler(model, tokenizer, *, max_new_tokens: int, temperature: float, top_k: int, top_p: float):
+    """A function (ids, mask) -> new token ids (B, T) of one left-padded chunk, pad after EOS.
+
+    With top_k 0 and top_p 1 (the undistorted rollout setting) it is the project's KV-cache loop
+    (``prompting/sampling.py``), whose draw is HF's: same global seed, same tokens as ``generate``, without
+    generate's per-step bookkeeping. Other settings, or a model whose generation config asks for processors
+    the loop lacks, use HF ``generate``.
+    """
+    from transformers import GenerationConfig
+
+    from easynlp_bp.prompting.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
+
+    if top_k == 0 and top_p == 1.0 and supports_fast_sampling(model):
+        settings = SamplingSettings(max_new_tokens=max_new_tokens, top_k=0, top_p=1.0, temperature=temperature,
+                                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        return lambda ids, mask: sample_sequences(model, ids, mask, settings)
+    generation_config = GenerationConfig(
+        do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
+        min_new_tokens=0, repetition_penalty=1.0, num_beams=1,
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+
+    def generate(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=generation_config)
+        return out[:, ids.shape[1] :]
+
+    return generate
 
 
 def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor, query_len: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
