@@ -28,6 +28,7 @@ from easynlp_bp.ppo.value_head import (
     PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
 )
 from easynlp_bp.evaluation.text_metrics import subject_kept_share
+from easynlp_bp.bloom_sdpa import use_sdpa_bloom_attention
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
 
@@ -81,9 +82,11 @@ class PPOTrainer:
         self.reward_fn = reward_fn
         self.accelerator = accelerator or Accelerator()
         set_seed(config.seed + self.accelerator.process_index)  # a different sampling stream per process (S1)
-        fuse_bloom_gelu(policy)  # same function, one kernel (easynlp_bp/fused_gelu.py): ~25% of a BLOOM update
-        if ref_policy is not None:
-            fuse_bloom_gelu(ref_policy)
+        # same functions, fused kernels (easynlp_bp/fused_gelu.py, bloom_sdpa.py): ~25% and ~5% of a BLOOM update
+        for model in (policy, ref_policy):
+            if model is not None:
+                fuse_bloom_gelu(model)
+                use_sdpa_bloom_attention(model)
         if not isinstance(policy, PolicyWithValueHead):
             n_layers = count_decoder_layers(policy)
             if config.num_layers_unfrozen > n_layers:
