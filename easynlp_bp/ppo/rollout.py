@@ -45,6 +45,18 @@ class RolloutBatch:
             q, qm, r, rm = q[index], qm[index], r[index], rm[index]
         return torch.cat([q, r], dim=1), torch.cat([qm, rm.to(qm.dtype)], dim=1)
 
+    def real_columns(self, index: torch.Tensor) -> tuple[int, int]:
+        """(start, response_len): the rows ``index`` have real tokens only in columns ``start ..
+        Q + response_len - 1`` of ``cat(query, response)``; the others are every row's left padding or its padding
+        after EOS. A forward on those columns alone gives the same log-probs and values (the mask already hid the
+        rest; checklist P3) for less compute when the rows are shorter than the batch's longest.
+        """
+        query_real = self.query_mask[index].bool().any(0)  # (Q,) left padding: a prefix of False
+        response_real = self.response_mask[index].bool().any(0)  # (R,) padding after EOS: a suffix of False
+        start = int(query_real.int().argmax()) if bool(query_real.any()) else self.query_ids.shape[1]
+        response_len = int(response_real.nonzero().max()) + 1 if bool(response_real.any()) else 1
+        return start, response_len
+
 
 def response_mask_from_eos(response_ids: torch.Tensor, eos_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(mask, truncated): 1 up to and including the first EOS; all ones when there is no EOS.
@@ -163,25 +175,32 @@ def score_logprobs_and_values(policy, reference, batch: RolloutBatch, *, tempera
                               forward_batch_size: int, device: torch.device, reuse_trunk: bool = False) -> None:
     """Fill ``batch.logprobs``, ``batch.values`` and ``batch.ref_logprobs`` (masked to 0 after EOS).
 
-    Logits are computed for the R+1 last positions only (the query's are never used). ``reuse_trunk``: run the
-    policy's frozen trunk once per chunk, feed it to the policy's and the reference's top layers (the reference
-    must share the trunk), and keep it in ``batch.trunk_hidden`` (on ``device``) for the update.
+    Rows are scored ``forward_batch_size`` at a time in order of query length, each chunk on its real columns
+    only (:meth:`RolloutBatch.real_columns`), so short queries are not padded to the batch's longest; logits are
+    computed for the response positions only. ``reuse_trunk``: run the policy's frozen trunk once per chunk, feed
+    it to the policy's and the reference's top layers (the reference must share the trunk), and keep it in
+    ``batch.trunk_hidden`` (on ``device``; zeros on the columns a chunk left out) for the update.
     """
     Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
-    logprobs, values, ref_logprobs, trunk = [], [], [], []
-    for index in torch.arange(len(batch)).split(forward_batch_size):
-        input_ids, attention_mask = (t.to(device) for t in batch.input_ids(index))
-        response_ids = batch.response_ids[index].to(device)
+    logprobs, values, ref_logprobs = (torch.zeros(len(batch), R) for _ in range(3))
+    trunk = None
+    order = torch.argsort(batch.query_mask.sum(1), stable=True)
+    for index in order.split(forward_batch_size):
+        start, r = batch.real_columns(index)
+        input_ids, attention_mask = (t[:, start : Q + r].to(device) for t in batch.input_ids(index))
+        response_ids = batch.response_ids[index, :r].to(device)
         hidden = policy.frozen_trunk_hidden(input_ids, attention_mask) if reuse_trunk else None
-        logits, vals = policy(input_ids, attention_mask, logits_to_keep=R + 1, trunk_hidden=hidden)
-        logprobs.append(response_logprobs(logits, response_ids, Q, temperature)[0].cpu())
-        values.append(response_values(vals, Q, R).cpu())
-        ref_logits = reference(input_ids, attention_mask, logits_to_keep=R + 1, trunk_hidden=hidden)
-        ref_logprobs.append(response_logprobs(ref_logits, response_ids, Q, temperature)[0].cpu())
+        logits, vals = policy(input_ids, attention_mask, logits_to_keep=r + 1, trunk_hidden=hidden)
+        logprobs[index, :r] = response_logprobs(logits, response_ids, Q - start, temperature)[0].cpu()
+        values[index, :r] = response_values(vals, Q - start, r).cpu()
+        ref_logits = reference(input_ids, attention_mask, logits_to_keep=r + 1, trunk_hidden=hidden)
+        ref_logprobs[index, :r] = response_logprobs(ref_logits, response_ids, Q - start, temperature)[0].cpu()
         if hidden is not None:
-            trunk.append(hidden)
+            if trunk is None:
+                trunk = hidden.new_zeros(len(batch), Q + R, hidden.shape[-1])
+            trunk[index.to(device), start : Q + r] = hidden
     mask = batch.response_mask.float()
-    batch.logprobs = torch.cat(logprobs) * mask
-    batch.values = torch.cat(values) * mask
-    batch.ref_logprobs = torch.cat(ref_logprobs) * mask
-    batch.trunk_hidden = torch.cat(trunk) if trunk else None
+    batch.logprobs = logprobs * mask
+    batch.values = values * mask
+    batch.ref_logprobs = ref_logprobs * mask
+    batch.trunk_hidden = trunk
