@@ -6,11 +6,14 @@ log-softmax of ``logits / temperature`` (N1, N4), recomputed here rather than ta
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
+from torch import nn
 
+from easynlp_bp.ppo.frozen_trunk import first_tensor
 from easynlp_bp.prompting.template import build_prompt
 
 
@@ -85,22 +88,26 @@ def right_pad(tensors: Sequence[torch.Tensor], width: int, value: int) -> torch.
 @torch.no_grad()
 def generate_responses(
     model, tokenizer, raw_prompts: Sequence[str], *, chunk_size: int, max_new_tokens: int,
-    temperature: float, top_k: int, top_p: float, device: torch.device,
+    temperature: float, top_k: int, top_p: float, device: torch.device, trunk_layer: Optional[nn.Module] = None,
 ) -> RolloutBatch:
     """Sample one response per prompt (``chunk_size`` prompts per call), undistorted (N2).
 
-    ``model`` is the plain causal LM (unwrapped); the returned batch has no log-probs yet.
+    ``model`` is the plain causal LM (unwrapped); the returned batch has no log-probs yet. ``trunk_layer``: the
+    last frozen decoder layer; its outputs while sampling (every prompt position, then each sampled token as it
+    is fed back) are kept in ``batch.trunk_hidden``, so scoring need not run the frozen trunk again.
     """
     encoded = [tokenizer(build_prompt(p), add_special_tokens=False).input_ids for p in raw_prompts]
     query_ids, query_mask = left_pad(encoded, tokenizer.pad_token_id)
     sample = chunk_sampler(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
                            top_k=top_k, top_p=top_p)
-    responses = []
+    responses, recorded = [], []
     for start in range(0, len(encoded), chunk_size):
         ids = query_ids[start : start + chunk_size].to(device)
         mask = query_mask[start : start + chunk_size].to(device)
         keep = mask.sum(0) > 0  # drop columns that are padding for the whole chunk
-        responses.append(sample(ids[:, keep], mask[:, keep]).cpu())
+        with recorded_outputs(trunk_layer) as outputs:
+            responses.append(sample(ids[:, keep], mask[:, keep]).cpu())
+        recorded.append((int(keep.sum()), outputs))
     width = max(r.shape[1] for r in responses)
     response_ids = right_pad(responses, width, tokenizer.pad_token_id)
     response_mask, truncated = response_mask_from_eos(response_ids, tokenizer.eos_token_id)
@@ -109,9 +116,46 @@ def generate_responses(
         tokenizer.decode(row[: int(m.sum())], skip_special_tokens=True).strip()
         for row, m in zip(response_ids, response_mask)
     ]
+    trunk = assemble_trunk_hidden(recorded, [r.shape[1] for r in responses], query_ids.shape[1], width) \
+        if trunk_layer is not None else None
     return RolloutBatch(query_ids=query_ids, query_mask=query_mask, response_ids=response_ids,
-                        response_mask=response_mask, truncated=truncated, raw_prompts=list(raw_prompts),
-                        responses=texts)
+                        response_mask=response_mask, truncated=truncated, trunk_hidden=trunk,
+                        raw_prompts=list(raw_prompts), responses=texts)
+
+
+@contextlib.contextmanager
+def recorded_outputs(layer: Optional[nn.Module]) -> Iterator[list]:
+    """Within the block, each output of ``layer`` (its hidden states, detached) is appended to the yielded list."""
+    outputs: list = []
+    if layer is None:
+        yield outputs
+        return
+    hook = layer.register_forward_hook(lambda module, args, output: outputs.append(first_tensor(output).detach()))
+    try:
+        yield outputs
+    finally:
+        hook.remove()
+
+
+def assemble_trunk_hidden(recorded: list, new_tokens: list[int], query_len: int,
+                          response_len: int) -> Optional[torch.Tensor]:
+    """(B, Q+R, H) trunk outputs in the batch's layout from each chunk's recorded layer outputs; None when a
+    chunk's outputs do not cover its positions (a sampler that ran the layer differently).
+
+    Chunk ``i`` recorded its ``kept`` prompt columns, then one position per fed-back token: all sampled tokens
+    but the last, which never entered the model. Its position (and all padding) stays 0: no log-prob or value
+    reads the output there, and masked keys get no attention.
+    """
+    hidden, row = None, 0
+    for (kept, outputs), n_new in zip(recorded, new_tokens):
+        chunk = torch.cat(outputs, dim=1) if outputs else None  # (b, kept + n_new - 1, H)
+        if chunk is None or chunk.shape[1] != kept + n_new - 1:
+            return None
+        if hidden is None:
+            hidden = chunk.new_zeros(sum(len(o[0]) for _, o in recorded), query_len + response_len, chunk.shape[-1])
+        hidden[row : row + len(chunk), query_len - kept : query_len - kept + chunk.shape[1]] = chunk
+        row += len(chunk)
+    return hidden
 
 
 def chunk_sampler(model, tokenizer, *, max_new_tokens: int, temperature: float, top_k: int, top_p: float):
@@ -179,23 +223,28 @@ def score_logprobs_and_values(policy, reference, batch: RolloutBatch, *, tempera
     only (:meth:`RolloutBatch.real_columns`), so short queries are not padded to the batch's longest; logits are
     computed for the response positions only. ``reuse_trunk``: run the policy's frozen trunk once per chunk, feed
     it to the policy's and the reference's top layers (the reference must share the trunk), and keep it in
-    ``batch.trunk_hidden`` (on ``device``; zeros on the columns a chunk left out) for the update.
+    ``batch.trunk_hidden`` (on ``device``; zeros on the columns a chunk left out) for the update; a trunk recorded
+    while sampling (:func:`generate_responses`) is used as it is.
     """
     Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
     logprobs, values, ref_logprobs = (torch.zeros(len(batch), R) for _ in range(3))
-    trunk = None
+    recorded = batch.trunk_hidden if reuse_trunk else None
+    trunk = recorded
     order = torch.argsort(batch.query_mask.sum(1), stable=True)
     for index in order.split(forward_batch_size):
         start, r = batch.real_columns(index)
         input_ids, attention_mask = (t[:, start : Q + r].to(device) for t in batch.input_ids(index))
         response_ids = batch.response_ids[index, :r].to(device)
-        hidden = policy.frozen_trunk_hidden(input_ids, attention_mask) if reuse_trunk else None
+        if recorded is not None:
+            hidden = recorded[index.to(device), start : Q + r]
+        else:
+            hidden = policy.frozen_trunk_hidden(input_ids, attention_mask) if reuse_trunk else None
         logits, vals = policy(input_ids, attention_mask, logits_to_keep=r + 1, trunk_hidden=hidden)
         logprobs[index, :r] = response_logprobs(logits, response_ids, Q - start, temperature)[0].cpu()
         values[index, :r] = response_values(vals, Q - start, r).cpu()
         ref_logits = reference(input_ids, attention_mask, logits_to_keep=r + 1, trunk_hidden=hidden)
         ref_logprobs[index, :r] = response_logprobs(ref_logits, response_ids, Q - start, temperature)[0].cpu()
-        if hidden is not None:
+        if hidden is not None and recorded is None:
             if trunk is None:
                 trunk = hidden.new_zeros(len(batch), Q + R, hidden.shape[-1])
             trunk[index.to(device), start : Q + r] = hidden

@@ -158,9 +158,11 @@ class PPOTrainer:
         refs = reference_prompts_of(rows)
         times = {}
         start = time.perf_counter()
+        # with a shared frozen trunk its outputs are recorded while sampling: scoring then runs the top layers only
+        trunk_layer = self.unwrapped.trunk.layers[self.unwrapped.trunk.n_frozen - 1] if self.reuse_trunk else None
         batch = generate_responses(
             self.unwrapped.base, self.tokenizer, raw, chunk_size=c.chunk_size, max_new_tokens=c.max_new_tokens,
-            temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, device=self.device,
+            temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, device=self.device, trunk_layer=trunk_layer,
         )
         batch.reference_prompts = refs
         times["time/generate"] = time.perf_counter() - start
