@@ -8,9 +8,14 @@ tensors, forward and backward. In the PPO update that was about a third of the t
 
 Only forwards without a KV cache take the fused path (scoring and training); cached decoding steps and
 ``output_attentions`` run transformers' own code, so sampled tokens stay exactly those of ``generate``.
+:func:`last_positions_only` lets the last layer compute only the positions a forward reads (PPO reads the
+response positions): its keys and values still cover the whole sequence.
 Like :mod:`easynlp_bp.fused_gelu` it changes the modules' class only, never weights or the saved config.
 """
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +34,10 @@ def _sdpa_forward(self, hidden_states, residual, alibi, attention_mask, layer_pa
 
     batch_size, q_length, _ = hidden_states.shape
     query, key, value = self._reshape(self.query_key_value(hidden_states))  # 3 x (B, H, T, D)
-    # ALiBi (B·H, 1, T) and the additive causal/padding mask (B, 1, T, T) as one bias (B, H, T, T)
+    keep = getattr(self, "keep_last", 0)
+    if 0 < keep < q_length:  # queries (and outputs) of the last positions only; keys and values of all
+        query, attention_mask, residual, q_length = query[:, :, -keep:], attention_mask[:, :, -keep:], residual[:, -keep:], keep
+    # ALiBi (B·H, 1, T) and the additive causal/padding mask (B, 1, K, T) as one bias (B, H, K, T)
     bias = alibi.view(batch_size, self.num_heads, 1, -1) + attention_mask
     dropout = self.attention_dropout.p if self.training else 0.0
     context = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout,
@@ -57,6 +65,25 @@ def use_sdpa_bloom_attention(model: torch.nn.Module) -> int:
         module.__class__ = _fused_class(cls)
         switched += 1
     return switched
+
+
+@contextlib.contextmanager
+def last_positions_only(layers, keep: int) -> Iterator[bool]:
+    """Within the block, the last of ``layers`` (BLOOM blocks switched by :func:`use_sdpa_bloom_attention`)
+    outputs only the last ``keep`` positions in no-cache forwards; yields whether it does.
+
+    Exact for any forward that reads only those positions (``logits_to_keep=keep``): no later layer attends to
+    the others. The model's final hidden states then have ``keep`` positions.
+    """
+    attention = getattr(layers[-1], "self_attention", None) if len(layers) else None
+    active = keep > 0 and attention is not None and type(attention) in _FUSED_CLASSES.values()
+    if active:
+        attention.keep_last = keep
+    try:
+        yield active
+    finally:
+        if active:
+            del attention.keep_last
 
 
 _FUSED_CLASSES: dict[type, type] = {}

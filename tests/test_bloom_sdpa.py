@@ -78,3 +78,30 @@ def test_generate_keeps_its_exact_tokens_and_copies_keep_the_switch():
 def test_other_models_are_untouched():
     gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=50))
     assert use_sdpa_bloom_attention(gpt2) == 0
+
+
+def test_last_positions_only_gives_the_full_forwards_last_logits_and_values():
+    """With ``logits_to_keep=K`` the last layer computes only the last K positions (queries; keys and values of
+    all): the logits and values read there are the full forward's, for the policy and the reference."""
+    from easynlp_bp.bloom_sdpa import last_positions_only
+    from easynlp_bp.ppo.value_head import PolicyWithValueHead, ReferenceModel
+
+    ids, mask = padded_batch()
+    fused = tiny_bloom(seed=2)
+    use_sdpa_bloom_attention(fused)
+    policy = PolicyWithValueHead(fused)
+    torch.nn.init.normal_(policy.value_head.weight, std=0.5)
+    full_logits, full_values = policy(ids, mask)
+    with last_positions_only(policy.decoder_layers, 6) as active:
+        assert active
+        hidden = fused(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=6,
+                       output_hidden_states=True).hidden_states
+    assert hidden[-1].shape[1] == 6 and hidden[-2].shape[1] == 17  # only the last layer was cut
+    assert not hasattr(policy.decoder_layers[-1].self_attention, "keep_last")  # and restored
+    logits, values = policy(ids, mask, logits_to_keep=6)
+    torch.testing.assert_close(logits, full_logits[:, -6:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(values, full_values[:, -6:], rtol=1e-5, atol=1e-5)
+    reference = ReferenceModel(copy.deepcopy(fused))
+    torch.testing.assert_close(reference(ids, mask, logits_to_keep=6), full_logits[:, -6:], rtol=1e-5, atol=1e-5)
+    with last_positions_only(PolicyWithValueHead(tiny_bloom()).decoder_layers, 6) as active:
+        assert not active  # transformers' own attention: nothing to cut
