@@ -1,4 +1,5 @@
-"""Batched top-k -> top-p sampling with one shared prefill: the Predictor's fast path for ``decoding=sample``.
+"""Batched top-k -> top-p sampling with one shared prefill: the Predictor's fast path for ``decoding=sample``,
+and (top_k 0, top_p 1: HF's own draw, the same tokens as ``generate`` under one seed) the PPO rollouts' sampler.
 
 Written by hand because HF ``generate`` is slow here for two reasons it cannot avoid (measured in
 docs/benchmarks.md): with ``num_return_sequences=R`` it runs the prompt through the model R times, and with a
