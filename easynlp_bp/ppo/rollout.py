@@ -152,7 +152,8 @@ def assemble_trunk_hidden(recorded: list, new_tokens: list[int], query_len: int,
         if chunk is None or chunk.shape[1] != kept + n_new - 1:
             return None
         if hidden is None:
-            hidden = chunk.new_zeros(sum(len(o[0]) for _, o in recorded), query_len + response_len, chunk.shape[-1])
+            rows = sum(len(o[0]) if o else 0 for _, o in recorded)
+            hidden = chunk.new_zeros(rows, query_len + response_len, chunk.shape[-1])
         hidden[row : row + len(chunk), query_len - kept : query_len - kept + chunk.shape[1]] = chunk
         row += len(chunk)
     return hidden

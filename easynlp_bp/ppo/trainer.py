@@ -281,7 +281,8 @@ class PPOTrainer:
             with context:
                 pg, vf, logprobs, response_logits, mb = self._micro_batch_losses(batch, index, advantages, returns,
                                                                                  mask, n_tokens)
-                self.accelerator.backward(pg.loss + c.vf_coef * vf.loss)
+                loss = pg.loss + c.vf_coef * vf.loss
+                self.accelerator.backward(loss)
             with torch.no_grad():
                 stats["loss/policy"] += pg.loss.item()
                 stats["loss/value"] += vf.loss.item()
