@@ -155,3 +155,34 @@ def test_step_reports_the_memory_of_the_cached_trunk(tiny_tokenizer):
     assert width == int(width) and width > 12  # query + response positions
     assert stats["policy/first_ratio_max_dev"] < 1e-4  # old log-probs (cached path) = first update forward
     assert make_trainer(tiny_tokenizer, False).step(ROWS)["memory/trunk_cache_bytes"] == 0
+
+
+def test_trunk_recorded_while_sampling_equals_the_trunk_forward(tiny_tokenizer, monkeypatch):
+    """The last frozen layer's outputs recorded during sampling are the trunk's outputs at every position that
+    entered the model (all but each chunk's last sampled token, which no log-prob or value reads), and the
+    trainer's rollout scores on them without running the trunk again."""
+    from easynlp_bp.ppo.rollout import generate_responses
+
+    trainer = make_trainer(tiny_tokenizer, True)
+    policy = trainer.unwrapped
+    layer = policy.trunk.layers[policy.trunk.n_frozen - 1]
+    torch.manual_seed(5)
+    batch = generate_responses(policy.base, tiny_tokenizer, [r["raw_prompt"] for r in ROWS], chunk_size=3,
+                               max_new_tokens=12, temperature=1.0, top_k=0, top_p=1.0, device=torch.device("cpu"),
+                               trunk_layer=layer)
+    torch.manual_seed(5)
+    plain = generate_responses(policy.base, tiny_tokenizer, [r["raw_prompt"] for r in ROWS], chunk_size=3,
+                               max_new_tokens=12, temperature=1.0, top_k=0, top_p=1.0, device=torch.device("cpu"))
+    assert torch.equal(batch.response_ids, plain.response_ids) and plain.trunk_hidden is None
+    ids, mask = batch.input_ids()
+    full = policy.frozen_trunk_hidden(ids, mask)
+    Q = batch.query_ids.shape[1]
+    fed = mask.bool().clone()
+    for start in range(0, 8, 3):  # a chunk's last sampled position never entered the model
+        sampled = int(batch.response_mask[start : start + 3].sum(1).max())  # the chunk's sampling steps
+        fed[start : start + 3, Q + sampled - 1 :] = False
+    assert int(fed.sum()) >= int(mask.sum()) - 8  # all but at most one position per row
+    torch.testing.assert_close(batch.trunk_hidden[fed], full[fed], rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(type(policy), "frozen_trunk_hidden", lambda *args: pytest.fail("the trunk ran again"))
+    torch.manual_seed(5)
+    trainer.rollout(ROWS)

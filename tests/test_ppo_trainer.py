@@ -260,3 +260,81 @@ def test_u7_optional_value_init_shifts_old_values_consistently(tiny_tokenizer):
     recomputed = values[:, Q - 1 : Q - 1 + batch.response_ids.shape[1]] * mask
     assert torch.allclose(recomputed, batch.values, atol=1e-6)
     assert torch.all(batch.values[mask.bool()] == -3.5)
+
+
+def test_rollout_sampling_is_generate_token_for_token(tiny_tokenizer):
+    """top_k 0 / top_p 1 rollouts use the project's KV-cache loop; under one seed they are HF generate's tokens."""
+    from transformers import GenerationConfig
+
+    from easynlp_bp.ppo.rollout import chunk_sampler, left_pad
+    from easynlp_bp.prompting.template import build_prompt
+
+    model = build_tiny_bloom(tiny_tokenizer, seed=4)
+    encoded = [tiny_tokenizer(build_prompt(r["raw_prompt"]), add_special_tokens=False).input_ids for r in ROWS[:4]]
+    ids, mask = left_pad(encoded, tiny_tokenizer.pad_token_id)
+    sample = chunk_sampler(model, tiny_tokenizer, max_new_tokens=16, temperature=1.0, top_k=0, top_p=1.0)
+    config = GenerationConfig(do_sample=True, top_k=0, top_p=1.0, max_new_tokens=16, pad_token_id=tiny_tokenizer.pad_token_id,
+                              eos_token_id=tiny_tokenizer.eos_token_id)
+    assert sample.__name__ == "<lambda>"  # the fast path, not the generate fallback
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        ours = sample(ids, mask)
+        torch.manual_seed(seed)
+        reference = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)[:, ids.shape[1]:]
+        assert torch.equal(ours, reference)
+    assert chunk_sampler(model, tiny_tokenizer, max_new_tokens=4, temperature=1.0, top_k=5, top_p=1.0).__name__ == "generate"
+
+
+def batch_with_ragged_responses(trainer):
+    """A rollout whose responses end at different positions (EOS written in), queries of different lengths."""
+    from easynlp_bp.ppo.rollout import score_logprobs_and_values
+
+    batch, _ = trainer.rollout(ROWS)
+    eos, pad = trainer.tokenizer.eos_token_id, trainer.tokenizer.pad_token_id
+    ids = batch.response_ids.clone()
+    for row, end in enumerate([2, 5, 3, 11, 1, 7, 4, 6]):
+        ids[row, end] = eos
+    batch.response_mask, batch.truncated = response_mask_from_eos(ids, eos)
+    batch.response_ids = torch.where(batch.response_mask.bool(), ids, torch.full_like(ids, pad))
+    score_logprobs_and_values(trainer.unwrapped, trainer.reference, batch, temperature=trainer.config.temperature,
+                              forward_batch_size=trainer.config.forward_batch_size, device=torch.device("cpu"),
+                              reuse_trunk=trainer.reuse_trunk)
+    return batch
+
+
+@pytest.mark.parametrize("num_layers_unfrozen", [-1, 1])
+def test_forwards_on_real_columns_equal_full_width_forwards(tiny_tokenizer, monkeypatch, num_layers_unfrozen):
+    """Scoring and update forwards skip the columns that are padding for all their rows; the log-probs, values,
+    reference log-probs and gradients are those of full-width forwards up to float noise."""
+    from easynlp_bp.ppo.rollout import RolloutBatch
+
+    torch.manual_seed(0)
+    trainer = PPOTrainer(build_tiny_bloom(tiny_tokenizer, seed=5), None, WordFractionReward(), tiny_tokenizer,
+                         small_config(num_layers_unfrozen=num_layers_unfrozen, forward_batch_size=2, temperature=0.8))
+    torch.nn.init.normal_(trainer.unwrapped.value_head.weight, std=0.1)
+    batch = batch_with_ragged_responses(trainer)
+    Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
+    index = torch.tensor([4, 0, 6])  # short queries, EOS at 1, 2 and 4
+    start, r = batch.real_columns(index)
+    assert start > 0 and r == 5  # these rows really are trimmed on both sides
+    ids, attention = batch.input_ids()
+    mask = batch.response_mask.float()
+    logits, values = trainer.unwrapped(ids, attention)
+    torch.testing.assert_close(batch.logprobs, response_logprobs(logits, batch.response_ids, Q, 0.8)[0] * mask,
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batch.values, values[:, Q - 1 : Q + R - 1] * mask, rtol=1e-5, atol=1e-5)
+    ref = response_logprobs(trainer.reference(ids, attention), batch.response_ids, Q, 0.8)[0] * mask
+    torch.testing.assert_close(batch.ref_logprobs, ref, rtol=1e-5, atol=1e-5)
+    advantages = torch.randn(mask.shape, generator=torch.Generator().manual_seed(1)) * mask
+    returns = torch.randn(mask.shape, generator=torch.Generator().manual_seed(2)) * mask
+    grads, losses = [], []
+    for trim in (True, False):
+        if not trim:
+            monkeypatch.setattr(RolloutBatch, "real_columns", lambda self, index: (0, R))
+        trainer.optimizer.zero_grad(set_to_none=True)
+        stats = trainer.accumulate_gradients(batch, index, advantages, returns)
+        losses.append(torch.tensor([stats["loss/policy"], stats["loss/value"], stats["policy/entropy"]]))
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.trainable_params if p.grad is not None]))
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)

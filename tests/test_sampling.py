@@ -3,6 +3,7 @@ repetition penalty, HF's own warpers on tied rows, and the same tokens as ``gene
 deterministic (top_k=1) on a left-padded batch with several return sequences."""
 from __future__ import annotations
 
+import pytest
 import torch
 from transformers.generation.logits_process import (
     RepetitionPenaltyLogitsProcessor,
@@ -128,3 +129,51 @@ def test_predictor_penalises_the_prompt_only_when_asked_on_the_generate_path(tin
     predictor.predict([raw], {"penalize_prompt": True})
     assert captured[0] == [unpenalised]
     assert captured[1][0] not in prompt_ids["input_ids"][0].tolist()
+
+def test_top_k_0_candidates_are_hf_top_p_over_the_whole_vocabulary():
+    torch.manual_seed(2)
+    scores = torch.randn(64, 300) * 3
+    hf = TopPLogitsWarper(0.9)(None, TemperatureLogitsWarper(0.8)(None, scores))
+    logits, ids, exact = top_k_top_p_candidates(scores, 0, 0.9, 0.8)
+    assert ids.shape == (64, 300) and bool(exact.all())
+    ours = torch.zeros_like(hf).scatter_(1, ids, logits.softmax(-1))
+    torch.testing.assert_close(ours, hf.softmax(-1), rtol=1e-5, atol=1e-7)
+
+
+def test_top_k_0_top_p_1_draws_the_same_tokens_as_generate(tiny_tokenizer, tiny_bloom):
+    """Pure sampling over the whole vocabulary is HF's own draw: same global seed, same tokens as generate
+    (left padding, a temperature, a preallocated cache instead of HF's concatenating one)."""
+    tiny_tokenizer.padding_side = "left"
+    batch = tiny_tokenizer(["a cat on a sofa, highly detailed", "1 girl", "a castle at night"], return_tensors="pt",
+                           padding=True)
+    settings = SamplingSettings(max_new_tokens=20, top_k=0, top_p=1.0, temperature=0.7,
+                                pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        ours = sample_sequences(tiny_bloom, batch["input_ids"], batch["attention_mask"], settings)
+        torch.manual_seed(seed)
+        reference = tiny_bloom.generate(**batch, do_sample=True, top_k=0, top_p=1.0, temperature=0.7,
+                                        max_new_tokens=20, pad_token_id=settings.pad_token_id,
+                                        eos_token_id=settings.eos_token_id)
+        assert torch.equal(ours, reference[:, batch["input_ids"].shape[1]:])
+    assert len(set(ours.flatten().tolist())) > 3  # really sampled, not one repeated token
+
+
+def test_preallocated_cache_gives_the_logits_of_the_dynamic_cache(tiny_tokenizer, tiny_bloom):
+    from transformers import DynamicCache
+
+    from easynlp_bp.prompting.sampling import preallocated_cache
+
+    ids = torch.randint(3, len(tiny_tokenizer), (2, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, :3] = 0
+    logits = []
+    for cache in (DynamicCache(), preallocated_cache(9)):
+        out = tiny_bloom(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True)
+        step_mask = torch.cat([mask, torch.ones(2, 1, dtype=mask.dtype)], dim=1)
+        step = tiny_bloom(input_ids=ids[:, -1:], attention_mask=step_mask, past_key_values=out.past_key_values,
+                          use_cache=True)
+        logits.append(step.logits)
+    assert torch.equal(logits[0], logits[1])
+    with pytest.raises(ValueError, match="holds 9 positions; 11 were written"):
+        tiny_bloom(input_ids=ids[:, :3], attention_mask=mask[:, :3], past_key_values=step.past_key_values, use_cache=True)

@@ -64,7 +64,7 @@ class _TrunkDone(Exception):
         self.hidden = hidden
 
 
-def _first_tensor(output) -> torch.Tensor:
+def first_tensor(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output[0]
 
 
@@ -104,7 +104,7 @@ class TrunkSplit:
 
     @staticmethod
     def _stop_with_output(module, args, output):
-        raise _TrunkDone(_first_tensor(output).detach())
+        raise _TrunkDone(first_tensor(output).detach())
 
     @contextlib.contextmanager
     def top_only(self, trunk_hidden: torch.Tensor) -> Iterator[None]:

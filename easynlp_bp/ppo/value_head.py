@@ -16,6 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from easynlp_bp.bloom_sdpa import last_positions_only
 from easynlp_bp.ppo.frozen_trunk import (  # noqa: F401  (find_decoder_layers: re-exported)
     TrunkSplit, count_decoder_layers, find_decoder_layers, frozen_trunk_modules,
 )
@@ -43,6 +44,7 @@ class PolicyWithValueHead(nn.Module):
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
         self.trunk = TrunkSplit(base, num_layers_unfrozen) if 0 < num_layers_unfrozen < count_decoder_layers(base) else None
+        self.decoder_layers = tuple(find_decoder_layers(base)[2])  # a plain tuple: not registered twice
         if num_layers_unfrozen > 0:
             for module in frozen_trunk_modules(base, num_layers_unfrozen):
                 module.requires_grad_(False)
@@ -63,9 +65,9 @@ class PolicyWithValueHead(nn.Module):
         (:meth:`frozen_trunk_hidden`); then only the top ``num_layers_unfrozen`` layers run.
         """
         kwargs = model_inputs(self.base, input_ids, attention_mask, logits_to_keep)
-        with self._top_only(trunk_hidden):
+        with self._top_only(trunk_hidden), last_positions_only(self.decoder_layers, logits_to_keep):
             out = self.base(**kwargs, output_hidden_states=True)
-        hidden = out.hidden_states[-1]  # (B, T, H) after the final norm
+        hidden = out.hidden_states[-1]  # (B, T, H) after the final norm; (B, K, H) when only K positions ran
         logits = out.logits
         if logits_to_keep:
             hidden, logits = hidden[:, -logits_to_keep:], logits[:, -logits_to_keep:]
@@ -115,6 +117,7 @@ class ReferenceModel(nn.Module):
         self.base.requires_grad_(False)
         self.num_layers_unfrozen = num_layers_unfrozen
         self.trunk = TrunkSplit(base, num_layers_unfrozen) if 0 < num_layers_unfrozen < count_decoder_layers(base) else None
+        self.decoder_layers = tuple(find_decoder_layers(base)[2])  # a plain tuple: not registered twice
         self.eval()
 
     def train(self, mode: bool = True) -> "ReferenceModel":
@@ -125,11 +128,9 @@ class ReferenceModel(nn.Module):
                 trunk_hidden: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Logits (B, K, V) of the last ``logits_to_keep`` positions (0: all)."""
         kwargs = model_inputs(self.base, input_ids, attention_mask, logits_to_keep)
-        if trunk_hidden is None:
+        top_only = contextlib.nullcontext() if trunk_hidden is None else self.trunk.top_only(trunk_hidden)
+        with top_only, last_positions_only(self.decoder_layers, logits_to_keep):
             logits = self.base(**kwargs).logits
-        else:
-            with self.trunk.top_only(trunk_hidden):
-                logits = self.base(**kwargs).logits
         return logits[:, -logits_to_keep:] if logits_to_keep else logits
 
 

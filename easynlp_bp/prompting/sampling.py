@@ -1,4 +1,5 @@
-"""Batched top-k -> top-p sampling with one shared prefill: the Predictor's fast path for ``decoding=sample``.
+"""Batched top-k -> top-p sampling with one shared prefill: the Predictor's fast path for ``decoding=sample``,
+and (top_k 0, top_p 1: HF's own draw, the same tokens as ``generate`` under one seed) the PPO rollouts' sampler.
 
 Written by hand because HF ``generate`` is slow here for two reasons it cannot avoid (measured in
 docs/benchmarks.md): with ``num_return_sequences=R`` it runs the prompt through the model R times, and with a
@@ -38,7 +39,7 @@ class SamplingSettings:
     """What one :func:`sample_sequences` call does (the meaning of each field is HF ``generate``'s)."""
 
     max_new_tokens: int
-    top_k: int
+    top_k: int  # 0: off (HF's meaning), the whole vocabulary stays
     top_p: float = 1.0
     temperature: float = 1.0
     repetition_penalty: float = 1.0
@@ -49,8 +50,8 @@ class SamplingSettings:
     eos_token_id: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ValueError(f"top_k={self.top_k}: the fast sampler needs top_k >= 1 (use HF generate for top_k=0).")
+        if self.top_k < 0:
+            raise ValueError(f"top_k={self.top_k} must be >= 0 (0: off).")
         if not 0 < self.top_p <= 1 or self.temperature <= 0 or self.repetition_penalty <= 0:
             raise ValueError(f"top_p={self.top_p} must be in (0, 1]; temperature and repetition_penalty positive.")
 
@@ -85,12 +86,13 @@ def top_k_top_p_candidates(scores: torch.Tensor, top_k: int, top_p: float, tempe
 
     Args:
         scores: (N, V) float logits after the processors (penalties, banned words).
+        top_k: 0 keeps the whole vocabulary (sorted; top-p still applies).
     Returns:
         ``(logits, ids, exact)``: (N, k) tempered logits (``-inf`` where top-p removes the token), (N, k) token
         ids, and (N,) bool, False where a tie at the top-k or top-p cut makes the result depend on HF's tie
         order (those rows must be sampled with HF's warpers).
     """
-    k = min(top_k, scores.shape[-1])
+    k = min(top_k, scores.shape[-1]) if top_k > 0 else scores.shape[-1]
     values, ids = torch.topk(scores, k)  # (N, k), descending
     exact = (scores >= values[:, -1:]).sum(-1) == k  # HF keeps every token tied with the k-th
     logits = values / temperature
@@ -132,7 +134,8 @@ def _hf_warped_sample(scores: torch.Tensor, settings: SamplingSettings, generato
     from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
     warped = TemperatureLogitsWarper(settings.temperature)(None, scores) if settings.temperature != 1.0 else scores
-    warped = TopKLogitsWarper(settings.top_k)(None, warped)
+    if settings.top_k > 0:
+        warped = TopKLogitsWarper(settings.top_k)(None, warped)
     if settings.top_p < 1.0:
         warped = TopPLogitsWarper(settings.top_p)(None, warped)
     return _draw(warped.softmax(-1), generators)
@@ -141,8 +144,13 @@ def _hf_warped_sample(scores: torch.Tensor, settings: SamplingSettings, generato
 def sample_next_tokens(scores: torch.Tensor, settings: SamplingSettings, generators: Optional[list] = None) -> torch.Tensor:
     """One sampled token per row of ``scores`` (N, V), from HF's top-k -> top-p distribution.
 
-    ``generators``: optional one ``torch.Generator`` per row (see :func:`row_generators`).
+    ``generators``: optional one ``torch.Generator`` per row (see :func:`row_generators`). With top_k 0 and
+    top_p 1 this is HF's own draw (softmax over the whole vocabulary, one ``multinomial``): with the same global
+    seed and logits it picks the same tokens as ``generate``.
     """
+    if settings.top_k == 0 and settings.top_p == 1.0:
+        probs = (scores / settings.temperature if settings.temperature != 1.0 else scores).softmax(-1)
+        return _draw(probs, generators)
     logits, ids, exact = top_k_top_p_candidates(scores, settings.top_k, settings.top_p, settings.temperature)
     choice = _draw(logits.softmax(-1), generators)  # (N,) index into the k candidates
     tokens = ids.gather(1, choice.unsqueeze(1)).squeeze(1)
@@ -165,6 +173,42 @@ def _without_padding(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _forward_kwargs(model) -> set[str]:
     return set(inspect.signature(model.forward).parameters)
+
+
+def preallocated_cache(capacity: int):
+    """An HF ``DynamicCache`` whose layers write each step's keys/values into buffers of ``capacity`` positions.
+
+    ``DynamicCache`` concatenates the whole cache with the new position every step (a copy of all past keys and
+    values per layer and step: a quarter of a PPO rollout's sampling time on the benchmark's model); here each
+    step writes one slice and the attention reads a view of the filled part. Same values, same results.
+    """
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+                self.length = 0
+                self.key_buffer = key_states.new_empty((*key_states.shape[:2], capacity, key_states.shape[3]))
+                self.value_buffer = value_states.new_empty((*value_states.shape[:2], capacity, value_states.shape[3]))
+            end = self.length + key_states.shape[-2]
+            if end > capacity:
+                raise ValueError(f"The preallocated cache holds {capacity} positions; {end} were written.")
+            self.key_buffer[:, :, self.length : end] = key_states
+            self.value_buffer[:, :, self.length : end] = value_states
+            self.length = end
+            self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+            return self.keys, self.values
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.is_initialized and repeats != 1:
+                self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
+                self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
+                self.keys, self.values = self.key_buffer[:, :, : self.length], self.value_buffer[:, :, : self.length]
+
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = PreallocatedLayer
+    return cache
 
 
 @torch.no_grad()
@@ -193,7 +237,8 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
         return model(**kwargs)
 
     # Prefill each prompt once, then repeat its cache R times (HF runs the prompt R times).
-    output = forward(input_ids, attention_mask, None, logits_to_keep=1)
+    cache = preallocated_cache(input_ids.shape[1] + settings.max_new_tokens) if "past_key_values" in accepted else None
+    output = forward(input_ids, attention_mask, cache, logits_to_keep=1)
     cache = output.past_key_values
     cache.batch_repeat_interleave(repeats)
     scores = output.logits[:, -1, :].float().repeat_interleave(repeats, 0)  # (N, V)
