@@ -69,3 +69,13 @@ def resolve_model_source(name: Optional[str]) -> ModelSource:
             f"a modelzoo name ({', '.join(sorted(index))}) or a HF hub id such as bigscience/bloom-1b1."
         )
     return ModelSource(name, "hub", name)
+
+
+def trained_from_config(model_dir: str) -> bool:
+    """True when ``model_dir`` is a ``beautiful_prompt`` SFT run of a model built from a config (the embedded
+    default): such a model takes the from-scratch presets when the reward and PPO apps start from it."""
+    run_config = Path(model_dir) / "run_config.json"
+    if not run_config.is_file():
+        return False
+    resolved = json.loads(run_config.read_text(encoding="utf-8")).get("resolved", {})
+    return resolved.get("model_source", {}).get("kind") == "config"

@@ -84,3 +84,14 @@ def trained_sft_dir(tmp_path_factory):
     ])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def default_sft_dir(tmp_path_factory) -> Path:
+    """The embedded default trained exactly as the main job trains it (no flags: the from-scratch preset;
+    ~7 minutes on 2 CPU cores, so only slow tests use it)."""
+    from easynlp_bp.cli import main
+
+    out = tmp_path_factory.mktemp("default") / "beautiful_prompt"
+    assert main(["--app_name=beautiful_prompt", "--mode=train", f"--checkpoint_dir={out}"]) == 0
+    return out

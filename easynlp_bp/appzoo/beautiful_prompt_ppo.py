@@ -7,7 +7,6 @@ preset when the SFT model is the embedded default (a tiny model built from a con
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import read_table
+from easynlp_bp.modelzoo import trained_from_config
 from easynlp_bp.ppo.config import PPOConfig
 
 logger = logging.getLogger(__name__)
@@ -74,15 +74,6 @@ class PPOAppParams:
             raise ValueError(f"consistency_weight={self.consistency_weight} must not be negative (0 switches the term off).")
 
 
-def is_embedded_default(model_dir: str) -> bool:
-    """True when ``model_dir`` is an SFT run of a model built from a config (the embedded default)."""
-    run_config = Path(model_dir) / "run_config.json"
-    if not run_config.exists():
-        return False
-    resolved = json.loads(run_config.read_text(encoding="utf-8")).get("resolved", {})
-    return resolved.get("model_source", {}).get("kind") == "config"
-
-
 @APPS.register("beautiful_prompt_ppo")
 class BeautifulPromptPPOApp(App):
     """PPO / GRPO / RLOO of a BeautifulPrompt SFT model against the combined reward."""
@@ -115,7 +106,7 @@ class BeautifulPromptPPOApp(App):
 
     def ppo_config(self, sft_dir: str) -> PPOConfig:
         """The trainer's config: the given keys over the preset (embedded default or the paper's defaults)."""
-        preset = EMBEDDED_DEFAULT_PRESET if is_embedded_default(sft_dir) else {}
+        preset = EMBEDDED_DEFAULT_PRESET if trained_from_config(sft_dir) else {}
         return PPOConfig(**with_preset(preset, self.config_overrides))
 
     # ----------------------------------------------------------------- inputs

@@ -31,7 +31,8 @@ class RewardParams:
                           "default the trained model's, and a different one is an error)."},
     )
     pretrain_model_name_or_path: Optional[str] = field(
-        default=None, metadata={"help": "Backbone: modelzoo name, local dir or HF hub id (default: tiny-bloom-bp)."}
+        default=None, metadata={"help": "Backbone: modelzoo name, local dir or HF hub id (default: tiny-bloom-bp). The SFT model's dir "
+                "(InstructGPT's choice) gives the PickScore RM a backbone that already relates raw prompt and prompt."}
     )
     normalize_labels: bool = field(
         default=True, metadata={"help": "Train on (label-mean)/std; mean/std are saved, scores come back in label units."}
@@ -175,12 +176,13 @@ class BeautifulPromptRewardApp(App):
         return rows[n_dev:], rows[:n_dev], {"embedded_default_rows": len(rows), "labels": "heuristic stand-in"}
 
     def train(self) -> dict:
-        from easynlp_bp.modelzoo import resolve_model_source
+        from easynlp_bp.modelzoo import resolve_model_source, trained_from_config
         from easynlp_bp.reward.formats import format_reward_input
         from easynlp_bp.reward.training import reward_preset, set_label_scale, train_reward_model
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
-        preset = reward_preset(source.is_from_scratch)
+        # the embedded default's SFT model is as small as a model built from a config: same preset
+        preset = reward_preset(source.is_from_scratch or trained_from_config(source.location))
         hp = with_preset(preset, {key: getattr(self.args, key) for key in preset})
         logger.info("RM settings (%s preset for unset flags): %s", "from-scratch" if source.is_from_scratch else "paper", hp)
         reward_type = self.train_reward_type

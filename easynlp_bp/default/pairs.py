@@ -19,12 +19,35 @@ _WORD_COUNTS = list(range(1, 19))
 _WORD_COUNT_WEIGHTS = [10, 14, 14, 12, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1.5, 1.5, 1, 1, 1]
 
 
+def _number(rng: random.Random) -> str:
+    """A count, a year or a model number ("3", "300", "1984"), as real prompts write them."""
+    return str(int(10 ** (rng.random() * 3.3)) - rng.randint(0, 1))
+
+
+def _odd_spelling(rng: random.Random, words: tuple[str, ...], word: str) -> str:
+    """The forms real prompts are full of and word lists are not: "F1", "TV", "t-shirt", "iPhone", "san
+    francisco's" (the model must copy the user's spelling, not the nearest common word)."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        return f"{rng.choice('ABCDEFGHJKLMNPRSTVXZ')}{rng.randint(1, 99)}"
+    if kind == 1:
+        return "".join(rng.choice("ABCDEFGHIJKLMNOPRSTUVWXYZ") for _ in range(rng.randint(2, 4)))
+    if kind == 2:
+        return f"{word}-{words[int(len(words) * rng.random() ** 2)]}"
+    if kind == 3:
+        return f"{rng.choice('eix')}{word.capitalize()}"
+    return f"{word}'s"
+
+
 def _word(rng: random.Random, words: tuple[str, ...]) -> str:
-    """A word, frequent ones favoured (index ~ n·u²), sometimes capitalised like a name or a number."""
+    """A word, frequent ones favoured (index ~ n·u²), sometimes a number, capitalised like a name, or
+    spelled the odd ways of :func:`_odd_spelling`."""
     roll = rng.random()
-    if roll < 0.04:
-        return str(rng.randint(1, 12))
+    if roll < 0.05:
+        return _number(rng)
     word = words[int(len(words) * rng.random() ** 2)]
+    if roll < 0.09:
+        return _odd_spelling(rng, words, word)
     return word.capitalize() if roll > 0.93 else word
 
 
