@@ -96,7 +96,8 @@ def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
     measures independently (per-sequence units)."""
     out = tmp_path / "ppo"
     udp = ("reward=heuristic learning_rate=1e-3 num_layers_unfrozen=-1 max_new_tokens=32 total_steps=128 "
-           "eval_interval=0 checkpoint_interval=0 eval_size=16 kl_horizon=200 init_value_from_scores=true")
+           "eval_interval=0 checkpoint_interval=0 eval_size=16 kl_horizon=200 init_value_from_scores=true "
+           "init_kl_coef=0.05 kl_target=6")  # the paper's KL controller (the default's preset holds it tighter)
     assert main(["--app_name=beautiful_prompt_ppo", "--mode=train", f"--checkpoint_dir={out}",
                  f"--user_defined_parameters=pretrain_model_name_or_path={trained_sft_dir} {udp}"]) == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
