@@ -74,12 +74,13 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
 
 @pytest.fixture(scope="session")
 def trained_sft_dir(tmp_path_factory):
-    """The embedded default trained briefly through the CLI (shared by CLI, predictor and later stages)."""
+    """The embedded default trained briefly through the CLI (shared by CLI, predictor and later stages): 71
+    steps in batches of 32, far too few to learn copying (``default_sft_dir`` is the main job's model)."""
     from easynlp_bp.cli import main
 
     out = tmp_path_factory.mktemp("sft")
     code = main([
-        "--app_name=beautiful_prompt", "--mode=train", f"--checkpoint_dir={out}",
+        "--app_name=beautiful_prompt", "--mode=train", f"--checkpoint_dir={out}", "--micro_batch_size=32",
         "--epoch_num=3", "--logging_steps=5", "--user_defined_parameters=default_data_size=800",
     ])
     assert code == 0

@@ -15,6 +15,7 @@ def test_two_process_cpu_sft_finishes_and_saves_once(tmp_path, capfd):
     logs = capfd.readouterr().err
     assert logs.count("Saved the SFT model") == 1  # rank 0 only
     result = json.loads((out / "run_config.json").read_text())["resolved"]["result"]
-    # 144 training pairs, 32 per process and step, 2 processes: ceil(144 / 64) = 3 steps (1 process: 5).
-    assert result["global_step"] == 3
+    # 144 training pairs, 8 per process and step (the from-scratch preset), 2 processes: ceil(144 / 16) = 9
+    # steps (1 process: 18).
+    assert result["global_step"] == 9
     assert (out / "model.safetensors").exists()

@@ -42,8 +42,10 @@ def test_trained_pickscore_rm_reads_the_raw_prompt(tmp_path, default_sft_dir):
     raws, prompts = [p["raw_prompt"] for p in pairs], [p["prompt"] for p in pairs]
     shuffled = raws[1:] + raws[:1]
     own, other = rm.score(raws, prompts), rm.score(shuffled, prompts)
-    # The stand-in label moves by ~2.5 points when the subject is another prompt's; the RM must follow.
-    assert float((own - other).mean()) > 1.0, (own.mean(), other.mean())
+    # The stand-in label moves by ~2.5 points when the subject is another prompt's. Built from a config the RM
+    # moved by 0.05-0.10 (it ignored the raw prompt); from the SFT model 0.32, 0.39 and 1.40 in three runs. The
+    # issue's yardstick: PPO's whole gain was 0.16 on this scale.
+    assert float((own - other).mean()) > 0.2, (own.mean(), other.mean())
     modifiers_only = [p["prompt"][len(r.rstrip(".").rstrip()):].strip(" ,") for r, p in zip(raws, pairs)]
     kept_wins = (rm.score(raws, prompts) > rm.score(raws, modifiers_only)).float().mean()
     assert float(kept_wins) >= 0.8
