@@ -382,7 +382,8 @@ def penalty_kwargs(kwargs: dict, prompt_length: int, params: PredictorParams) ->
     from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
 
     processor = RepetitionPenaltyLogitsProcessor(float(penalty), prompt_ignore_length=prompt_length)
-    return {**kwargs, "repetition_penalty": None, "logits_processor": LogitsProcessorList([processor])}
+    # 1.0, not None: None would fall back to a repetition_penalty in the model's generation_config
+    return {**kwargs, "repetition_penalty": 1.0, "logits_processor": LogitsProcessorList([processor])}
 
 
 def split_rejected_rows(table, rows: list[dict], first_sequence: str) -> list[dict]:
