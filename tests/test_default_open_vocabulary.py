@@ -8,7 +8,7 @@ import random
 import pytest
 
 from easynlp_bp.default.pairs import make_pairs, make_raw_prompt
-from easynlp_bp.default.vocabulary import english_words
+from easynlp_bp.default.vocabulary import CONNECTORS, MODIFIER_GROUPS, english_words
 from easynlp_bp.evaluation.text_metrics import content_words, subject_kept_share
 
 
@@ -29,7 +29,9 @@ def test_every_target_starts_with_its_raw_prompt_and_adds_modifiers():
         raw, target = pair["raw_prompt"], pair["prompt"]
         assert target.startswith(raw.rstrip(".").rstrip()), pair
         assert subject_kept_share(raw, target) == 1.0, pair
-        assert target.count(",") >= raw.count(",") + 4  # at least four modifier phrases
+        added = target[len(raw.rstrip(".").rstrip()):].split(", ")[1:]
+        assert 3 <= len(added) <= 5, pair  # three or four modifier phrases, sometimes an artist
+        assert not any(phrase in raw.lower() for phrase in added), pair  # new ones, not the user's again
     assert make_pairs(50, seed=3) == pairs[:50]  # deterministic per seed
     assert make_pairs(50, seed=4) != pairs[:50]
 
@@ -62,6 +64,13 @@ def test_raw_prompts_take_real_prompt_shapes():
     assert any(re.fullmatch(r"[eix][A-Z][a-z]+", w) for w in words_seen)
     assert any(w.endswith("'s") for w in words_seen)
     assert sum(not w.isalpha() or not w.islower() for w in words_seen) < 0.25 * len(words_seen)  # mostly plain
+    # real SD prompts often carry modifiers of their own ("a vehicle, concept art, cyberpunk"): about a fifth
+    with_modifiers = [r for r in raws if any(p in r for group in MODIFIER_GROUPS.values() for p in group)]
+    assert 0.08 < len(with_modifiers) / len(raws) < 0.3
+    assert any(" by " in r.split(", ", 1)[-1] for r in raws)  # "art by X and Y" after the description
+    assert any(r.isupper() and len(r.split()) > 2 for r in raws)  # "A MAN WALKING IN THE AIRPORT"
+    glued = [r for r in raws if any(f" {c} " in r for c in CONNECTORS if " " in c or len(c) > 3)]
+    assert len(glued) > 10  # caption glue: "a man who is ... while ..."
 
 
 def _first_outputs(model_dir, raw_prompts):
@@ -97,3 +106,18 @@ def test_the_trained_default_copies_real_benchmark_prompts(default_sft_dir, shar
     result = subject_preservation(raws, outputs)
     assert result["subject_all"] >= 0.8 and result["subject_half"] >= 0.95, result
     assert len(set(outputs)) >= 0.95 * len(outputs) and all(o.strip() for o in outputs)
+
+
+def test_the_tokenizer_learns_its_merges_from_distinct_phrases():
+    """A modifier repeated in every target must not claim merges: the model built from a config gets the same
+    tokenizer whether "glowing runes" closes 1 or 500 of its training texts (easynlp_bp/default/tokenizer.py)."""
+    from easynlp_bp.default.tokenizer import distinct_phrases
+    from easynlp_bp.sft.model import BeautifulPromptModel
+
+    raws = [p["raw_prompt"] for p in make_pairs(500, seed=9)]
+    once = [f"{r}\n{r}, 8k" for r in raws] + ["x\nx, glowing runes"]
+    repeated = [f"{r}\n{r}, glowing runes, 8k" for r in raws]
+    vocab_once = BeautifulPromptModel.from_pretrained("tiny-bloom-bp", train_texts=once).tokenizer.get_vocab()
+    vocab_repeated = BeautifulPromptModel.from_pretrained("tiny-bloom-bp", train_texts=repeated).tokenizer.get_vocab()
+    assert vocab_once == vocab_repeated
+    assert distinct_phrases(["a cat, 8k. A dog", "a cat\na cat, 8k, bokeh."]) == ["a cat", "8k", "A dog", "bokeh"]

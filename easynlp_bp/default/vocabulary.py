@@ -14,6 +14,8 @@ import re
 ARTICLES = ["a", "an", "the", "two", "three", "one", "some", "many", "my", "its", "his", "her", "their"]
 PREPOSITIONS = ["in", "on", "at", "of", "with", "under", "over", "near", "behind", "next to", "inside",
                 "on top of", "in front of", "made of", "by", "from", "above", "below", "and", "without"]
+# Caption-style glue ("a man is riding a horse while ..."): real prompts are sentences too.
+CONNECTORS = ["is", "are", "was", "is in", "that is", "who is", "while", "as", "to", "and a", "with his", "with her"]
 
 ADJECTIVES = [
     "beautiful", "majestic", "mysterious", "cute", "ancient", "futuristic", "elegant", "epic",

@@ -104,7 +104,7 @@ class BeautifulPromptModel:
 
 
 def _build_from_config(source: ModelSource, train_texts: Optional[Iterable[str]], seed: int):
-    from easynlp_bp.default.tokenizer import train_bpe_tokenizer
+    from easynlp_bp.default.tokenizer import distinct_phrases, train_bpe_tokenizer
 
     if train_texts is None:
         raise ValueError(
@@ -113,7 +113,8 @@ def _build_from_config(source: ModelSource, train_texts: Optional[Iterable[str]]
         )
     config = AutoConfig.from_pretrained(source.location)
     template_text = INSTRUCTION_TEMPLATE.format(raw_prompt="")
-    tokenizer = train_bpe_tokenizer([template_text, *train_texts], vocab_size=config.vocab_size)
+    # merges from what users write, not from modifiers repeated in every target (easynlp_bp/default/tokenizer.py)
+    tokenizer = train_bpe_tokenizer([template_text, *distinct_phrases(train_texts)], vocab_size=config.vocab_size)
     config.vocab_size = len(tokenizer)
     config.pad_token_id = tokenizer.pad_token_id
     config.eos_token_id = tokenizer.eos_token_id
