@@ -106,6 +106,31 @@ def test_the_trained_default_copies_real_benchmark_prompts(default_sft_dir, shar
     result = subject_preservation(raws, outputs)
     assert result["subject_all"] >= 0.8 and result["subject_half"] >= 0.95, result
     assert len(set(outputs)) >= 0.95 * len(outputs) and all(o.strip() for o in outputs)
+    from easynlp_bp.evaluation.text_metrics import consistency_scores, load_sentence_encoder
+
+    consistency = consistency_scores(raws, outputs, load_sentence_encoder())
+    assert sum(consistency) / len(consistency) >= 0.5  # measured 0.54; with 4-7 modifiers it was 0.47
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_the_trained_default_copies_long_real_prompts(default_sft_dir, shared_data):
+    """Longer real prompts (T2I-CompBench's eight categories and TIFA captions, the docs' mixed set): every
+    content word kept in at least 80 % of outputs (measured 90 %; 72 % before issue 13's second round)."""
+    import glob
+    import json
+
+    from easynlp_bp.evaluation.text_metrics import subject_preservation
+
+    rng = random.Random(7)
+    raws = []
+    for name in sorted(glob.glob(str(shared_data / "t2i_compbench" / "*.txt"))):
+        with open(name, encoding="utf-8") as handle:
+            raws += rng.sample([line.strip() for line in handle if line.strip()], 13)
+    with open(shared_data / "tifa" / "tifa_v1.0_text_inputs.json", encoding="utf-8") as handle:
+        raws += [c["caption"].strip() for c in rng.sample(json.load(handle), 96)]
+    result = subject_preservation(raws, _first_outputs(default_sft_dir, raws))
+    assert result["subject_all"] >= 0.8 and result["subject_half"] >= 0.95, result
 
 
 def test_the_tokenizer_learns_its_merges_from_distinct_phrases():
