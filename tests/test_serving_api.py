@@ -178,3 +178,18 @@ def test_health_lists_the_request_options_this_predictor_knows(client):
     options = client.get("/health").json()["options"]
     assert {"num_return_sequences", "seed", "temperature", "top_p", "max_clip_tokens", "banned_words"} <= set(options)
     assert ("keep_input" in options) == ("keep_input" in {f.name for f in fields(PredictorParams)})
+
+
+def test_repetition_penalty_options_reach_the_predictor_per_request(client, predictor):
+    """repetition_penalty and penalize_prompt are request fields: reported back, and the same as the Python API's
+    output for the same seed (so the request really decoded with them)."""
+    options = {"repetition_penalty": 2.0, "penalize_prompt": True}
+    data = beautify(client, prompts=["a forest"], seed=3, max_new_tokens=12, **options)
+    assert data["options"]["repetition_penalty"] == 2.0 and data["options"]["penalize_prompt"] is True
+    expected = predictor.predict(["a forest"], {"seed": 3, "max_new_tokens": 12, **options})
+    assert data["results"][0]["prompts"] == expected[0]
+    default = beautify(client, prompts=["a forest"], seed=3, max_new_tokens=12)
+    assert default["options"]["penalize_prompt"] is False and default["results"][0]["prompts"] != expected[0]
+    bad = client.post("/v1/beautify", json={"prompts": ["a forest"], "repetition_penalty": 0.5})
+    assert bad.status_code == 422 and "repetition_penalty" in bad.text
+    assert {"repetition_penalty", "penalize_prompt"} <= set(client.get("/health").json()["options"])

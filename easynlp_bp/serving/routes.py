@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 # Options a response reports back (request values over the server's defaults).
 REPORTED_OPTIONS = ("num_return_sequences", "decoding", "seed", "temperature", "top_p", "top_k",
-                    "max_new_tokens", "banned_words", "max_clip_tokens")
+                    "repetition_penalty", "penalize_prompt", "max_new_tokens", "banned_words", "max_clip_tokens",
+                    "keep_input")
 _UNPROBED = object()
 
 

@@ -25,6 +25,10 @@ class BeautifyRequest(BaseModel):
     top_k: Optional[int] = Field(None, ge=0, le=1000, description="Top-k sampling (0: off).")
     max_new_tokens: Optional[int] = Field(None, ge=1, description="Cap on generated tokens.")
     decoding: Optional[Decoding] = Field(None, description="sample, greedy (one output) or beam.")
+    repetition_penalty: Optional[float] = Field(None, ge=1, le=2, description="Repetition penalty (1.0: off).")
+    penalize_prompt: Optional[bool] = Field(
+        None, description="Also penalise the raw prompt's own tokens (HF generate's way); off keeps the user's words free."
+    )
     banned_words: list[str] = Field(default_factory=list, max_length=64, description="Words never to output.")
     max_clip_tokens: Optional[int] = Field(
         None, ge=3, le=1024, description="Cut each output to fit this many CLIP tokens (77: SD's window)."
