@@ -23,11 +23,13 @@ FAST_FILTERS = "nsfw,language,duplicates,length,scores"
 def write_corpus(path: Path, n: int = 20, seed: int = 3) -> list[dict]:
     """A JSONL corpus: n high-quality prompts (with scores), n low ones, a duplicate, an empty row, trouble."""
     # short raw prompts, as low-quality prompts are (the default's raw prompts run from 1 to ~20 words)
-    # ... and beautified prompts long enough to count as high quality (12+ words, quality_split's default)
+    # ... and beautified prompts long enough to count as high quality (12+ words, quality_split's default;
+    # the default's targets add only 3-4 phrases, so short ones get more)
     pairs = [p for p in make_pairs(n * 12, seed=seed)
-             if len(p["raw_prompt"].split()) <= 4 and p["raw_prompt"].replace(" ", "").isalpha()
-             and len(p["prompt"].split()) >= 12][:n]
-    rows = [{"prompt": p["prompt"], "aesthetic_score": 5.0 + (i % 4) * 0.5} for i, p in enumerate(pairs)]
+             if len(p["raw_prompt"].split()) <= 4 and p["raw_prompt"].replace(" ", "").isalpha()][:n]
+    extra = ", intricate details, trending on artstation, sharp focus, cinematic lighting"
+    rows = [{"prompt": p["prompt"] if len(p["prompt"].split()) >= 12 else p["prompt"] + extra,
+             "aesthetic_score": 5.0 + (i % 4) * 0.5} for i, p in enumerate(pairs)]
     rows += [{"prompt": p["raw_prompt"]} for p in pairs]
     rows += [{"prompt": pairs[0]["raw_prompt"]},                          # exact duplicate of a low prompt
              {"prompt": "   "},                                            # empty -> read reject
