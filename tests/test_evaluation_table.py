@@ -125,18 +125,20 @@ def real_prompt_sets(shared_data, n: int = 24) -> dict[str, list[str]]:
             "tifa": [item["caption"] for item in tifa[:: len(tifa) // n]][:n]}
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
-def test_offline_text_metrics_on_partiprompts_and_tifa(shared_data, trained_sft_dir):
+def test_offline_text_metrics_on_partiprompts_and_tifa(shared_data, default_sft_dir):
+    """Offline text metrics of the main job's SFT model (it copies, then adds modifiers) on real prompt sets."""
     encoder = load_sentence_encoder()
     nsfw = {line.strip().lower() for line in (shared_data / "nsfw_wordlists" / "ldnoobw_en.txt").read_text().splitlines()
             if line.strip()}
-    sft = PromptMethod(MethodSpec("sft", "predictor", str(trained_sft_dir)), max_new_tokens=48, device="cpu")
+    sft = PromptMethod(MethodSpec("sft", "predictor", str(default_sft_dir)), max_new_tokens=48, device="cpu")
     for name, raw_prompts in real_prompt_sets(shared_data).items():
         baseline = text_metrics(raw_prompts, raw_prompts, encoder=encoder, nsfw_words=nsfw)
         assert baseline["count"] == 24 and baseline["consistency"] == pytest.approx(1.0, abs=1e-4)
         assert baseline["over_77_rate"] == 0.0 and baseline["nsfw_rate"] == 0.0
         beautified = sft.expand(raw_prompts)
         metrics = text_metrics(raw_prompts, beautified, encoder=encoder, nsfw_words=nsfw)
-        assert -1.0 <= metrics["consistency"] < 0.99  # the tiny model rewrites, so not identical
+        assert 0.3 <= metrics["consistency"] < 0.99  # the model adds modifiers, so not identical
         assert metrics["clip_tokens_mean"] > baseline["clip_tokens_mean"]  # beautified prompts are longer
         assert 0 < metrics["distinct_2"] <= 1

@@ -340,3 +340,24 @@ def test_forwards_on_real_columns_equal_full_width_forwards(tiny_tokenizer, monk
     assert grads[0].abs().sum() > 0
     torch.testing.assert_close(losses[0], losses[1], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_rewards_flattened_by_the_clip_are_reported(tiny_tokenizer, caplog):
+    """A policy far from its reference prompts gets deltas that are all the same many-std offset; the ±10 clip
+    then makes them identical. The run says so (metric and one warning) instead of silently learning nothing."""
+    trainer = PPOTrainer(build_tiny_bloom(tiny_tokenizer), None, WordFractionReward(), tiny_tokenizer,
+                         small_config(num_layers_unfrozen=-1, cliprange_reward=10.0))
+    offset = torch.tensor([-3.4, -3.5, -3.3, -3.45, -3.38, -3.42, -3.36, -3.5])  # std ~0.07: ~-50 std each
+    with caplog.at_level("WARNING", logger="easynlp_bp.ppo.trainer"):
+        scores = trainer.scale_scores(offset, torch.zeros(8, dtype=torch.bool))
+        trainer.scale_scores(offset, torch.zeros(8, dtype=torch.bool))
+    assert scores.tolist() == [-10.0] * 8
+    assert sum("hit cliprange_reward=10" in r.getMessage() for r in caplog.records) == 1
+    spread = PPOTrainer(build_tiny_bloom(tiny_tokenizer), None, WordFractionReward(), tiny_tokenizer,
+                        small_config(num_layers_unfrozen=-1, cliprange_reward=10.0))
+    with caplog.at_level("WARNING", logger="easynlp_bp.ppo.trainer"):
+        caplog.clear()
+        spread.scale_scores(torch.linspace(-1, 1, 8), torch.zeros(8, dtype=torch.bool))
+    assert not caplog.records
+    stats = trainer.step(ROWS)
+    assert 0.0 <= stats["reward/clipped_rate"] <= 1.0

@@ -121,6 +121,7 @@ class PPOTrainer:
         else:
             self.kl_ctl = AdaptiveKLController(config.init_kl_coef, config.kl_target, config.kl_horizon)
         self.running = RunningMoments()
+        self.warned_reward_clip = False  # warn once per run when the clip flattens most rewards
         self.global_step = 0  # optimizer steps
         self.iteration = 0  # rollout batches
 
@@ -184,6 +185,14 @@ class PPOTrainer:
         if c.scale_reward == "running":
             scores = scores / max(self.running.std, 1e-8)
         if c.cliprange_reward:
+            clipped = float((scores.abs() >= c.cliprange_reward).float().mean())
+            if clipped > 0.5 and not self.warned_reward_clip:
+                # e.g. a policy far from the reference prompts: every delta is the same many-std offset, and
+                # the clip turns all of them into the same number (no signal left for the policy)
+                logger.warning("%.0f%% of this iteration's scaled rewards hit cliprange_reward=%g, so PPO sees no "
+                               "difference between them; set cliprange_reward=0 or scale_reward=none (the PPO "
+                               "value head absorbs a constant offset).", 100 * clipped, c.cliprange_reward)
+                self.warned_reward_clip = True
             scores = scores.clamp(-c.cliprange_reward, c.cliprange_reward)
         return scores
 
@@ -223,6 +232,8 @@ class PPOTrainer:
         stats.update({
             "reward/score_mean": float(self._gather(batch.scores).mean()),
             "reward/score_scaled_mean": float(self._gather(scores).mean()),
+            "reward/clipped_rate": (float((self._gather(scores).abs() >= c.cliprange_reward).float().mean())
+                                    if c.cliprange_reward else 0.0),
             "reward/running_std": self.running.std,
             "kl/observed": mean_kl,
             "kl/coef": kl_coef,
