@@ -66,7 +66,8 @@ def _clause(rng: random.Random, words: tuple[str, ...], n_words: int) -> str:
             phrase = f"{rng.choice(vocab.ARTICLES)} {phrase}"
         if parts:
             roll = rng.random()
-            glue = rng.choice(vocab.PREPOSITIONS) if roll < 0.7 else rng.choice(vocab.CONNECTORS) if roll < 0.85 else ","
+            glue = (rng.choice(vocab.PREPOSITIONS) if roll < 0.7
+                    else rng.choice(vocab.CONNECTORS) if roll < 0.85 else ",")
             phrase = f"{glue} {phrase}" if glue != "," else f", {phrase}"
         parts.append(phrase)
     return " ".join(parts).replace(" , ", ", ")
@@ -126,7 +127,8 @@ def make_target(raw: str, rng: random.Random) -> str:
     def new(phrases: list[str], k: int) -> list[str]:
         return rng.sample([p for p in phrases if p not in lowered], k)
 
-    parts = [kept, *new(vocab.DETAILS + vocab.LIGHTING, 1), *new(vocab.STYLES, 1), *new(vocab.QUALITY, rng.randint(1, 2))]
+    parts = [kept, *new(vocab.DETAILS + vocab.LIGHTING, 1), *new(vocab.STYLES, 1),
+             *new(vocab.QUALITY, rng.randint(1, 2))]
     if rng.random() < 0.2:
         parts += new(vocab.ARTISTS, 1)
     return ", ".join(parts)

@@ -27,7 +27,8 @@ class BeautifyRequest(BaseModel):
     decoding: Optional[Decoding] = Field(None, description="sample, greedy (one output) or beam.")
     repetition_penalty: Optional[float] = Field(None, ge=1, le=2, description="Repetition penalty (1.0: off).")
     penalize_prompt: Optional[bool] = Field(
-        None, description="Also penalise the raw prompt's own tokens (HF generate's way); off keeps the user's words free."
+        None, description="Also penalise the raw prompt's own tokens (HF generate's way); off keeps the user's "
+                          "words free."
     )
     banned_words: list[str] = Field(default_factory=list, max_length=64, description="Words never to output.")
     max_clip_tokens: Optional[int] = Field(
