@@ -183,7 +183,8 @@ class BeautifulPromptRewardApp(App):
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
         # the embedded default's SFT model is as small as a model built from a config: same preset
         tiny = source.is_from_scratch or trained_from_config(source.location)
-        hp = with_preset(reward_preset(tiny), {key: getattr(self.args, key) for key in reward_preset(tiny)})
+        preset = reward_preset(tiny)
+        hp = with_preset(preset, {key: getattr(self.args, key) for key in preset})
         logger.info("RM settings (%s preset for unset flags): %s", "from-scratch" if tiny else "paper", hp)
         reward_type = self.train_reward_type
         label = self.train_label_name

@@ -185,7 +185,7 @@ class PPOTrainer:
         if c.scale_reward == "running":
             scores = scores / max(self.running.std, 1e-8)
         if c.cliprange_reward:
-            clipped = float((scores.abs() >= c.cliprange_reward).float().mean())
+            clipped = self.clipped_rate(scores)
             if clipped > 0.5 and not self.warned_reward_clip:
                 # e.g. a policy far from the reference prompts: every delta is the same many-std offset, and
                 # the clip turns all of them into the same number (no signal left for the policy)
@@ -195,6 +195,11 @@ class PPOTrainer:
                 self.warned_reward_clip = True
             scores = scores.clamp(-c.cliprange_reward, c.cliprange_reward)
         return scores
+
+    def clipped_rate(self, scaled: torch.Tensor) -> float:
+        """Share of scaled scores at ±``cliprange_reward`` (0 when there is no clip)."""
+        limit = self.config.cliprange_reward
+        return float((scaled.abs() >= limit).float().mean()) if limit else 0.0
 
     # ------------------------------------------------------------------ the algorithm
     def step(self, rows: Sequence[dict]) -> dict:
@@ -232,8 +237,7 @@ class PPOTrainer:
         stats.update({
             "reward/score_mean": float(self._gather(batch.scores).mean()),
             "reward/score_scaled_mean": float(self._gather(scores).mean()),
-            "reward/clipped_rate": (float((self._gather(scores).abs() >= c.cliprange_reward).float().mean())
-                                    if c.cliprange_reward else 0.0),
+            "reward/clipped_rate": self.clipped_rate(self._gather(scores)),
             "reward/running_std": self.running.std,
             "kl/observed": mean_kl,
             "kl/coef": kl_coef,
