@@ -359,5 +359,8 @@ def test_rewards_flattened_by_the_clip_are_reported(tiny_tokenizer, caplog):
         caplog.clear()
         spread.scale_scores(torch.linspace(-1, 1, 8), torch.zeros(8, dtype=torch.bool))
     assert not caplog.records
-    stats = trainer.step(ROWS)
-    assert 0.0 <= stats["reward/clipped_rate"] <= 1.0
+    # the metric a run logs: every rollout of a flat far-off reward is clipped
+    flat = PPOTrainer(build_tiny_bloom(tiny_tokenizer), None,
+                      lambda raws, prompts, refs: -3.4 + 1e-3 * torch.arange(len(prompts), dtype=torch.float32),
+                      tiny_tokenizer, small_config(num_layers_unfrozen=-1, cliprange_reward=10.0))
+    assert flat.step(ROWS)["reward/clipped_rate"] == 1.0
