@@ -96,7 +96,7 @@ def test_cli_checks_outputs_before_loading_or_generating(tmp_path, capsys, monke
 
 def test_cli_caps_num_return_sequences(tmp_path, capsys):
     assert _cli(tmp_path, tmp_path / "no_model", "--user_defined_parameters=num_return_sequences=10000") == 2
-    assert "num_return_sequences=10000 is more than 16" in capsys.readouterr().err
+    assert "num_return_sequences=10000 must be at most 16; ask for fewer" in capsys.readouterr().err
 
 
 def test_server_seeded_output_is_per_prompt(tiny_model_dir):

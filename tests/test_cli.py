@@ -38,7 +38,7 @@ def test_unknown_user_defined_parameter_lists_valid_keys(capsys):
     code = main(["--app_name=beautiful_prompt", "--mode=predict", "--user_defined_parameters=sed=42"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "Unknown --user_defined_parameters key(s) sed" in err and "seed" in err
+    assert "Unknown --user_defined_parameters key(s) sed (did you mean: seed?) for this app" in err
 
 
 def test_unsupported_mode_lists_supported(capsys):

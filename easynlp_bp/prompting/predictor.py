@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
 
 from easynlp_bp.prompting.sampling import (
     SamplingSettings,
+    fast_sampler_handles,
     row_generators,
     row_seed,
     sample_sequences,
@@ -28,95 +28,11 @@ from easynlp_bp.prompting.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.template import TARGET_SEPARATOR, build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
-from easynlp_bp.finite_numbers import require_finite
+from easynlp_bp.options import convert_options, options_where, unknown_names_message
+from easynlp_bp.prompting.params import DECODING_MODES, MAX_RETURN_SEQUENCES, PredictorParams  # noqa: F401
 from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
-
-DECODING_MODES = ("sample", "greedy", "beam")
-MAX_RETURN_SEQUENCES = 16  # the server's limit too: 10,000 sequences of 384 tokens exhaust memory
-
-
-@dataclass(frozen=True)
-class PredictorParams:
-    """Generation options (``user_defined_parameters`` keys of predict and evaluate)."""
-
-    num_return_sequences: Optional[int] = field(default=None, metadata={
-        "help": "Beautified prompts per input (default 5; 1 with decoding=greedy, which has only one output)."})
-    decoding: Optional[str] = field(default=None, metadata={
-        "help": "sample (seed snippet), greedy or beam. Unset: beam when num_beams > 1 (as in EasyNLP), else sample."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
-    top_k: int = field(default=50, metadata={"help": "Top-k sampling (0: off)."})
-    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling."})
-    repetition_penalty: float = field(default=1.2, metadata={"help": "Repetition penalty (1.0: off)."})
-    penalize_prompt: bool = field(default=False, metadata={
-        "help": "Apply the repetition penalty to the prompt's tokens too (HF generate's way). Off: only to what "
-                "the model wrote, so copying the user's words is not penalised (docs/consistency.md)."})
-    num_beams: Optional[int] = field(default=None, metadata={
-        "help": "Beams; > 1 means beam search unless decoding is given (EasyNLP). Unset: 5 for decoding=beam."})
-    max_length: int = field(default=384, metadata={"help": "Longest prompt + output in tokens."})
-    max_new_tokens: Optional[int] = field(default=None, metadata={"help": "Cap on new tokens (overrides max_length)."})
-    min_new_tokens: Optional[int] = field(default=None, metadata={
-        "help": "Fewest new tokens before EOS may end an output (EasyNLP: min_decoder_length)."})
-    no_repeat_ngram_size: int = field(default=0, metadata={
-        "help": "Never repeat an n-gram of this size in an output (0: off)."})
-    seed: Optional[int] = field(default=None, metadata={"help": "Seed that makes sampled output reproducible."})
-    batch_size: int = field(default=16, metadata={"help": "Prompts per generate call."})
-    max_clip_tokens: Optional[int] = field(
-        default=None, metadata={"help": "Cut outputs to fit this many CLIP tokens (77: SD's window)."}
-    )
-    clip_tokenizer: Optional[str] = field(default=None, metadata={
-        "help": "CLIP tokenizer (dir or hub id) for max_clip_tokens; unset: OpenAI's CLIP vocabulary packaged "
-                "in instant-clip-tokenizer (offline)."})
-    max_input_chars: int = field(default=2000, metadata={"help": "Longer raw prompts are rejected."})
-    banned_words: list[str] = field(
-        default_factory=list, metadata={"help": "Comma separated words never to output (whole words, any case)."}
-    )
-    keep_input: bool = field(default=False, metadata={
-        "help": "Start every output with the raw prompt verbatim; the model only continues it (Fooocus-style)."})
-    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
-
-    def __post_init__(self) -> None:
-        require_finite(self)  # NaN passes every < / >= check below
-        # unset keys take their natural values (frozen: set once, here)
-        if self.decoding is None:  # EasyNLP: num_beams > 1 means beam search
-            object.__setattr__(self, "decoding", "beam" if (self.num_beams or 1) > 1 else "sample")
-        if self.decoding == "beam" and self.num_beams is None:
-            object.__setattr__(self, "num_beams", 5)
-        if self.decoding not in DECODING_MODES:
-            raise ValueError(f"decoding={self.decoding!r} is not one of {', '.join(DECODING_MODES)}.")
-        if self.num_return_sequences is None:  # unset: the decoding's natural count (frozen: set once here)
-            object.__setattr__(self, "num_return_sequences", 1 if self.decoding == "greedy" else 5)
-        if self.decoding == "greedy" and self.num_return_sequences != 1:
-            raise ValueError(
-                f"decoding=greedy has one output, but num_return_sequences={self.num_return_sequences}; "
-                "use num_return_sequences=1, decoding=beam for n distinct beams, or decoding=sample."
-            )
-        if self.num_return_sequences < 1 or self.batch_size < 1:
-            raise ValueError("num_return_sequences and batch_size must be at least 1.")
-        if self.num_return_sequences > MAX_RETURN_SEQUENCES:
-            raise ValueError(
-                f"num_return_sequences={self.num_return_sequences} is more than {MAX_RETURN_SEQUENCES}; "
-                "ask for fewer, or run predict again with another seed."
-            )
-        if self.decoding == "beam" and self.num_beams < self.num_return_sequences:
-            raise ValueError(
-                f"num_beams={self.num_beams} must be at least num_return_sequences={self.num_return_sequences}."
-            )
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature} must be positive; use decoding=greedy instead.")
-        if self.max_clip_tokens is not None and self.max_clip_tokens < 3:
-            raise ValueError(f"max_clip_tokens={self.max_clip_tokens} must be at least 3.")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens={self.max_new_tokens} must be at least 1.")
-        if self.min_new_tokens is not None and self.min_new_tokens < 0:
-            raise ValueError(f"min_new_tokens={self.min_new_tokens} must not be negative.")
-        if self.no_repeat_ngram_size < 0:
-            raise ValueError(f"no_repeat_ngram_size={self.no_repeat_ngram_size} must not be negative (0: off).")
-        if any(not isinstance(w, str) or not w.strip() for w in self.banned_words):
-            raise ValueError(f"banned_words={self.banned_words!r} must be non-empty words.")
-
 
 @COMPONENTS.register("BeautifulPromptPredictor")
 class BeautifulPromptPredictor:
@@ -168,27 +84,35 @@ class BeautifulPromptPredictor:
         """This predictor's params with ``overrides`` applied (validated; unknown names raise ValueError)."""
         if not overrides:
             return self.params
-        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(PredictorParams)})
+        valid = [f.name for f in dataclasses.fields(PredictorParams)]
+        unknown = sorted(set(overrides) - set(valid))
         if unknown:
-            raise ValueError(f"Unknown predictor option(s) {', '.join(unknown)}.")
-        if "device" in overrides or "trust_remote_code" in overrides:
-            raise ValueError("device and trust_remote_code are fixed when the predictor is built.")
+            raise ValueError(unknown_names_message(unknown, valid, "predictor option(s)"))
+        fixed = sorted(f.name for f in options_where(PredictorParams, fixed=True) if f.name in overrides)
+        if fixed:
+            verb = "is" if len(fixed) == 1 else "are"
+            raise ValueError(f"{', '.join(fixed)} {verb} fixed when the predictor is built; build another predictor.")
+        overrides = convert_options(overrides, PredictorParams)
         if "decoding" in overrides and "num_return_sequences" not in overrides:
             overrides = {**overrides, "num_return_sequences": None}  # the new decoding's own default count
         return dataclasses.replace(self.params, **overrides)
 
     def _generation_kwargs(self, prompt_length: int, params: Optional[PredictorParams] = None) -> dict:
+        """HF ``generate`` kwargs of ``params``: the one place an option becomes generation behaviour (the fast
+        sampler is used only when it implements every kwarg here, :func:`fast_sampler_handles`)."""
         p = params or self.params
-        max_new = p.max_new_tokens if p.max_new_tokens is not None else max(1, p.max_length - prompt_length)
         kwargs = {
-            "max_new_tokens": max_new,
+            "max_new_tokens": p.max_new_tokens_for(prompt_length),
             "num_return_sequences": p.num_return_sequences,
             "repetition_penalty": p.repetition_penalty,
             "pad_token_id": self.tokenizer.pad_token_id,
             "eos_token_id": self.tokenizer.eos_token_id,
         }
-        if p.min_new_tokens is not None:
-            kwargs["min_new_tokens"] = p.min_new_tokens
+        # a model's generation_config.min_new_tokens is honoured on both paths, as generate would
+        min_new = p.min_new_tokens if p.min_new_tokens is not None else getattr(
+            getattr(self.model, "generation_config", None), "min_new_tokens", None)
+        if min_new:
+            kwargs["min_new_tokens"] = min_new
         if p.no_repeat_ngram_size:
             kwargs["no_repeat_ngram_size"] = p.no_repeat_ngram_size
         if p.decoding == "sample":
@@ -208,26 +132,19 @@ class BeautifulPromptPredictor:
                 ``max_length - length``, so one long prompt does not starve its neighbours.
             seeds: ``B * R`` per-row seeds for seeded sampling, or None.
         """
-        budgets = [self._new_token_budget(n, params) for n in lengths]
-        kwargs = {**self._generation_kwargs(params.max_length - max(budgets), params), **extra_kwargs}
+        budgets = [params.max_new_tokens_for(n) for n in lengths]
+        kwargs = {**self._generation_kwargs(min(lengths), params), **extra_kwargs}  # the largest budget
         new_tokens = self._sample_or_generate(batch, params, kwargs, seeds)  # (B * R, T)
         per_input = new_tokens.shape[0] // len(lengths)
         for row, budget in enumerate(budgets):
             new_tokens[row * per_input : (row + 1) * per_input, budget:] = self.tokenizer.pad_token_id
         return new_tokens
 
-    @staticmethod
-    def _new_token_budget(prompt_length: int, params: PredictorParams) -> int:
-        if params.max_new_tokens is not None:
-            return params.max_new_tokens
-        return max(1, params.max_length - prompt_length)
-
     def _sample_or_generate(self, batch, params: PredictorParams, kwargs: dict, seeds: Optional[list[int]]):
-        """The fast sampler for top-k sampling, else HF ``generate`` (one sequence at a time when seeded)."""
+        """The fast sampler when it implements every kwarg (:func:`fast_sampler_handles`), else HF ``generate``
+        (one sequence at a time when seeded)."""
         prompt_length = batch["input_ids"].shape[1]
-        prompt_length = batch["input_ids"].shape[1]
-        fast = params.decoding == "sample" and params.top_k > 0 and not params.no_repeat_ngram_size
-        if fast and supports_fast_sampling(self.model):
+        if fast_sampler_handles(kwargs) and supports_fast_sampling(self.model):
             processors = None
             if "bad_words_ids" in kwargs:
                 from transformers import LogitsProcessorList
@@ -236,15 +153,7 @@ class BeautifulPromptPredictor:
                 processors = LogitsProcessorList(
                     [NoBadWordsLogitsProcessor(kwargs["bad_words_ids"], self.tokenizer.eos_token_id)]
                 )
-            settings = SamplingSettings(
-                max_new_tokens=kwargs["max_new_tokens"], top_k=params.top_k, top_p=params.top_p,
-                temperature=params.temperature, repetition_penalty=params.repetition_penalty,
-                penalize_prompt=params.penalize_prompt, num_return_sequences=params.num_return_sequences,
-                # a model's generation_config.min_new_tokens is honoured, as generate would
-                min_new_tokens=kwargs["min_new_tokens"] if "min_new_tokens" in kwargs
-                else getattr(self.model.generation_config, "min_new_tokens", None) or 0,
-                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
-            )
+            settings = SamplingSettings.from_generate_kwargs(kwargs, penalize_prompt=params.penalize_prompt)
             generators = row_generators(seeds) if seeds is not None else None
             return sample_sequences(self.model, batch["input_ids"], batch["attention_mask"], settings, processors,
                                     generators)
@@ -270,7 +179,8 @@ class BeautifulPromptPredictor:
 
     def predict(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None,
                 progress: bool = False) -> list[list[str]]:
-        """Beautify each raw prompt; returns one list of outputs per input, in input order.
+        """Beautify each raw prompt (a single ``str`` is one prompt); returns one list of outputs per input, in
+        input order.
 
         ``overrides`` (e.g. ``{"seed": 1, "temperature": 0.7, "banned_words": ["blood"]}``) replace
         :class:`PredictorParams` fields for this call only. With ``max_clip_tokens``, an output that cannot
@@ -291,7 +201,7 @@ class BeautifulPromptPredictor:
         ``progress``: show a progress bar with ETA on stderr (batch predict; off for serving's small calls).
         """
         params = self.resolve_params(overrides)
-        raw_prompts = list(raw_prompts)
+        raw_prompts = [raw_prompts] if isinstance(raw_prompts, str) else list(raw_prompts)  # a str is one prompt
         for index, text in enumerate(raw_prompts):
             reason = self.input_problem(text, params)
             if reason:

@@ -34,6 +34,21 @@ UNSUPPORTED_GENERATION_FIELDS = (
 )
 
 
+# The HF ``generate`` kwargs that :func:`sample_sequences` implements (``bad_words_ids`` as a logits processor the
+# caller builds). A call that needs any other kwarg must go to ``generate``: the Predictor routes by this set, so
+# a new generation option is never silently dropped on the fast path.
+FAST_SAMPLER_KWARGS = frozenset({
+    "max_new_tokens", "num_return_sequences", "repetition_penalty", "pad_token_id", "eos_token_id",
+    "min_new_tokens", "do_sample", "temperature", "top_k", "top_p", "bad_words_ids",
+})
+
+
+def fast_sampler_handles(kwargs: dict) -> bool:
+    """Whether :func:`sample_sequences` does all that ``generate(**kwargs)`` would: top-k sampling with only
+    :data:`FAST_SAMPLER_KWARGS`."""
+    return bool(kwargs.get("do_sample")) and kwargs.get("top_k", 0) > 0 and set(kwargs) <= FAST_SAMPLER_KWARGS
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     """What one :func:`sample_sequences` call does (the meaning of each field is HF ``generate``'s)."""
@@ -48,6 +63,16 @@ class SamplingSettings:
     min_new_tokens: int = 0
     pad_token_id: int = 0
     eos_token_id: Optional[int] = None
+
+    @classmethod
+    def from_generate_kwargs(cls, kwargs: dict, penalize_prompt: bool = True) -> "SamplingSettings":
+        """The settings of ``generate(**kwargs)`` (kwargs within :data:`FAST_SAMPLER_KWARGS`)."""
+        extra = set(kwargs) - FAST_SAMPLER_KWARGS
+        if extra:
+            raise ValueError(f"the fast sampler does not implement {', '.join(sorted(extra))}; use generate.")
+        names = {f for f in cls.__dataclass_fields__} - {"penalize_prompt"}
+        values = {k: v for k, v in kwargs.items() if k in names and v is not None}
+        return cls(**values, penalize_prompt=penalize_prompt)
 
     def __post_init__(self) -> None:
         if self.top_k < 0:

@@ -2,19 +2,25 @@
 can use the beautifier: ``GET /v1/models``, ``POST /v1/chat/completions``, ``POST /v1/completions``.
 
 The last user message (chat) or the prompt (completions) is the raw prompt; each choice is one beautified prompt.
-``n``, ``seed``, ``max_tokens``, ``temperature`` (0: greedy) and ``top_p`` map to the predictor's options. The
+The options declared with an OpenAI name in ``PredictorParams`` (``n``, ``seed``, ``max_tokens``, ``temperature``
+(0: greedy), ``top_p``) map to the predictor's options; ``n`` defaults to 1, as OpenAI's. The
 requests go through the same limits, API key and dynamic batcher as ``/v1/beautify``; errors are in OpenAI's
 shape. Streaming is not offered (a beautified prompt is short; ``stream=true`` is a clear 422).
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
 
 import time
+import typing
 import uuid
 from pathlib import Path
 from typing import Any, Optional, Union
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from easynlp_bp.options import options_where, spec_of
+from easynlp_bp.prompting.params import PredictorParams
+from easynlp_bp.serving.schemas import pydantic_field
 
 from easynlp_bp.serving.errors import APIError
 from easynlp_bp.serving.routes import ERRORS, ServingContext, context_of, generate
@@ -34,18 +40,31 @@ class ChatMessage(BaseModel):
     content: Union[str, list[ContentPart], None] = None
 
 
-class _Sampling(BaseModel):
-    """The OpenAI options that map to predictor options; the other common ones are accepted and ignored."""
+def _openai_fields() -> dict[str, tuple[Any, Any]]:
+    """Request fields for the options declared with an OpenAI name (``PredictorParams``, ``openai=...``), with
+    the declared bounds; ``temperature`` also takes 0, which OpenAI clients send for greedy decoding."""
+    hints = typing.get_type_hints(PredictorParams)
+    fields = {}
+    for f in options_where(PredictorParams):
+        spec = spec_of(f)
+        if spec.openai:
+            greedy_zero = {"gt": None, "ge": 0, "description": "0: greedy decoding."}
+            fields[spec.openai] = pydantic_field(f, hints, **(greedy_zero if spec.openai == "temperature" else {}))
+    return fields
+
+
+# The OpenAI parameter of each predictor option (as declared), for ``param`` in error bodies.
+OPENAI_NAMES = {f.name: spec_of(f).openai for f in options_where(PredictorParams) if spec_of(f).openai}
+
+
+class _SamplingBase(BaseModel):
+    """The OpenAI options that map to predictor options (generated from their declaration, see
+    :func:`_openai_fields`); the other common ones are accepted and ignored."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: Optional[str] = Field(None, description="Any name; this server serves one model.")
-    n: Optional[int] = Field(None, ge=1, le=16, description="Beautified prompts per raw prompt.")
-    seed: Optional[int] = Field(None, ge=0, le=2**32 - 1)
-    max_tokens: Optional[int] = Field(None, ge=1)
-    max_completion_tokens: Optional[int] = Field(None, ge=1)
-    temperature: Optional[float] = Field(None, ge=0, le=5, description="0: greedy decoding.")
-    top_p: Optional[float] = Field(None, gt=0, le=1)
+    max_completion_tokens: Optional[int] = Field(None, ge=1, description="Newer name of max_tokens.")
     stream: Optional[bool] = None
     # Sent by many clients; no meaning for a prompt beautifier.
     user: Optional[str] = None
@@ -56,17 +75,21 @@ class _Sampling(BaseModel):
     stream_options: Optional[dict] = None
 
     def overrides(self) -> dict:
-        """Predictor options of this request (unset: the server's defaults)."""
+        """Predictor options of this request (unset: the server's defaults, except ``n``: 1, as OpenAI's)."""
         if self.stream:
             raise APIError(422, "validation_error", "stream=true is not supported; a beautified prompt comes whole.",
                            field="stream")
-        options: dict[str, Any] = {"num_return_sequences": self.n, "seed": self.seed, "top_p": self.top_p,
-                                   "max_new_tokens": self.max_completion_tokens or self.max_tokens}
+        options: dict[str, Any] = {name: getattr(self, openai) for name, openai in OPENAI_NAMES.items()}
+        options["max_new_tokens"] = self.max_completion_tokens or options.get("max_new_tokens")
+        if options.get("num_return_sequences") is None:
+            options["num_return_sequences"] = 1  # OpenAI's default n
         if self.temperature == 0:
+            options.pop("temperature")
             options["decoding"] = "greedy"
-        else:
-            options["temperature"] = self.temperature
         return {k: v for k, v in options.items() if v is not None}
+
+
+_Sampling = create_model("_Sampling", __base__=_SamplingBase, **_openai_fields())
 
 
 class ChatCompletionRequest(_Sampling):
@@ -97,7 +120,7 @@ class CompletionRequest(_Sampling):
 
 
 # Predictor option -> the OpenAI parameter a client sent, for ``param`` in error bodies.
-_OPENAI_PARAMS = {"max_new_tokens": "max_tokens", "num_return_sequences": "n", "decoding": "temperature"}
+_OPENAI_PARAMS = {**OPENAI_NAMES, "decoding": "temperature"}
 
 
 async def generate_openai(ctx: ServingContext, prompts: list[str], overrides: dict, prompt_param: str):

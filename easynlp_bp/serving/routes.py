@@ -24,10 +24,8 @@ from easynlp_bp.serving.schemas import (
 
 logger = logging.getLogger(__name__)
 
-# Options a response reports back (request values over the server's defaults).
-REPORTED_OPTIONS = ("num_return_sequences", "decoding", "seed", "temperature", "top_p", "top_k",
-                    "repetition_penalty", "penalize_prompt", "max_new_tokens", "banned_words", "max_clip_tokens",
-                    "keep_input")
+# Options a response reports back (request values over the server's defaults): the per-request options.
+REPORTED_OPTIONS = tuple(name for name in BeautifyRequest.model_fields if name != "prompts")
 _UNPROBED = object()
 
 
@@ -165,13 +163,8 @@ async def health(request: Request) -> dict:
 
 
 def accepted_options() -> list[str]:
-    """Request options this server accepts: fields of BeautifyRequest that the predictor knows."""
-    from dataclasses import fields as dataclass_fields
-
-    from easynlp_bp.prompting.predictor import PredictorParams
-
-    known = {f.name for f in dataclass_fields(PredictorParams)}
-    return [name for name in BeautifyRequest.model_fields if name in known]
+    """Request options this server accepts (the ``http=True`` options of ``PredictorParams``)."""
+    return list(REPORTED_OPTIONS)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

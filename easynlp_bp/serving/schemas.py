@@ -1,42 +1,30 @@
 """Pydantic request/response models of the HTTP API (they are also the OpenAPI schema at /docs).
 
 Requests are strict: unknown fields, wrong JSON types and out-of-range values are HTTP 422 naming the
-field. Limits that depend on the server's config (prompt count, prompt length) are checked in api.py.
+field. The option fields are derived from ``PredictorParams`` (declared once there). Limits that depend on the
+server's config (prompt count, prompt length) are checked in routes.py.
 """
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+import dataclasses
+import typing
+from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-Decoding = Literal["sample", "greedy", "beam"]
+from easynlp_bp.options import options_where, spec_of
+from easynlp_bp.prompting.params import PredictorParams
 
+class _BeautifyRequestBase(BaseModel):
+    """``POST /v1/beautify``: one raw prompt or a list, and options (unset: the server's defaults).
 
-class BeautifyRequest(BaseModel):
-    """``POST /v1/beautify``: one raw prompt or a list, and options (unset: the server's defaults)."""
+    The option fields are generated from :class:`~easynlp_bp.prompting.params.PredictorParams` (those declared
+    ``http=True``), with the same bounds, choices and help; see :func:`request_option_fields`.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     prompts: Union[str, list[str]] = Field(description="A raw prompt or a list of raw prompts, e.g. '1 girl'.")
-    num_return_sequences: Optional[int] = Field(None, ge=1, le=16, description="Beautified prompts per input.")
-    seed: Optional[int] = Field(None, ge=0, le=2**32 - 1, description="Same seed, same output.")
-    temperature: Optional[float] = Field(None, gt=0, le=5, description="Sampling temperature.")
-    top_p: Optional[float] = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
-    top_k: Optional[int] = Field(None, ge=0, le=1000, description="Top-k sampling (0: off).")
-    max_new_tokens: Optional[int] = Field(None, ge=1, description="Cap on generated tokens.")
-    decoding: Optional[Decoding] = Field(None, description="sample, greedy (one output) or beam.")
-    repetition_penalty: Optional[float] = Field(None, ge=1, le=2, description="Repetition penalty (1.0: off).")
-    penalize_prompt: Optional[bool] = Field(
-        None, description="Also penalise the raw prompt's own tokens (HF generate's way); off keeps the user's "
-                          "words free."
-    )
-    banned_words: list[str] = Field(default_factory=list, max_length=64, description="Words never to output.")
-    max_clip_tokens: Optional[int] = Field(
-        None, ge=3, le=1024, description="Cut each output to fit this many CLIP tokens (77: SD's window)."
-    )
-    keep_input: Optional[bool] = Field(
-        None, description="Start each output with the raw prompt (servers whose /health lists keep_input)."
-    )
 
     @field_validator("prompts")
     @classmethod
@@ -49,7 +37,7 @@ class BeautifyRequest(BaseModel):
                 raise ValueError(f"prompt {index} is empty; write a short description such as '1 girl'")
         return prompts
 
-    @field_validator("banned_words")
+    @field_validator("banned_words", check_fields=False)
     @classmethod
     def _words(cls, value: list[str]) -> list[str]:
         for index, word in enumerate(value):
@@ -63,6 +51,32 @@ class BeautifyRequest(BaseModel):
         if not options.get("banned_words"):
             options.pop("banned_words", None)
         return options
+
+
+def pydantic_field(f: dataclasses.Field, hints: dict, **changes: Any) -> tuple[Any, Any]:
+    """``(annotation, FieldInfo)`` of one declared option, for ``pydantic.create_model``: optional (unset: the
+    server's default), with the declaration's bounds, choices and help (``changes`` replace some of them)."""
+    spec = spec_of(f)
+    annotation = hints[f.name]
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is Union and len(args) == 1:
+        annotation = args[0]
+    if spec.choices:
+        annotation = Literal[spec.choices]  # type: ignore[valid-type]
+    info: dict[str, Any] = {"description": f.metadata.get("help", ""), **spec.bounds(), **changes}
+    if typing.get_origin(annotation) is list:
+        return annotation, Field(default_factory=list, max_length=spec.max_items, **info)
+    return Optional[annotation], Field(None, **info)
+
+
+def request_option_fields(params_cls: type = PredictorParams) -> dict[str, tuple[Any, Any]]:
+    """The per-request option fields: every ``http=True`` option of ``params_cls``, in declaration order."""
+    hints = typing.get_type_hints(params_cls)
+    return {f.name: pydantic_field(f, hints) for f in options_where(params_cls, http=True)}
+
+
+BeautifyRequest = create_model("BeautifyRequest", __base__=_BeautifyRequestBase, **request_option_fields())
+BeautifyRequest.__doc__ = _BeautifyRequestBase.__doc__
 
 
 class BeautifyResult(BaseModel):
