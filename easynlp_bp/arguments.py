@@ -9,14 +9,15 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, TypeVar
 
-from easynlp_bp.finite_numbers import parse_float, parse_int, require_finite
+from easynlp_bp.finite_numbers import require_finite
+from easynlp_bp.options import check_options, convert_option_text, option, spec_of, unknown_names_message
 
 
-def _flag(default: Any, help: str, **extra: Any) -> Any:
-    return field(default=default, metadata={"help": help, **extra})
+def _flag(default: Any, help: str, **spec: Any) -> Any:
+    return option(default, help, **spec)
 
 
 @dataclass
@@ -51,23 +52,23 @@ class EasyNLPArgs:
         None, "Resume training from a checkpoint directory, or 'last' for the newest one in --checkpoint_dir."
     )
     # Optimisation.
-    sequence_length: Optional[int] = _flag(None, "Maximum tokens per training example.")
-    micro_batch_size: Optional[int] = _flag(None, "Examples per device per step.")
-    epoch_num: Optional[float] = _flag(None, "Training epochs.")
-    learning_rate: Optional[float] = _flag(None, "Peak learning rate.")
-    weight_decay: Optional[float] = _flag(None, "AdamW weight decay.")
-    max_grad_norm: Optional[float] = _flag(None, "Gradient clipping norm.")
-    warmup_proportion: Optional[float] = _flag(None, "Share of steps with linear warm-up.")
-    gradient_accumulation_steps: Optional[int] = _flag(None, "Micro-batches per optimizer step.")
-    save_checkpoint_steps: Optional[int] = _flag(None, "Save a resumable checkpoint every N optimizer steps.")
-    logging_steps: Optional[int] = _flag(None, "Log every N optimizer steps.")
-    random_seed: int = _flag(42, "Seed for data order, initialisation and sampling.")
+    sequence_length: Optional[int] = _flag(None, "Maximum tokens per training example.", ge=1)
+    micro_batch_size: Optional[int] = _flag(None, "Examples per device per step.", ge=1)
+    epoch_num: Optional[float] = _flag(None, "Training epochs.", gt=0)
+    learning_rate: Optional[float] = _flag(None, "Peak learning rate.", ge=0)
+    weight_decay: Optional[float] = _flag(None, "AdamW weight decay.", ge=0)
+    max_grad_norm: Optional[float] = _flag(None, "Gradient clipping norm.", ge=0)
+    warmup_proportion: Optional[float] = _flag(None, "Share of steps with linear warm-up.", ge=0, le=1)
+    gradient_accumulation_steps: Optional[int] = _flag(None, "Micro-batches per optimizer step.", ge=1)
+    save_checkpoint_steps: Optional[int] = _flag(None, "Save a resumable checkpoint every N optimizer steps.", ge=1)
+    logging_steps: Optional[int] = _flag(None, "Log every N optimizer steps.", ge=1)
+    random_seed: int = _flag(42, "Seed for data order, initialisation and sampling.", ge=0, le=2**32 - 1)
     # Distribution.
     worker_gpu: Optional[int] = _flag(
         None, "Processes per machine (GPUs; on a CPU-only machine, CPU processes with gloo). >1 launches "
               "accelerate. 0 runs on CPU even where a GPU exists (EasyNLP's CPU switch); -1: not given."
     )
-    worker_count: int = _flag(1, "Number of machines for a multi-node run (with --worker_gpu).")
+    worker_count: int = _flag(1, "Number of machines for a multi-node run (with --worker_gpu).", ge=1)
 
     def __post_init__(self) -> None:
         require_finite(self, prefix="--")
@@ -75,18 +76,7 @@ class EasyNLPArgs:
             self.worker_gpu = None
         if self.worker_gpu is not None and self.worker_gpu < 0:
             raise ValueError(f"--worker_gpu={self.worker_gpu} must be 0 (CPU) or more.")
-        for name in ("micro_batch_size", "gradient_accumulation_steps", "sequence_length"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"--{name}={value} must be at least 1.")
-        if self.worker_count < 1:
-            raise ValueError(f"--worker_count={self.worker_count} must be at least 1.")
-        for name in ("learning_rate", "epoch_num", "weight_decay", "max_grad_norm"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"--{name}={value} must not be negative.")
-        if self.warmup_proportion is not None and not 0 <= self.warmup_proportion <= 1:
-            raise ValueError(f"--warmup_proportion={self.warmup_proportion} must lie in [0, 1].")
+        check_options(self, prefix="--")  # every flag's declared bounds
 
     @property
     def table_list(self) -> list[str]:
@@ -98,33 +88,6 @@ class EasyNLPArgs:
 
 
 P = TypeVar("P")
-
-
-def _convert(raw: str, annotation: Any, key: str) -> Any:
-    """Convert the string ``raw`` to the type a params dataclass declares for ``key``."""
-    origin = typing.get_origin(annotation)
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if origin is typing.Union and len(args) == 1:
-        if raw.lower() in ("none", "null", ""):
-            return None
-        annotation = args[0]
-    if annotation is bool:
-        lowered = raw.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"user_defined_parameters {key}={raw!r} is not a boolean; use true or false.")
-    if annotation in (int, float):
-        try:
-            return parse_int(raw) if annotation is int else parse_float(raw)
-        except ValueError as err:
-            raise ValueError(
-                f"user_defined_parameters {key}={raw!r} is not a valid {annotation.__name__}: {err}."
-            ) from err
-    if typing.get_origin(annotation) is list:
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    return raw
 
 
 def split_user_defined_parameters(text: Optional[str]) -> dict[str, str]:
@@ -159,12 +122,9 @@ def parse_user_defined_parameters(text: Optional[str] | dict, params_cls: type[P
     raw = translate_easynlp_keys(raw, valid)
     unknown = sorted(set(raw) - set(valid))
     if unknown:
-        raise ValueError(
-            f"Unknown --user_defined_parameters key(s) {', '.join(unknown)} for this app. "
-            f"Valid keys: {', '.join(valid)}."
-        )
+        raise ValueError(unknown_names_message(unknown, valid, "--user_defined_parameters key(s)", " for this app"))
     values = {
-        key: (_convert(value, hints[key], key) if isinstance(value, str) else value)
+        key: (convert_option_text(value, hints[key], key) if isinstance(value, str) else value)
         for key, value in raw.items()
     }
     require_finite(values)  # also values given as Python floats (the Python API passes a dict)
@@ -181,7 +141,9 @@ def describe_params(params_cls: type) -> str:
             default = _show_default(f.default_factory())  # type: ignore[misc]
         else:
             default = "(required)"
-        lines.append(f"  {f.name}={default}\n      {f.metadata.get('help', '')}")
+        accepted = spec_of(f).describe()
+        lines.append(f"  {f.name}={default}" + (f"  [{accepted}]" if accepted else "")
+                     + f"\n      {f.metadata.get('help', '')}")
     return "\n".join(lines)
 
 
