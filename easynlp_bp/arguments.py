@@ -10,7 +10,7 @@ import dataclasses
 import shlex
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, TypeVar, Union
 
 from easynlp_bp.finite_numbers import require_finite
 from easynlp_bp.options import check_options, convert_option_text, option, spec_of, unknown_names_message
@@ -45,7 +45,8 @@ class EasyNLPArgs:
     checkpoint_dir: Optional[str] = _flag(
         None, "Where train writes the model (a HF model directory); what evaluate/predict load."
     )
-    user_defined_parameters: Optional[str] = _flag(
+    # Text on the command line; the Python API (get_application_predictor) may pass EasyNLP's parsed dict.
+    user_defined_parameters: Union[str, dict, None] = _flag(
         None, "App options as 'key=value key2=value2' (see `easynlp --app_name=X --help`)."
     )
     resume_from_checkpoint: Optional[str] = _flag(

@@ -117,10 +117,10 @@ def all_blocks(repo: Path = REPO) -> list[CodeBlock]:
 # --- generated pages -----------------------------------------------------------------------------
 
 def _type_name(annotation: typing.Any) -> str:
-    """``Optional[int]`` -> ``int``, ``list[str]`` -> ``list[str]`` (unset is shown in the default column)."""
+    """``Optional[int]`` -> ``int``, ``Union[str, dict, None]`` -> ``str or dict`` (unset is shown in the default column)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) is typing.Union and len(args) == 1:
-        annotation = args[0]
+    if typing.get_origin(annotation) is typing.Union:
+        return " or ".join(_type_name(arg) for arg in args)
     if isinstance(annotation, type) and not typing.get_args(annotation):
         return annotation.__name__
     return str(annotation).replace("typing.", "")
