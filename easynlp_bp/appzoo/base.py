@@ -15,7 +15,9 @@ from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
 from easynlp_bp.components import resolve_component
-from easynlp_bp.io import Table, check_writable, rejects_path_for, write_rejects, write_table
+from easynlp_bp.io import (
+    Table, check_writable, refuse_overwriting_inputs, rejects_path_for, write_rejects, write_table_and_rejects,
+)
 from easynlp_bp.io.writers import write_json
 from easynlp_bp.registry import Registry
 
@@ -147,11 +149,9 @@ class App:
         result = {"rows": rows, "columns": list(columns), "rejects": table.rejects, "read": table.n_read}
         if not self.args.outputs:
             return {**result, "print_rows": rows}
-        write_table(self.args.outputs, rows, columns)
-        rejects_path = rejects_path_for(self.args.outputs)
-        write_rejects(rejects_path, table.rejects, table.source)
-        logger.info("Wrote %d rows to %s and %d rejects to %s (read %d).", len(rows), self.args.outputs,
-                    len(table.rejects), rejects_path, table.n_read)
+        rejects_path = write_table_and_rejects(self.args.outputs, rows, columns, table.rejects, table.source)
+        logger.info("Wrote %d rows to %s and %d rejects%s (read %d).", len(rows), self.args.outputs,
+                    len(table.rejects), f" to {rejects_path}" if rejects_path else "", table.n_read)
         return {**result, "outputs": self.args.outputs}
 
     @property
@@ -169,10 +169,13 @@ class App:
         logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
         return path
 
-    def check_outputs_writable(self) -> None:
-        """Fail before any work when ``--outputs`` cannot be written (see :func:`easynlp_bp.io.check_writable`)."""
+    def check_outputs_writable(self, reads: Sequence[str] = ()) -> None:
+        """Fail before any work when ``--outputs`` cannot be written (:func:`easynlp_bp.io.check_writable`) or
+        would land on a file this run reads: a ``--tables`` file or a file of a model folder in ``reads``."""
         if self.args.outputs:
             check_writable(self.args.outputs)
+            refuse_overwriting_inputs([self.args.outputs, rejects_path_for(self.args.outputs)],
+                                      [*self.args.table_list, *reads])
 
     def write_eval_results(self, results: dict, is_main_process: bool = True) -> Path:
         """``--outputs``, else ``<checkpoint_dir>/eval_results.json`` (written by the main process only)."""

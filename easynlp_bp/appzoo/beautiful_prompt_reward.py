@@ -236,7 +236,7 @@ class BeautifulPromptRewardApp(App):
     # ----------------------------------------------------------------- predict
     def predict(self) -> dict:
         self.table_sources("predict", 1, 1, f"one table to score (a {self.prompt_field!r} column)")
-        self.check_outputs_writable()
+        self.check_outputs_writable(reads=[self.checkpoint_dir])
         rm = self.load_trained()
         from easynlp_bp.reward.model import EASYNLP_SCORE_COLUMNS, score_columns
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import json
 import math
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from easynlp_bp.io.readers import Reject
 
@@ -71,15 +72,22 @@ def file_mode_from_umask() -> int:
 
 
 @contextlib.contextmanager
-def _atomic_file(path: str) -> Iterator[tuple[int, str]]:
+def _atomic_file(path: str, before_replace: Optional[Callable[[], None]] = None) -> Iterator[tuple[int, str]]:
     """(fd, temporary path) beside ``path``; on success the file replaces ``path`` (readers never see half a
-    file) with the mode ``open()`` would give it; on any error the temporary file is removed."""
+    file; a symlink at ``path`` is replaced, never followed) with the mode ``open()`` would give it; on any error
+    the temporary file is removed, and temporary files a killed earlier write of ``path`` left are removed first."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # left by a killed earlier write of this file (mkstemp adds 8 characters, so other files' names never match)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.????????.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         yield fd, tmp
         os.chmod(tmp, file_mode_from_umask())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
@@ -87,14 +95,16 @@ def _atomic_file(path: str) -> Iterator[tuple[int, str]]:
         raise
 
 
-def write_table(path: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
+def write_table(path: str, rows: Sequence[dict], columns: Sequence[str],
+                before_replace: Optional[Callable[[], None]] = None) -> None:
     """Write ``rows`` (only ``columns``, in order) to ``path``; the format follows the extension.
 
     TSV has no header (EasyNLP style, columns as ``--output_schema`` + ``--append_cols``), list values
-    are joined with ``"||"`` as EasyNLP does. JSONL keeps lists as lists. The file appears only when complete.
+    are joined with ``"||"`` as EasyNLP does. JSONL keeps lists as lists. The file appears only when complete
+    (``before_replace`` runs just before it does).
     """
     suffix = Path(path).suffix.lower()
-    with _atomic_file(path) as (fd, tmp):
+    with _atomic_file(path, before_replace) as (fd, tmp):
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             if suffix in (".jsonl", ".json"):
                 for row in rows:
@@ -162,11 +172,66 @@ def rejects_path_for(output_path: str) -> str:
     return f"{output_path}.rejects.jsonl"
 
 
+def _rejects_text(rejects: Sequence[Reject], source: str) -> str:
+    return "".join(to_json({"source": source, **reject.to_dict()}) + "\n" for reject in rejects)
+
+
 def write_rejects(path: str, rejects: Iterable[Reject], source: str = "") -> int:
-    """Write rejects as JSONL (``source``, ``row``, ``reason``, ``content``); returns how many."""
+    """Write rejects as JSONL (``source``, ``row``, ``reason``, ``content``) atomically, replacing (never
+    following) a symlink at ``path``; returns how many."""
     rejects = list(rejects)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for reject in rejects:
-            handle.write(to_json({"source": source, **reject.to_dict()}) + "\n")
+    _write_text_atomically(path, _rejects_text(rejects, source))
     return len(rejects)
+
+
+def write_table_and_rejects(path: str, rows: Sequence[dict], columns: Sequence[str], rejects: Sequence[Reject],
+                            source: str = "") -> Optional[str]:
+    """``rows`` to ``path`` and ``rejects`` to ``<path>.rejects.jsonl``, committed together.
+
+    Both are written in full to temporary files first and renamed one right after the other. Two renames cannot
+    be one atomic step, so the commit is marked: ``<path>.incomplete`` exists from before the first rename until
+    after the second. A kill leaves the previous pair, the new pair, or the marker (the pair may be torn: run
+    again) — never a torn pair that looks complete. No rejects: no rejects file, and a stale one from an earlier
+    run is removed. Returns the rejects path or None.
+    """
+    rejects_path, marker = rejects_path_for(path), incomplete_marker_for(path)
+    with contextlib.ExitStack() as stack:
+        if rejects:
+            fd, _ = stack.enter_context(_atomic_file(rejects_path))
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(_rejects_text(rejects, source))
+        note = (f"{Path(path).name} and {Path(rejects_path).name} were being replaced when this run stopped: "
+                "they may come from different runs. Run it again.\n")
+        # the marker appears just before the first rename; the rejects' rename follows at the end of this block
+        write_table(path, rows, columns, before_replace=lambda: _write_text_atomically(marker, note))
+    if not rejects and os.path.lexists(rejects_path):
+        os.unlink(rejects_path)
+    os.unlink(marker)  # the pair is complete
+    return rejects_path if rejects else None
+
+
+def incomplete_marker_for(path: str) -> str:
+    """The file that exists while ``path`` and its rejects file are being replaced (see
+    :func:`write_table_and_rejects`)."""
+    return f"{path}.incomplete"
+
+
+def refuse_overwriting_inputs(outputs: Iterable[str], inputs: Iterable[str], flag: str = "--outputs") -> None:
+    """``ValueError`` when a file the run writes is one it reads: the same path after resolving symlinks and
+    ``..``, or the same file by device and inode (a hard link).
+
+    Args:
+        outputs: files this run writes (an output and its side files).
+        inputs: files or directories this run reads (tables, model folders); an output inside an input folder
+            is refused when it would replace a file that is already there.
+    """
+    for output in outputs:
+        target = Path(output).resolve()
+        for source in inputs:
+            if not source:
+                continue
+            read = Path(source).resolve()
+            inside = read.is_dir() and target.is_relative_to(read) and target.exists()
+            if target == read or inside or (target.exists() and read.exists() and os.path.samefile(target, read)):
+                raise ValueError(f"{flag}={output} would overwrite {source}, which this run reads; write the output "
+                                 "to another path.")

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from easynlp_bp.io import Reject, write_rejects, write_table
-from easynlp_bp.io.writers import check_writable, rejects_path_for
+from easynlp_bp.io import Reject
+from easynlp_bp.io.writers import check_writable, refuse_overwriting_inputs, rejects_path_for, write_table_and_rejects
 from easynlp_bp.pipelines.collect import filters as F
 from easynlp_bp.pipelines.collect.cache import ReplyCache
 from easynlp_bp.pipelines.collect.quality_split import QualityClassifier, QualitySplitConfig, split_by_quality
@@ -227,6 +227,7 @@ def collect_pairs(source: str, output: str, config: Optional[CollectConfig] = No
         raise ValueError(f"--outputs={output!r}: the pair output is JSONL; give a path ending in .jsonl.")
     # before any teacher request (possibly paid): replies could be neither cached nor written
     check_writable(output)
+    refuse_overwriting_inputs([output, rejects_path_for(output)], [str(source)])
     if config.cache_path:
         check_writable(config.cache_path, flag="cache_path")
     table = read_corpus(source, config.text_field, config.image_field, config.raw_prompt_field,
@@ -248,9 +249,7 @@ def collect_pairs(source: str, output: str, config: Optional[CollectConfig] = No
     rejects = read_rejects + step_rejects + drops
     columns = ["raw_prompt", "prompt", "source", "row"]
     columns += [c for c in (*SCORE_FIELDS, "consistency") if any(c in p for p in pairs)]
-    write_table(output, pairs, columns)
-    rejects_file = rejects_path_for(output)
-    write_rejects(rejects_file, rejects, str(source))
+    rejects_file = write_table_and_rejects(output, pairs, columns, rejects, str(source))
     stats.update({"pairs": {"total": len(pairs), "by_source": dict(Counter(p["source"] for p in pairs))},
                   "rejects_file": rejects_file, "rejects_total": len(rejects), "cache": {"path": str(cache.path),
                   "replies": len(cache), "torn_lines_skipped": cache.torn_lines},
