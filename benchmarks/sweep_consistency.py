@@ -91,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from easynlp_bp.reward.model import RewardModel
 
         pick = RewardModel.from_pretrained(args.reward_model_pickscore, reward_type="pickscore")
-        reward_fn = CombinedReward(HeuristicAestheticScorer(), pick, delta_reward=False,
+        reward_fn = CombinedReward.from_scorers(HeuristicAestheticScorer(), pick, delta_reward=False,
                                    consistency_scorer=ConsistencyScorer(), consistency_weight=1.0)
         rms = "trained PickScore RM + heuristic aesthetic stand-in"
     else:
@@ -100,7 +100,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parts = {}
     for kind in ("kept", "kept_alt", "dropped", "drifted", "half"):
         got = reward_fn.compute(raws, [r[kind] for r in rows])
-        parts[kind] = (got.aesthetic, got.pickscore, got.consistency)
+        parts[kind] = (got.terms["aesthetic"], got.terms["pickscore"], got.terms["consistency"])
     table = sweep(rows, parts, [float(w) for w in args.weights.split(",")])
     return emit_result({"prompts": args.prompts, "n": len(rows), "reward_models": rms, "table": table}, args.output)
 

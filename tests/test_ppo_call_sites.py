@@ -394,4 +394,6 @@ def test_every_paper_default_of_the_preset():
     from easynlp_bp.reward.combined import CombinedReward
 
     reward = CombinedReward.heuristic()
-    assert reward.alpha == 0.7 and reward.delta_reward is True
+    # the paper's R = (1 - α)·aesthetic + α·PickScore with α = 0.7, both deltaed against the reference prompt
+    assert reward.term("pickscore").weight == 0.7 and reward.term("aesthetic").weight == pytest.approx(0.3)
+    assert reward.delta_reward is True

@@ -29,7 +29,7 @@ RAW, PROMPTS, REFS = ["x1", "x2"], ["y one two", "y a b c d e"], ["ref1", "ref2"
 
 
 def test_alpha_weighting_and_delta_match_a_hand_computation():
-    reward_fn = CombinedReward(AES, PICK, alpha=0.7, delta_reward=True)
+    reward_fn = CombinedReward.from_scorers(AES, PICK, alpha=0.7, delta_reward=True)
     reward = reward_fn(RAW, PROMPTS, REFS)
     expected = torch.tensor([
         (0.3 * 5.0 + 0.7 * 20.0) - (0.3 * 4.0 + 0.7 * 19.0),  # = 1.0
@@ -42,39 +42,42 @@ def test_alpha_weighting_and_delta_match_a_hand_computation():
 
 def test_without_references_or_with_delta_off_there_is_no_delta():
     expected = torch.tensor([0.3 * 5.0 + 0.7 * 20.0, 0.3 * 6.0 + 0.7 * 21.5])
-    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=0.7)(RAW, PROMPTS), expected)
-    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=0.7, delta_reward=False)(RAW, PROMPTS, REFS), expected)
+    torch.testing.assert_close(CombinedReward.from_scorers(AES, PICK, alpha=0.7)(RAW, PROMPTS), expected)
+    torch.testing.assert_close(CombinedReward.from_scorers(AES, PICK, alpha=0.7, delta_reward=False)(RAW, PROMPTS, REFS), expected)
     # alpha = 0 and 1 select one RM.
-    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=0.0)(RAW, PROMPTS), torch.tensor([5.0, 6.0]))
-    torch.testing.assert_close(CombinedReward(AES, PICK, alpha=1.0)(RAW, PROMPTS), torch.tensor([20.0, 21.5]))
+    torch.testing.assert_close(CombinedReward.from_scorers(AES, PICK, alpha=0.0)(RAW, PROMPTS), torch.tensor([5.0, 6.0]))
+    torch.testing.assert_close(CombinedReward.from_scorers(AES, PICK, alpha=1.0)(RAW, PROMPTS), torch.tensor([20.0, 21.5]))
 
 
 def test_length_term_changes_the_reward_and_is_not_deltaed():
     # W = 3 words: "y one two" has 3 words -> 0.5 * 3; "y a b c d e" has 6 -> 0.5 * (3 - 3) = 0.
-    reward_fn = CombinedReward(AES, PICK, alpha=0.7, length_coef=0.5, length_window=3)
+    reward_fn = CombinedReward.from_scorers(AES, PICK, alpha=0.7, length_coef=0.5, length_window=3)
     breakdown = reward_fn.compute(RAW, PROMPTS, REFS)
-    torch.testing.assert_close(breakdown.length, torch.tensor([1.5, 0.0]))
+    torch.testing.assert_close(breakdown.terms["length"], torch.tensor([3.0, 0.0]))  # unweighted: 3 words
     torch.testing.assert_close(breakdown.total, torch.tensor([1.0 + 1.5, -1.35 + 0.0]))
     # Per word below the window +coef, past it -coef: 2 words -> 1.0, 4 words -> 0.5 * (3 - 1) = 1.0.
-    torch.testing.assert_close(reward_fn.length_term(["a b", "a b c d", ""]), torch.tensor([1.0, 1.0, 0.0]))
-    counted = CombinedReward(AES, PICK, length_coef=1.0, length_window=4, length_counter=len)  # characters
-    torch.testing.assert_close(counted.length_term(["abc", "abcdef"]), torch.tensor([3.0, 2.0]))
+    length = reward_fn.terms[-1]
+    torch.testing.assert_close(length.weight * length.score([""] * 3, ["a b", "a b c d", ""]),
+                               torch.tensor([1.0, 1.0, 0.0]))
+    counted = CombinedReward.from_scorers(AES, PICK, length_coef=1.0, length_window=4, length_counter=len)  # characters
+    torch.testing.assert_close(counted.terms[-1].score(["", ""], ["abc", "abcdef"]), torch.tensor([3.0, 2.0]))
     means = breakdown.means()
-    assert means["reward/total"] == pytest.approx((2.5 - 1.35) / 2) and means["reward/length"] == pytest.approx(0.75)
+    assert means["reward/total"] == pytest.approx((2.5 - 1.35) / 2) and means["reward/term/length"] == pytest.approx(1.5)
+    assert "reward/reference/length" not in means and means["reward/reference/aesthetic"] == pytest.approx(5.5)
 
 
 def test_prompts_and_references_are_scored_in_one_pass():
     aes, pick = LookupScorer(AES.scores), LookupScorer(PICK.scores)
-    CombinedReward(aes, pick)(RAW, PROMPTS, REFS)
+    CombinedReward.from_scorers(aes, pick)(RAW, PROMPTS, REFS)
     assert aes.calls == 1 and pick.calls == 1
 
 
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"alpha=1.5 must lie in \[0, 1\]"):
-        CombinedReward(AES, PICK, alpha=1.5)
-    with pytest.raises(TypeError, match="pick_scorer must have a score"):
-        CombinedReward(AES, object())
-    reward_fn = CombinedReward(AES, PICK)
+        CombinedReward.from_scorers(AES, PICK, alpha=1.5)
+    with pytest.raises(TypeError, match="reward term 'pickscore' needs a scorer with score"):
+        CombinedReward.from_scorers(AES, object())
+    reward_fn = CombinedReward.from_scorers(AES, PICK)
     with pytest.raises(ValueError, match="Got 1 raw prompts but 2 prompts"):
         reward_fn(["x1"], PROMPTS)
     with pytest.raises(ValueError, match="Got 1 reference prompts for 2 prompts"):
@@ -125,7 +128,7 @@ def test_reward_models_with_their_own_tokenizers_score_policy_text(tmp_path, tin
 
     reward_fn = CombinedReward.from_pretrained(str(tmp_path / "aes"), str(tmp_path / "ps"), alpha=0.7,
                                                delta_reward=True, device="cpu", batch_size=1)
-    assert not reward_fn.aesthetic_scorer.reward_model.model.training
+    assert not reward_fn.term("aesthetic").scorer.reward_model.model.training
     reward = reward_fn(raw, responses, references)
     expected = (0.3 * aes_rm.score(raw, responses) + 0.7 * ps_rm.score(raw, responses)) - (
         0.3 * aes_rm.score(raw, references) + 0.7 * ps_rm.score(raw, references))
@@ -141,28 +144,28 @@ CONS = LookupScorer({"y one two": 0.9, "y a b c d e": 0.2, "ref1": 0.6, "ref2": 
 
 
 def test_consistency_term_is_weighted_and_deltaed_like_the_rm_terms():
-    reward_fn = CombinedReward(AES, PICK, alpha=0.7, consistency_scorer=CONS, consistency_weight=2.0)
+    reward_fn = CombinedReward.from_scorers(AES, PICK, alpha=0.7, consistency_scorer=CONS, consistency_weight=2.0)
     breakdown = reward_fn.compute(RAW, PROMPTS, REFS)
     # b·(cons(x, y) - cons(x, y_ref)) on top of the RM delta (1.0 and -1.35 above).
     torch.testing.assert_close(breakdown.total, torch.tensor([1.0 + 2.0 * (0.9 - 0.6), -1.35 + 2.0 * (0.2 - 0.5)]))
-    torch.testing.assert_close(breakdown.consistency, torch.tensor([0.9, 0.2]))
-    torch.testing.assert_close(breakdown.reference_consistency, torch.tensor([0.6, 0.5]))
-    assert breakdown.means()["reward/consistency"] == pytest.approx(0.55)
+    torch.testing.assert_close(breakdown.terms["consistency"], torch.tensor([0.9, 0.2]))
+    torch.testing.assert_close(breakdown.references["consistency"], torch.tensor([0.6, 0.5]))
+    assert breakdown.means()["reward/term/consistency"] == pytest.approx(0.55)
     # Without references the term is b·cons(x, y), not deltaed.
     torch.testing.assert_close(reward_fn(RAW, PROMPTS),
                                torch.tensor([0.3 * 5.0 + 0.7 * 20.0 + 1.8, 0.3 * 6.0 + 0.7 * 21.5 + 0.4]))
     # Weight 0 switches it off: the scorer is not even called.
     silent = LookupScorer(CONS.scores)
-    torch.testing.assert_close(CombinedReward(AES, PICK, consistency_scorer=silent)(RAW, PROMPTS, REFS),
+    torch.testing.assert_close(CombinedReward.from_scorers(AES, PICK, consistency_scorer=silent)(RAW, PROMPTS, REFS),
                                torch.tensor([1.0, -1.35]))
     assert silent.calls == 0
 
 
 def test_consistency_term_errors_name_the_setting():
     with pytest.raises(ValueError, match="consistency_weight=-1 must not be negative"):
-        CombinedReward(AES, PICK, consistency_scorer=CONS, consistency_weight=-1)
+        CombinedReward.from_scorers(AES, PICK, consistency_scorer=CONS, consistency_weight=-1)
     with pytest.raises(TypeError, match="consistency_weight=0.5 needs a consistency_scorer"):
-        CombinedReward(AES, PICK, consistency_weight=0.5)
+        CombinedReward.from_scorers(AES, PICK, consistency_weight=0.5)
 
 
 class _BagOfWordsEncoder:
@@ -197,8 +200,8 @@ def test_bundled_minilm_consistency_prefers_the_prompt_that_keeps_the_subject():
     raw = ["a cat on the beach", "1 girl"]
     kept = ["a cat on the beach, highly detailed, 8k", "1 girl, cinematic lighting, masterpiece"]
     drifted = ["an ancient bridge on the beach, highly detailed, 8k", "1 boy, cinematic lighting, masterpiece"]
-    cons_kept = reward_fn.consistency_scorer.score(raw, kept)
-    cons_drifted = reward_fn.consistency_scorer.score(raw, drifted)
+    cons_kept = reward_fn.term("consistency").scorer.score(raw, kept)
+    cons_drifted = reward_fn.term("consistency").scorer.score(raw, drifted)
     assert bool((cons_kept > cons_drifted + 0.1).all()), (cons_kept, cons_drifted)
     gap_with = reward_fn(raw, kept, kept) - reward_fn(raw, drifted, kept)
     gap_without = CombinedReward.heuristic(alpha=0.7)(raw, kept, kept) - CombinedReward.heuristic(alpha=0.7)(raw, drifted, kept)

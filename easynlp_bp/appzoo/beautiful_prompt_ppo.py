@@ -15,6 +15,7 @@ from typing import Optional
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import read_table
 from easynlp_bp.modelzoo import trained_from_config
+from easynlp_bp.options import check_options, option
 from easynlp_bp.ppo.config import PPOConfig
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,12 @@ class PPOAppParams:
     reward_batch_size: int = field(default=32, metadata={"help": "Prompts per RM forward."})
     num_generations: int = field(default=4, metadata={"help": "grpo/rloo: completions per prompt (the group)."})
     beta: float = field(default=0.04, metadata={"help": "grpo/rloo: KL anchor to the SFT model (>0: text-only RMs are easy to game)."})
+    reward_terms: Optional[str] = option(
+        None, "The reward as name:weight,... over the registered terms (aesthetic, pickscore, consistency, "
+              "word_recall, repetition, clip_length, length, or your own; see docs/ppo.md). Unset: "
+              "(1-alpha)·aesthetic + alpha·pickscore + consistency_weight·consistency (+ length_coef·length).")
+    max_input_chars: int = option(2000, "Prompt rows (raw or reference prompt) longer than this are rejected, so one "
+                                        "huge row cannot take the machine's memory.", ge=1)
 
     def __post_init__(self) -> None:
         if self.rl_algorithm not in RL_ALGORITHMS:
@@ -75,6 +82,12 @@ class PPOAppParams:
             raise ValueError(f"beta={self.beta} must not be negative.")
         if self.consistency_weight < 0:
             raise ValueError(f"consistency_weight={self.consistency_weight} must not be negative (0 switches the term off).")
+        check_options(self)
+        if self.reward_terms is not None:
+            from easynlp_bp.reward.terms import parse_reward_terms, term_class
+
+            for name, _ in parse_reward_terms(self.reward_terms):
+                term_class(name)  # unknown names fail here, before any model is loaded
 
 
 @APPS.register("beautiful_prompt_ppo")
@@ -125,8 +138,17 @@ class BeautifulPromptPPOApp(App):
     def _read_prompts(self, source: str) -> list[dict]:
         first = self.args.first_sequence or "raw_prompt"
         second = self.args.second_sequence or "prompt"
+        limit = self.params.max_input_chars
+
+        def reference_not_too_long(row: dict):
+            text = row.get(second)
+            if isinstance(text, str) and len(text) > limit:
+                return f"field {second!r} has {len(text)} characters, more than max_input_chars={limit}"
+            return None
+
         table = read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
-                           required=[first], text_fields=[first])
+                           required=[first], text_fields=[first], max_chars=limit,
+                           validators=[reference_not_too_long])
         self.log_rejects(table)
         return [{"raw_prompt": r[first], "prompt": r.get(second) or None} for r in table.rows]
 
@@ -153,28 +175,42 @@ class BeautifulPromptPPOApp(App):
                                "(give --tables=train,dev).", tables[0], len(train))
         return train, dev
 
+    def reward_spec(self) -> list[tuple[str, float]]:
+        """The reward's terms and weights: ``reward_terms`` if given, else the paper's ``(1-α)·aesthetic +
+        α·pickscore`` (+ ``b·consistency``, + length)."""
+        from easynlp_bp.reward.terms import parse_reward_terms
+
+        p = self.params
+        if p.reward_terms:
+            return parse_reward_terms(p.reward_terms)
+        spec = [("aesthetic", 1.0 - p.alpha), ("pickscore", p.alpha)]
+        spec += [("consistency", p.consistency_weight)] if p.consistency_weight > 0 else []
+        return spec + ([("length", p.length_coef)] if p.length_coef else [])
+
     def _reward_fn(self, device: str = "cpu"):
         """The combined reward; RM directories are checked here, at start-up."""
         from easynlp_bp.reward.combined import CombinedReward
+        from easynlp_bp.reward.terms import TermContext
 
         p = self.params
+        spec = self.reward_spec()
+        names = [name for name, _ in spec]
         if p.reward == "heuristic":
             logger.info("Reward: the heuristic stand-in scorers (not real reward models).")
-            return CombinedReward.heuristic(alpha=p.alpha, delta_reward=p.delta_reward, length_coef=p.length_coef,
-                                            device=device, **self._consistency_kwargs())
-        for key in ("reward_model_aesthetic", "reward_model_pickscore"):
-            path = getattr(p, key)
+        for kind in ("aesthetic", "pickscore"):
+            path = getattr(p, f"reward_model_{kind}")
+            if kind not in names or p.reward == "heuristic":
+                continue
             if path is None:
-                raise ValueError(f"user_defined_parameters {key}=<dir> is required with reward=model "
+                raise ValueError(f"user_defined_parameters reward_model_{kind}=<dir> is required with reward=model "
                                  "(or use reward=heuristic for the embedded default's stand-in).")
             if not Path(path).is_dir():
-                raise FileNotFoundError(f"{key}={path} does not exist; train it with --app_name=beautiful_prompt_reward.")
-        return CombinedReward.from_pretrained(p.reward_model_aesthetic, p.reward_model_pickscore, alpha=p.alpha,
-                                              delta_reward=p.delta_reward, length_coef=p.length_coef, device=device,
-                                              batch_size=p.reward_batch_size, **self._consistency_kwargs())
-
-    def _consistency_kwargs(self) -> dict:
-        return {"consistency_weight": self.params.consistency_weight, "consistency_model": self.params.consistency_model}
+                raise FileNotFoundError(f"reward_model_{kind}={path} does not exist; train it with "
+                                        "--app_name=beautiful_prompt_reward.")
+        logger.info("Reward terms (name: weight): %s.", ", ".join(f"{n}: {w:g}" for n, w in spec))
+        context = TermContext(p.reward_model_aesthetic, p.reward_model_pickscore, heuristic=p.reward == "heuristic",
+                              consistency_model=p.consistency_model, device=device, batch_size=p.reward_batch_size)
+        return CombinedReward.from_spec(spec, context, delta_reward=p.delta_reward)
 
     # ----------------------------------------------------------------- modes
     def train(self) -> dict:

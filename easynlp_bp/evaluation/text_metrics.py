@@ -17,37 +17,9 @@ from typing import Callable, Optional, Sequence
 
 from easynlp_bp.evaluation.text_statistics import distinct_n
 from easynlp_bp.prompting.clip_cap import clip_token_counter  # re-exported: one definition
+from easynlp_bp.prompting.faithfulness import FUNCTION_WORDS, content_words, subject_kept_share  # noqa: F401
 
 CLIP_WINDOW = 77
-# Function words that carry no subject. Written here rather than taken from e.g. scikit-learn's
-# ENGLISH_STOP_WORDS, which also lists words that are subjects in image prompts ("fire", "top", "back",
-# "front", "side", "bottom", "five", "full", "empty").
-FUNCTION_WORDS = frozenset(
-    "a an the of in on at by to with and or but under over for from into onto upon as is are was were be been "
-    "being it its it's this that these those there their his her my your our some any each very so than then "
-    "while which who whom whose what where when has have had do does did not no nor up down out off about "
-    "near behind above below next inside outside through across against between among along around".split()
-)
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased content words of ``text`` in order, duplicates removed (function words excluded)."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if word not in FUNCTION_WORDS:
-            seen.setdefault(word, None)
-    return list(seen)
-
-
-def subject_kept_share(raw_prompt: str, prompt: str) -> float:
-    """Share of the raw prompt's content words that ``prompt`` contains as whole words (1.0 when it has none)."""
-    wanted = content_words(raw_prompt)
-    if not wanted:
-        return 1.0
-    present = set(_WORD.findall(prompt.lower()))
-    return sum(word in present for word in wanted) / len(wanted)
-
 
 def subject_preservation(raw_prompts: Sequence[str], prompts: Sequence[str]) -> dict:
     """Subject preservation of aligned (raw, beautified) pairs.

@@ -33,6 +33,7 @@ class RolloutBatch:
     ref_logprobs: Optional[torch.Tensor] = None  # (B, R) log π_ref
     values: Optional[torch.Tensor] = None  # (B, R) old V
     scores: Optional[torch.Tensor] = None  # (B,) raw reward of each response
+    reward_terms: dict[str, float] = field(default_factory=dict)  # batch means of each reward term (for the logs)
     trunk_hidden: Optional[torch.Tensor] = None  # (B, Q+R, H) frozen-trunk output, on the model's device
     raw_prompts: list[str] = field(default_factory=list)
     reference_prompts: Optional[list[str]] = None
@@ -159,19 +160,33 @@ def assemble_trunk_hidden(recorded: list, new_tokens: list[int], query_len: int,
     return hidden
 
 
+def zero_unfilled_trunk(trunk: torch.Tensor, query_mask: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """``trunk`` (B, Q+R, H) recorded while sampling, with 0 wherever the trunk never ran: padding, and each
+    row's last sampled token (it never entered the model). No used output reads those positions, but a
+    non-finite value there would still reach them (0 attention weight times NaN is NaN, and a NaN log-prob times
+    a 0 mask is NaN), turning every row of the batch NaN through the whitening; zeros cannot."""
+    filled = torch.cat([query_mask.bool(), response_mask.bool()], dim=1)  # (B, Q+R)
+    lengths = response_mask.sum(1)
+    rows = torch.nonzero(lengths > 0).squeeze(1)
+    filled[rows, query_mask.shape[1] + lengths[rows] - 1] = False
+    return trunk.masked_fill(~filled.to(trunk.device).unsqueeze(-1), 0.0)
+
+
 def chunk_sampler(model, tokenizer, *, max_new_tokens: int, temperature: float, top_k: int, top_p: float):
     """A function (ids, mask) -> new token ids (B, T) of one left-padded chunk, pad after EOS.
 
     With top_k 0 and top_p 1 (the undistorted rollout setting) it is the project's KV-cache loop
     (``prompting/sampling.py``), whose draw is HF's: same global seed, same tokens as ``generate``, without
-    generate's per-step bookkeeping. Other settings, or a model whose generation config asks for processors
-    the loop lacks, use HF ``generate``.
+    generate's per-step bookkeeping. Other settings use HF ``generate`` with a clean generation config. Either
+    way the model's own ``generation_config`` (``no_repeat_ngram_size``, ``repetition_penalty``,
+    ``bad_words_ids``, ...) is ignored: the log-probs PPO computes are those of the undistorted policy, so
+    sampling from anything else would bias the KL and the ratio.
     """
     from transformers import GenerationConfig
 
-    from easynlp_bp.prompting.sampling import SamplingSettings, sample_sequences, supports_fast_sampling
+    from easynlp_bp.prompting.sampling import SamplingSettings, sample_sequences
 
-    if top_k == 0 and top_p == 1.0 and supports_fast_sampling(model):
+    if top_k == 0 and top_p == 1.0 and not getattr(model.config, "is_encoder_decoder", False):
         settings = SamplingSettings(max_new_tokens=max_new_tokens, top_k=0, top_p=1.0, temperature=temperature,
                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         return lambda ids, mask: sample_sequences(model, ids, mask, settings)
@@ -182,10 +197,23 @@ def chunk_sampler(model, tokenizer, *, max_new_tokens: int, temperature: float, 
     )
 
     def generate(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=generation_config)
+        with model_generation_config(model, generation_config):
+            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=generation_config)
         return out[:, ids.shape[1] :]
 
     return generate
+
+
+@contextlib.contextmanager
+def model_generation_config(model, config) -> Iterator[None]:
+    """Within the block ``model.generation_config`` is ``config``: ``generate`` fills the fields a passed config
+    leaves at their defaults from the model's own config, so a clean config alone does not keep them out."""
+    saved = model.generation_config
+    model.generation_config = config
+    try:
+        yield
+    finally:
+        model.generation_config = saved
 
 
 def response_logprobs(logits: torch.Tensor, response_ids: torch.Tensor, query_len: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,6 +258,8 @@ def score_logprobs_and_values(policy, reference, batch: RolloutBatch, *, tempera
     Q, R = batch.query_ids.shape[1], batch.response_ids.shape[1]
     logprobs, values, ref_logprobs = (torch.zeros(len(batch), R) for _ in range(3))
     recorded = batch.trunk_hidden if reuse_trunk else None
+    if recorded is not None:
+        recorded = zero_unfilled_trunk(recorded, batch.query_mask, batch.response_mask)
     trunk = recorded
     order = torch.argsort(batch.query_mask.sum(1), stable=True)
     for index in order.split(forward_batch_size):

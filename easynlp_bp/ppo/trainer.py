@@ -27,7 +27,7 @@ from easynlp_bp.ppo.running_stats import RunningMoments
 from easynlp_bp.ppo.value_head import (
     PolicyWithValueHead, ReferenceModel, build_reference, count_decoder_layers,
 )
-from easynlp_bp.evaluation.text_metrics import subject_kept_share
+from easynlp_bp.prompting.faithfulness import subject_kept_share
 from easynlp_bp.bloom_sdpa import use_sdpa_bloom_attention
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
@@ -95,6 +95,7 @@ class PPOTrainer:
                     f"decoder layers; choose 1..{n_layers}, or -1 to train all layers."
                 )
             policy = PolicyWithValueHead(policy, config.num_layers_unfrozen)
+        keep_fp32_master_weights(policy)
         if ref_policy is None:
             reference = build_reference(policy)
         elif isinstance(ref_policy, ReferenceModel):
@@ -142,15 +143,34 @@ class PPOTrainer:
             return tensor
         return self.accelerator.gather(tensor.to(self.device)).cpu()
 
-    def score(self, raw_prompts: Sequence[str], prompts: Sequence[str], reference_prompts=None) -> torch.Tensor:
-        """Call the reward function and check it returned one finite float per prompt."""
-        scores = self.reward_fn(list(raw_prompts), list(prompts), reference_prompts)
+    def score(self, raw_prompts: Sequence[str], prompts: Sequence[str], reference_prompts=None,
+              term_means: Optional[dict] = None) -> torch.Tensor:
+        """Call the reward function and check it returned one finite float per prompt.
+
+        ``term_means``: filled with the batch mean of every reward term (``reward/term/<name>``, and the reference
+        prompts' ``reward/reference/<name>``) when the reward function reports them (``compute``, as
+        :class:`~easynlp_bp.reward.combined.CombinedReward` does), averaged over processes.
+        """
+        compute = getattr(self.reward_fn, "compute", None)
+        if compute is not None:
+            breakdown = compute(list(raw_prompts), list(prompts), reference_prompts)
+            scores = breakdown.total
+            if term_means is not None:
+                term_means.update(self._mean_over_processes(breakdown.means()))
+        else:
+            scores = self.reward_fn(list(raw_prompts), list(prompts), reference_prompts)
         scores = torch.as_tensor(scores).detach().float().cpu().reshape(-1)
         if scores.shape[0] != len(prompts):
             raise ValueError(f"reward_fn returned {scores.shape[0]} scores for {len(prompts)} prompts.")
         if not torch.isfinite(scores).all():
             raise ValueError(f"reward_fn returned non-finite scores: {scores.tolist()}.")
         return scores
+
+    def _mean_over_processes(self, means: dict[str, float]) -> dict[str, float]:
+        if self.accelerator.num_processes == 1 or not means:
+            return means
+        values = self._gather(torch.tensor([list(means.values())], dtype=torch.float32))  # (P, K)
+        return dict(zip(means, values.mean(0).tolist()))
 
     def rollout(self, rows: Sequence[dict]) -> tuple[RolloutBatch, dict]:
         """Sample, score and run the no-grad forwards for one batch of prompt rows; returns (batch, times)."""
@@ -168,7 +188,7 @@ class PPOTrainer:
         batch.reference_prompts = refs
         times["time/generate"] = time.perf_counter() - start
         start = time.perf_counter()
-        batch.scores = self.score(raw, batch.responses, refs)
+        batch.scores = self.score(raw, batch.responses, refs, term_means=batch.reward_terms)
         times["time/score"] = time.perf_counter() - start
         start = time.perf_counter()
         score_logprobs_and_values(self.unwrapped, self.reference, batch, temperature=c.temperature,
@@ -234,6 +254,7 @@ class PPOTrainer:
         explained = 1 - masked_var(returns - batch.values, mask) / masked_var(returns, mask).clamp(min=1e-8)
         lengths = self._gather(mask.sum(1))
         stats.update(times)
+        stats.update(batch.reward_terms)
         stats.update({
             "reward/score_mean": float(self._gather(batch.scores).mean()),
             "reward/score_scaled_mean": float(self._gather(scores).mean()),
@@ -350,6 +371,7 @@ class PPOTrainer:
         devices = [self.device] if self.device.type == "cuda" else []
         sums = torch.zeros(7, dtype=torch.float64)
         samples = []
+        terms: Optional[dict] = {} if acc.num_processes == 1 else None  # (a gather could wait on an empty shard)
         if shard:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(c.seed + 1_000_003 + acc.process_index)
@@ -361,7 +383,7 @@ class PPOTrainer:
             score_logprobs_and_values(self.unwrapped, self.reference, batch, temperature=c.temperature,
                                       forward_batch_size=c.forward_batch_size, device=self.device,
                                       reuse_trunk=self.reuse_trunk)
-            reward = self.score(batch.raw_prompts, batch.responses, None)
+            reward = self.score(batch.raw_prompts, batch.responses, None, term_means=terms)
             has_ref = all(r.get("prompt") for r in shard)
             ref_reward = self.score(batch.raw_prompts, [r["prompt"] for r in shard], None) if has_ref else torch.zeros(len(shard))
             kl = (batch.logprobs - batch.ref_logprobs).sum(1)
@@ -372,7 +394,20 @@ class PPOTrainer:
         if acc.num_processes > 1:
             sums = acc.reduce(sums.to(self.device), reduction="sum").cpu()
         n = max(float(sums[4]), 1.0)
-        return {"eval/reward_mean": float(sums[0]) / n, "eval/ref_reward_mean": float(sums[1]) / n,
+        term_logs = {key.replace("reward/", "eval/", 1): value for key, value in (terms or {}).items()
+                     if key != "reward/total"}
+        return {**term_logs, "eval/reward_mean": float(sums[0]) / n, "eval/ref_reward_mean": float(sums[1]) / n,
                 "eval/kl": float(sums[2]) / n, "eval/response_length": float(sums[3]) / n,
                 "eval/prompts": int(sums[4]), "eval/subject_mean": float(sums[5]) / n,
                 "eval/subject_all": float(sums[6]) / n, "samples": samples}
+
+
+def keep_fp32_master_weights(policy: torch.nn.Module) -> None:
+    """Convert ``policy`` to float32 when any trainable parameter is in half precision (transformers loads a
+    checkpoint's own dtype): AdamW steps of ~1e-6 relative to a weight vanish in bf16's 8-bit mantissa, so PPO
+    would silently not train. The whole policy is converted, so layers never meet activations of another dtype."""
+    half = sorted({str(p.dtype) for p in policy.parameters() if p.requires_grad and p.dtype != torch.float32})
+    if half:
+        logger.warning("The policy's trainable parameters are %s; PPO trains float32 master weights (small AdamW "
+                       "steps vanish in half precision), so the policy is converted to float32.", ", ".join(half))
+        policy.float()

@@ -181,8 +181,14 @@ CURVE_PANELS = [("train reward (Δ vs reference)", ["reward/score_mean"]), ("hel
 
 
 def ppo_curve_panels(history: Sequence[dict]) -> list[tuple[str, list[str]]]:
-    """The ``(title, metric keys)`` panels of :data:`CURVE_PANELS` that ``history`` has data for."""
-    return [(title, keys) for title, keys in CURVE_PANELS if any(k in h for h in history for k in keys)]
+    """The ``(title, metric keys)`` panels of :data:`CURVE_PANELS` that ``history`` has data for, then one panel
+    per reward term (its training and held-out means and the reference prompts' mean), whatever terms ran."""
+    panels = [(title, keys) for title, keys in CURVE_PANELS if any(k in h for h in history for k in keys)]
+    names = dict.fromkeys(k.split("/", 2)[2] for h in history for k in h
+                          if k.startswith(("reward/term/", "eval/term/")))
+    for name in names:
+        panels.append((f"term: {name}", [f"reward/term/{name}", f"reward/reference/{name}", f"eval/term/{name}"]))
+    return panels
 
 
 def plot_ppo_curves(history: Sequence[dict], path: str) -> bool:
@@ -199,8 +205,12 @@ def plot_ppo_curves(history: Sequence[dict], path: str) -> bool:
     panels = ppo_curve_panels(history)
     if not panels:
         return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
-    for ax, (title, keys) in zip(axes[0], panels):
+    columns = min(5, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, keys) in zip(axes.flat, panels):
         for key in keys:
             points = [(h["step"], h[key]) for h in history if key in h]
             if points:

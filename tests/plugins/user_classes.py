@@ -8,11 +8,13 @@ from easynlp_bp.sft.model import BeautifulPromptModel
 
 
 class ShoutingPredictor(BeautifulPromptPredictor):
-    """Upper-cases every output (predict_with_reasons is what predict() and run() both call)."""
+    """Upper-cases every output (predict_results is what predict(), run() and the server all call)."""
 
-    def predict_with_reasons(self, raw_prompts, overrides=None, progress=False):
-        outputs, reasons = super().predict_with_reasons(raw_prompts, overrides, progress)
-        return [[text.upper() for text in texts] for texts in outputs], reasons
+    def predict_results(self, raw_prompts, overrides=None, progress=False):
+        results = super().predict_results(raw_prompts, overrides, progress)
+        for result in results:
+            result.outputs = [text.upper() for text in result.outputs]
+        return results
 
 
 class CountingDataset(BeautifulPromptDataset):
@@ -53,3 +55,22 @@ class CountingPPOTrainer(PPOTrainer):
     def step(self, *args, **kwargs):
         type(self).steps += 1
         return super().step(*args, **kwargs)
+
+
+class ShortPromptTerm:
+    """A reward term defined outside the package: minus the prompt's length in characters / 100."""
+
+    name = "short_prompt"
+    deltaed = False
+
+    def __init__(self, weight):
+        self.weight = weight
+
+    @classmethod
+    def build(cls, weight, context):
+        return cls(weight)
+
+    def score(self, raw_prompts, prompts):
+        import torch
+
+        return torch.tensor([-len(p) / 100 for p in prompts])
