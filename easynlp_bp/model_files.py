@@ -16,10 +16,12 @@ def check_model_dir(path: str | Path, flag: str = "--checkpoint_dir") -> None:
     """Raise ``ValueError`` if the local directory ``path`` cannot be a loadable HF model directory.
 
     Checks: it holds ``config.json`` (valid JSON), some tokenizer file, and every ``*.safetensors`` file
-    opens (complete header and data). Hub ids and non-directories are left to transformers.
+    opens (complete header and data). A name that is not a directory must be a hub model
+    (:func:`check_hub_model`).
     """
     directory = Path(path)
     if not directory.is_dir():
+        check_hub_model(str(path), flag)
         return
     config = directory / "config.json"
     found = sorted(p.name for p in directory.iterdir())
@@ -33,6 +35,45 @@ def check_model_dir(path: str | Path, flag: str = "--checkpoint_dir") -> None:
                          "tokenizer next to the model (tokenizer.save_pretrained(dir)).")
     for weights in sorted(directory.glob("*.safetensors")):
         check_safetensors(weights)
+
+
+def check_hub_model(name: str, flag: str = "--checkpoint_dir") -> None:
+    """Raise ``ValueError`` unless ``name`` (not a local directory) is in the hub cache or on the hub.
+
+    One request without retries, so that a mistyped or missing folder ("outputs/model" run from another folder)
+    gets one line at once, not a minute of download retries ending in a hub error.
+    """
+    from huggingface_hub import constants, model_info, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+    except HFValidationError:
+        pass  # not a valid hub id: answered below
+    if constants.HF_HUB_OFFLINE:
+        why = "it is not in the hub cache (HF_HUB_OFFLINE=1)"
+    else:
+        try:
+            model_info(name, timeout=10)
+            return
+        except RepositoryNotFoundError:
+            why = "no hub model has that id"
+        except HFValidationError:
+            why = "it is not a hub id either"
+        except Exception as err:  # noqa: BLE001 - any network failure means the same to the user
+            why = f"the hub could not be reached to look it up as a hub id ({type(err).__name__})"
+    raise ValueError(f"{flag}={name}: no such directory ({Path(name).expanduser().absolute()}), and {why}. "
+                     "Pass the folder a training run wrote (a relative path starts from the current folder).")
+
+
+def check_causal_lm(path: str | Path, flag: str = "--checkpoint_dir") -> None:
+    """Raise ``ValueError`` if the model directory ``path`` holds another kind of model (e.g. a reward model)."""
+    config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    names = config.get("architectures") or []
+    if names and not any(name.endswith("ForCausalLM") for name in names):
+        raise ValueError(f"{flag}={path} holds a {names[0]}, not a text generator (…ForCausalLM): is it a reward "
+                         "model? Pass the beautiful_prompt (SFT) or beautiful_prompt_ppo model folder.")
 
 
 def check_safetensors(path: Path) -> None:

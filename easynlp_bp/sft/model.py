@@ -17,7 +17,7 @@ from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.modelzoo import ModelSource, resolve_model_source
 from easynlp_bp.components import COMPONENTS
-from easynlp_bp.model_files import check_model_dir
+from easynlp_bp.model_files import check_causal_lm, check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ class BeautifulPromptModel:
             model, tokenizer = _build_from_config(source, train_texts, seed)
         else:
             check_model_dir(source.location)  # a clear error for an empty or broken local directory
+            if Path(source.location).is_dir():
+                check_causal_lm(source.location)
             tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(
                 source.location, trust_remote_code=trust_remote_code, dtype=dtype
