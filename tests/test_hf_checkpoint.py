@@ -143,3 +143,26 @@ def test_reward_model_one_liner_gives_label_units(tmp_path, tiny_tokenizer):
             scores.append(eval(REWARD_SCORE_ONE_LINER.split("= ", 1)[1])[0].item())
     assert scores == pytest.approx(expected.tolist(), abs=1e-4)
     assert expected.mean().item() != pytest.approx(0.0, abs=0.5)  # label units, not a z-score
+
+
+def test_model_card_snippet_runs_as_written(tmp_path, tiny_model_dir):
+    """The card's Python block is copied into a fresh interpreter unchanged: it must run and print five prompts
+    without a leading space, and the card and config name the training languages."""
+    import ast
+    import re
+    import shutil
+
+    from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    finalize_checkpoint(model_dir, CheckpointCard(kind="sft", base_model="tiny", data="generated",
+                                                  languages=["en", "zh"]))
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    snippet = re.search(r"```python\n(.*?)```", card, re.DOTALL).group(1)
+    done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert len(printed) == 5 and all(text == text.strip() for text in printed)
+    assert "Trained on prompts in: en, zh" in card
+    assert json.loads((model_dir / "config.json").read_text())["beautiful_prompt_languages"] == ["en", "zh"]

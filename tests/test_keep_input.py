@@ -33,9 +33,10 @@ def test_keep_input_writes_the_raw_prompt_and_the_model_continues_it(tiny_tokeni
     # The model saw the instruction with the raw prompt already written after "Output:".
     assert sorted(s.rsplit("Output:", 1)[1] for s in seen) == sorted(
         [" a cat on the beach,", " Two cups of coffee.", " a Styracosaurus displaying its horns,"])
-    # Without keep_input the output is only what the model wrote.
+    # Without keep_input (and the guard, which would keep the input itself) the output is what the model wrote.
     seen.clear()
-    assert predictor.predict(RAW[:1], {"keep_input": False}) == [["highly detailed, 8k"]]
+    assert predictor.predict(RAW[:1], {"keep_input": False, "guard": False}) == [["highly detailed, 8k"]]
+    assert predictor.predict_results(RAW[:1], {"keep_input": False})[0].statuses == ["kept_input"]
     assert seen[0].endswith("Output:")
 
 

@@ -110,7 +110,8 @@ def test_predictor_penalises_the_prompt_only_when_asked_on_the_generate_path(tin
     from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
     from easynlp_bp.prompting.template import build_prompt
 
-    params = PredictorParams(decoding="greedy", num_return_sequences=1, repetition_penalty=1e9, max_new_tokens=1)
+    params = PredictorParams(decoding="greedy", num_return_sequences=1, repetition_penalty=1e9, max_new_tokens=1,
+                             guard=False)
     predictor = BeautifulPromptPredictor("unused", params, model=tiny_bloom, tokenizer=tiny_tokenizer)
     raw = "a cat on a sofa"
     prompt_ids = tiny_tokenizer(build_prompt(raw), return_tensors="pt")

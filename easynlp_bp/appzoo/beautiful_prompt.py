@@ -168,6 +168,10 @@ class BeautifulPromptApp(App):
         from easynlp_bp.training_arguments import final_train_loss
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
+        if Path(source.location).is_dir() and Path(source.location).resolve() == Path(self.checkpoint_dir).resolve():
+            raise ValueError(f"--checkpoint_dir={self.checkpoint_dir} is the folder of pretrain_model_name_or_path="
+                             f"{self.params.pretrain_model_name_or_path}: training would overwrite the base model's "
+                             "weights; write the fine-tuned model to another folder.")
         hp = self._settings(source.is_from_scratch)
         logger.info("SFT settings (%s preset for unset flags): %s",
                     "from-scratch" if source.is_from_scratch else "paper", hp)
@@ -192,9 +196,11 @@ class BeautifulPromptApp(App):
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
             from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+            from easynlp_bp.prompting.language import training_languages
 
             finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
                 kind="sft", base_model=source.location, is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
+                languages=training_languages([r[self.first_sequence] for r in kept_rows]),
                 data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
                                   data=accounting, result=result)
@@ -235,8 +241,8 @@ class BeautifulPromptApp(App):
         from easynlp_bp.default.vocabulary import DEMO_RAW_PROMPTS
 
         tables = self.table_sources("predict", 0, 1, "one table of raw prompts")
-        output_schema, append = self.output_columns("predictions,beams", ("predictions", "beams"))
-        self.check_outputs_writable()
+        output_schema, append = self.output_columns("predictions,beams", ("predictions", "beams", "statuses", "warnings"))
+        self.check_outputs_writable(reads=[self.checkpoint_dir])
         if tables:
             table = self.read(tables[0], with_target=False)
         else:

@@ -15,7 +15,8 @@ from easynlp_bp.options import check_options, option
 
 DECODING_MODES = ("sample", "greedy", "beam")
 MAX_RETURN_SEQUENCES = 16  # the server's limit too: 10,000 sequences of 384 tokens exhaust memory
-MAX_SEED = 2**32 - 1  # numpy's and most front-ends' range; torch takes it as is
+MAX_SEED = 2**32 - 1
+UNSUPPORTED_LANGUAGE_POLICIES = ("keep", "reject", "generate")  # numpy's and most front-ends' range; torch takes it as is
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,23 @@ class PredictorParams:
     keep_input: bool = option(
         False, "Start every output with the raw prompt verbatim; the model only continues it (Fooocus-style).",
         http=True)
+    guard: bool = option(
+        True, "Check each output against the input (its content words kept, its prompt syntax verbatim, no loop, "
+              "not shorter); re-sample failures, then answer with the input verbatim continued by the model. "
+              "Each output's status says what happened. false: raw model outputs (research).", http=True)
+    guard_word_recall: Optional[float] = option(
+        None, "Share of the input's content words each output must keep. Unset: the model's recorded default "
+              "(config.json beautiful_prompt_guard_word_recall), else 1.0 (all).", ge=0, le=1, http=True)
+    guard_resamples: int = option(2, "Re-samples of a failing output before the kept-input answer.", ge=0, le=8,
+                                  http=True)
+    unsupported_language: str = option(
+        "keep", "An input in a language the model was not trained on: keep (the input verbatim plus modifiers, "
+                "with a warning), reject (per row), or generate (as any input).",
+        choices=UNSUPPORTED_LANGUAGE_POLICIES, http=True)
+    model_languages: list[str] = option(
+        default_factory=list, help="Languages the model was trained on (ISO 639-1, comma separated). Unset: the "
+                                   "model's config (beautiful_prompt_languages, written by SFT), else en.",
+        max_items=200, fixed=True)
     device: str = option("auto", "cpu, cuda, cuda:N or auto.", fixed=True)
     trust_remote_code: bool = option(False, "Allow model code from the model dir.", fixed=True)
 

@@ -24,6 +24,10 @@ from easynlp_bp.prompting.sampling import (
 )
 from easynlp_bp.devices import resolve_device
 from easynlp_bp.prompting.banned_words import BannedWords
+from easynlp_bp.prompting.generated_only import prompt_safe_generate_kwargs
+from easynlp_bp.prompting.input_text import visible_text
+from easynlp_bp.prompting.guard import FaithfulnessGuard, PromptResult, guard_outputs
+from easynlp_bp.prompting.language import detect_language
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.template import TARGET_SEPARATOR, build_prompt
 from easynlp_bp.fused_gelu import fuse_bloom_gelu
@@ -33,6 +37,7 @@ from easynlp_bp.prompting.params import DECODING_MODES, MAX_RETURN_SEQUENCES, Pr
 from easynlp_bp.progress import progress_bar
 
 logger = logging.getLogger(__name__)
+MIN_NEW_TOKENS = 4  # an input is beautified only if the model can copy it and still add this many tokens
 
 @COMPONENTS.register("BeautifulPromptPredictor")
 class BeautifulPromptPredictor:
@@ -159,8 +164,12 @@ class BeautifulPromptPredictor:
                                     generators)
         if seeds is not None:
             return self._generate_seeded_rows(batch, kwargs, seeds, params)
-        output = self.model.generate(**batch, **penalty_kwargs(kwargs, prompt_length, params))
+        output = self.model.generate(**batch, **self._prompt_safe(kwargs, prompt_length, params))
         return output[:, prompt_length:]
+
+    def _prompt_safe(self, kwargs: dict, prompt_length: int, params: PredictorParams) -> dict:
+        return prompt_safe_generate_kwargs(kwargs, prompt_length, params.penalize_prompt,
+                                           getattr(self.model, "generation_config", None))
 
     def _generate_seeded_rows(self, batch, kwargs: dict, seeds: list[int], params: PredictorParams) -> torch.Tensor:
         """HF ``generate`` shares one random stream across a batch, so seeded sampling on this path runs
@@ -173,7 +182,7 @@ class BeautifulPromptPredictor:
             ids = batch["input_ids"][index // repeats][keep].unsqueeze(0)  # (1, own length), no padding
             torch.manual_seed(seed)
             out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                                      **penalty_kwargs(single, ids.shape[1], params))
+                                      **self._prompt_safe(single, ids.shape[1], params))
             rows.append(out[0, ids.shape[1]:])
         return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=self.tokenizer.pad_token_id)
 
@@ -185,18 +194,27 @@ class BeautifulPromptPredictor:
         ``overrides`` (e.g. ``{"seed": 1, "temperature": 0.7, "banned_words": ["blood"]}``) replace
         :class:`PredictorParams` fields for this call only. With ``max_clip_tokens``, an output that cannot
         be cut to fit is dropped, and an input none of whose outputs fit gets an empty list (never "");
-        :meth:`predict_with_reasons` says why.
+        :meth:`predict_results` says why, and what the faithfulness guard did to each output.
         """
-        return self.predict_with_reasons(raw_prompts, overrides, progress)[0]
+        return [result.outputs for result in self.predict_results(raw_prompts, overrides, progress)]
 
-    @torch.no_grad()
     def predict_with_reasons(
         self, raw_prompts: Sequence[str], overrides: Optional[dict] = None, progress: bool = False
     ) -> tuple[list[list[str]], list[Optional[str]]]:
-        """:meth:`predict`, plus per input the reason its outputs were dropped by the CLIP cap (or None).
+        """:meth:`predict`, plus per input the reason it has no (or fewer) outputs (or None)."""
+        results = self.predict_results(raw_prompts, overrides, progress)
+        return [r.outputs for r in results], [r.reason for r in results]
 
-        Both :meth:`predict` and :meth:`run` generate through this method: a subclass that changes outputs
-        overrides it.
+    @torch.no_grad()
+    def predict_results(self, raw_prompts: Sequence[str], overrides: Optional[dict] = None,
+                        progress: bool = False) -> list[PromptResult]:
+        """Beautify each raw prompt; one :class:`PromptResult` per input (outputs, each output's guard status,
+        warnings, and the reason an input has no outputs).
+
+        Every interface (:meth:`predict`, :meth:`run`, the server, the OpenAI endpoints) answers through this
+        method: a subclass that changes outputs overrides it. Inputs in a language the model was not trained
+        on, and inputs too long to copy, are answered with the user's text verbatim (continued by the model
+        where there is room) and a warning; with ``guard`` each output is checked (:mod:`easynlp_bp.prompting.guard`).
 
         ``progress``: show a progress bar with ETA on stderr (batch predict; off for serving's small calls).
         """
@@ -206,54 +224,123 @@ class BeautifulPromptPredictor:
             reason = self.input_problem(text, params)
             if reason:
                 raise ValueError(f"raw prompt {index} {reason}. (run() rejects such rows one by one instead.)")
-        clip_cap = self.clip_cap if params is self.params else self.clip_cap_for(params)
-        banned = BannedWords(params.banned_words)
-        generation_kwargs = {}
-        if banned.words:
-            generation_kwargs["bad_words_ids"] = banned.token_ids(self.tokenizer)
         if params.seed is not None:
             torch.manual_seed(params.seed)  # greedy/beam need no randomness; this keeps any other use seeded
+        visible = [visible_text(text) for text in raw_prompts]
+        results, keep = self._plan(visible, params)
+        for text, clean, result in zip(raw_prompts, visible, results):
+            if clean != " ".join(text.split()):
+                result.warnings.append("control or invisible characters (escapes, zero-width, BOM) were removed "
+                                       "from the input.")
+        raw_prompts = visible
+        todo = [i for i, r in enumerate(results) if r.reason is None]
+        texts = self._generate_texts([raw_prompts[i] for i in todo], params, [keep[i] for i in todo], 0, progress)
+        for i, outputs in zip(todo, texts):
+            results[i].outputs = outputs
+            results[i].statuses = [results[i].statuses[0] if results[i].statuses else
+                                   ("ok" if params.guard else "unchecked")] * len(outputs)
+        if params.guard:
+            guard_outputs(self, raw_prompts, [results[i] for i in todo], todo, params, keep)
+        clip_cap = self.clip_cap if params is self.params else self.clip_cap_for(params)
+        if clip_cap is not None:
+            for result in results:
+                result.cap(clip_cap)
+        return results
+
+    def _plan(self, raw_prompts: list[str], params: PredictorParams) -> tuple[list[PromptResult], list[bool]]:
+        """Per input: its result so far (a language reject, a preset status, warnings) and whether the output
+        must start with the input verbatim (``keep_input``, an unsupported language, or, with the guard on, an
+        input too long to copy and extend within the token budget)."""
+        results = [PromptResult() for _ in raw_prompts]
+        keep = [params.keep_input] * len(raw_prompts)
+        languages = self.languages()
+        for index, text in enumerate(raw_prompts):
+            result = results[index]
+            language = detect_language(text)
+            if language not in languages:
+                note = (f"the input looks {language!r}, a language this model was not trained on "
+                        f"({', '.join(languages)})")
+                if params.unsupported_language == "reject":
+                    result.reason = f"{note}; unsupported_language=reject"
+                    continue
+                if params.unsupported_language == "keep":
+                    keep[index] = True
+                    result.statuses = ["kept_input"]
+                    result.warnings.append(f"{note}: it is kept verbatim and modifiers are added (Stable "
+                                           "Diffusion's CLIP text encoder reads non-Latin scripts poorly).")
+            if not params.guard:
+                continue  # research mode: the model's own answer, whatever the input's length
+            room = params.max_new_tokens_for(len(self.tokenizer(build_prompt(text)).input_ids))
+            copy_length = len(self.tokenizer(text, add_special_tokens=False).input_ids)
+            if copy_length + MIN_NEW_TOKENS > room:
+                keep[index] = True
+                result.statuses = ["too_long"]
+                result.warnings.append(f"the input has {copy_length} tokens, more than this model can copy and "
+                                       f"extend ({room} new tokens): it is returned as given, continued where there "
+                                       "is room.")
+        return results, keep
+
+    def languages(self) -> list[str]:
+        """Languages the model was trained on: its config's ``beautiful_prompt_languages`` (recorded by SFT),
+        else English (BeautifulPrompt's data), unless ``model_languages`` says otherwise."""
+        if self.params.model_languages:
+            return list(self.params.model_languages)
+        return list(getattr(self.model.config, "beautiful_prompt_languages", None) or ["en"])
+
+    def guard_for(self, params: PredictorParams) -> FaithfulnessGuard:
+        """The guard of ``params``: its ``guard_word_recall``, else the model's recorded default, else 1.0."""
+        recall = params.guard_word_recall
+        if recall is None:
+            recall = getattr(self.model.config, "beautiful_prompt_guard_word_recall", None)
+        return FaithfulnessGuard(min_word_recall=1.0 if recall is None else float(recall))
+
+    def _generate_texts(self, raw_prompts: list[str], params: PredictorParams, keep: list[bool], attempt: int,
+                        progress: bool = False) -> list[list[str]]:
+        """``num_return_sequences`` finished outputs per raw prompt (before the CLIP cap).
+
+        ``keep[i]``: the output starts with raw prompt ``i`` verbatim and the model only continues it.
+        ``attempt``: 0 for the first draw; a re-sample draws other sequences (seeded: other per-row seeds).
+        """
+        banned = BannedWords(params.banned_words)
+        generation_kwargs = {"bad_words_ids": banned.token_ids(self.tokenizer)} if banned.words else {}
         seeded = params.seed is not None and params.decoding == "sample"
-        # keep_input: the raw prompt is already written as the start of the output; the model continues it.
-        starts = [_output_start(t) if params.keep_input else "" for t in raw_prompts]
+        starts = [_output_start(t) if k else "" for t, k in zip(raw_prompts, keep)]
         encoded = [self.tokenizer(build_prompt(t) + (TARGET_SEPARATOR + _phrase_end(s) if s else ""),
                                   add_special_tokens=False).input_ids for t, s in zip(raw_prompts, starts)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         results: list[list[str]] = [[] for _ in raw_prompts]
-        reasons: list[Optional[str]] = [None for _ in raw_prompts]
+        first_index = attempt * MAX_RETURN_SEQUENCES  # a re-sample's sequences are not the first draw's
         bar = progress_bar(len(order), "predict", "prompt", enabled=None if progress else False)
         for start in range(0, len(order), params.batch_size):
             batch_index = order[start : start + params.batch_size]
             batch = self.tokenizer.pad(
                 {"input_ids": [encoded[i] for i in batch_index]}, padding=True, return_tensors="pt"
             ).to(self.device)
-            seeds = ([row_seed(params.seed, raw_prompts[i], r) for i in batch_index
+            seeds = ([row_seed(params.seed, raw_prompts[i], first_index + r) for i in batch_index
                       for r in range(params.num_return_sequences)] if seeded else None)
             new_tokens = self._generate_new_tokens(  # (B * num_return, new)
                 batch, params, generation_kwargs, [len(encoded[i]) for i in batch_index], seeds)
             texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
             per_input = len(texts) // len(batch_index)
             for position, original in enumerate(batch_index):
-                outputs = [_finish(starts[original], t, banned)
-                           for t in texts[position * per_input : (position + 1) * per_input]]
-                if clip_cap is not None:
-                    outputs, reasons[original] = clip_cap.cap_all(outputs)
-                results[original] = outputs
+                results[original] = [_finish(starts[original], t, banned)
+                                     for t in texts[position * per_input : (position + 1) * per_input]]
             bar.update(len(batch_index))
         bar.close()
-        return results, reasons
+        return results
 
     @staticmethod
     def input_problem(text: object, params: PredictorParams) -> Optional[str]:
         """Why ``text`` cannot be beautified (empty, not text, too long), or None when it can."""
-        if not isinstance(text, str) or not text.strip():
-            return f"is empty or not text: {text!r}"
+        if not isinstance(text, str) or not visible_text(text):
+            return f"is empty, invisible or not text: {text!r}"
         if len(text) > params.max_input_chars:
             return f"has {len(text)} characters, more than max_input_chars={params.max_input_chars}"
         return None
 
     def run(self, rows: Sequence[dict], first_sequence: Optional[str] = None) -> list[dict]:
-        """EasyNLP-style: rows in, rows out with ``predictions`` (first output) and ``beams`` (all).
+        """EasyNLP-style: rows in, rows out with ``predictions`` (first output), ``beams`` (all), ``statuses``
+        (the guard's, one per beam) and ``warnings``.
 
         ``first_sequence``: the input column (default: the one given to the constructor, ``raw_prompt``).
         A row that cannot be beautified (missing, empty or over-long text, or no output fits
@@ -261,39 +348,31 @@ class BeautifulPromptPredictor:
         in ``reject_reason`` (see :func:`split_rejected_rows`).
         """
         first_sequence = first_sequence or self.first_sequence
+        if isinstance(rows, (str, dict)):
+            raise TypeError("run() takes a list of row dicts; for one prompt use predict('a cat').")
         if rows and not any(first_sequence in row for row in rows):  # a wrong column name, not bad rows
             raise KeyError(f"row 0 has no {first_sequence!r} column (columns: {', '.join(rows[0])}); "
                            "pass first_sequence=<the input column>.")
         problems = [self.input_problem(row.get(first_sequence), self.params) for row in rows]
         reasons = [f"field {first_sequence!r} {p}" if p else None for p in problems]
         good = [i for i, reason in enumerate(reasons) if reason is None]
-        outputs, cap_reasons = (self.predict_with_reasons([rows[i][first_sequence] for i in good], progress=True)
-                                if good else ([], []))
-        for index, out, cap_reason in zip(good, outputs, cap_reasons):
-            if not out:
-                reasons[index] = f"{first_sequence}: {cap_reason or 'no output'}"
-        by_index = dict(zip(good, outputs))
+        results = self.predict_results([rows[i][first_sequence] for i in good], progress=True) if good else []
+        by_index = dict(zip(good, results))
+        for index, result in by_index.items():
+            if not result.outputs:
+                reasons[index] = f"{first_sequence}: {result.reason or 'no output'}"
+            for warning in result.warnings:
+                logger.warning("Row %d: %s", index, warning)
         out_rows = []
         for index, row in enumerate(rows):
             if reasons[index] is None:
-                out_rows.append({**row, "predictions": by_index[index][0], "beams": by_index[index]})
+                result = by_index[index]
+                out_rows.append({**row, "predictions": result.outputs[0], "beams": result.outputs,
+                                 "statuses": result.statuses, "warnings": result.warnings})
             else:
                 logger.warning("Row %d rejected: %s.", index, reasons[index])
                 out_rows.append({**row, "predictions": None, "beams": [], "reject_reason": reasons[index]})
         return out_rows
-
-
-def penalty_kwargs(kwargs: dict, prompt_length: int, params: PredictorParams) -> dict:
-    """``generate`` kwargs whose repetition penalty skips the first ``prompt_length`` tokens unless
-    ``params.penalize_prompt`` (HF's own ``repetition_penalty`` counts the prompt)."""
-    penalty = kwargs.get("repetition_penalty", 1.0)
-    if params.penalize_prompt or penalty == 1.0:
-        return kwargs
-    from transformers import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
-
-    processor = RepetitionPenaltyLogitsProcessor(float(penalty), prompt_ignore_length=prompt_length)
-    # 1.0, not None: None would fall back to a repetition_penalty in the model's generation_config
-    return {**kwargs, "repetition_penalty": 1.0, "logits_processor": LogitsProcessorList([processor])}
 
 
 def split_rejected_rows(table, rows: list[dict], first_sequence: str) -> list[dict]:

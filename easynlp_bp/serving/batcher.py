@@ -79,8 +79,8 @@ class DynamicBatcher:
                 pass
         self._executor.shutdown(wait=True)
 
-    async def submit(self, prompts: list[str], overrides: dict) -> list[list[str]]:
-        """Queue one request and wait for its outputs (one list per prompt).
+    async def submit(self, prompts: list[str], overrides: dict) -> list:
+        """Queue one request and wait for its results (one ``PromptResult`` per prompt).
 
         Raises:
             QueueFullError: ``max_queue_size`` requests are already waiting.
@@ -142,7 +142,8 @@ class DynamicBatcher:
                 overrides = {**jobs[0].overrides, "batch_size": max(self.max_batch_size, len(prompts))}
                 self.in_flight = len(prompts)
                 try:
-                    outputs = await loop.run_in_executor(self._executor, self.predictor.predict, prompts, overrides)
+                    outputs = await loop.run_in_executor(self._executor, predict_results, self.predictor, prompts,
+                                                         overrides)
                 except Exception as err:  # noqa: BLE001 - the error goes back to each waiting client
                     logger.exception("Batch of %d prompts failed.", len(prompts))
                     for job in jobs:
@@ -152,8 +153,19 @@ class DynamicBatcher:
                 finally:
                     self.in_flight = 0
                 self.metrics.record_batch(len(prompts))
+                self.metrics.record_guard([status for result in outputs for status in result.statuses])
                 start = 0
                 for job in jobs:
                     if not job.future.done():
                         job.future.set_result(outputs[start : start + len(job.prompts)])
                     start += len(job.prompts)
+
+
+def predict_results(predictor, prompts: list[str], overrides: dict) -> list:
+    """The predictor's :class:`~easynlp_bp.prompting.guard.PromptResult` per prompt (a predictor with only
+    ``predict`` gets its outputs wrapped, each output ``unchecked``)."""
+    if hasattr(predictor, "predict_results"):
+        return predictor.predict_results(prompts, overrides)
+    from easynlp_bp.prompting.guard import PromptResult
+
+    return [PromptResult(list(out), ["unchecked"] * len(out)) for out in predictor.predict(prompts, overrides)]

@@ -25,6 +25,7 @@ class ServerMetrics:
         self.requests_by_status: Counter[int] = Counter()
         self.batch_sizes: Counter[int] = Counter()  # prompts per generate call -> number of calls
         self.prompts_generated = 0
+        self.guard_outputs: Counter[str] = Counter()  # outputs by faithfulness-guard status
         self._latencies_ms: deque[float] = deque(maxlen=window)
         self._prometheus: Optional[dict] = None  # built on first use: prometheus-client is the serving extra
 
@@ -43,6 +44,14 @@ class ServerMetrics:
             if self._prometheus is not None:
                 self._prometheus["batch"].observe(n_prompts)
 
+    def record_guard(self, statuses) -> None:
+        """Count outputs by their faithfulness-guard status (ok, resampled, kept_input, ...)."""
+        with self._lock:
+            self.guard_outputs.update(statuses)
+            if self._prometheus is not None:
+                for status in statuses:
+                    self._prometheus["guard"].labels(status=status).inc()
+
     def enable_prometheus(self, queue_depth: Callable[[], int], in_flight: Callable[[], int]) -> None:
         """Start the Prometheus collectors (in a registry of this object's own); gauges read the batcher."""
         from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram
@@ -56,6 +65,8 @@ class ServerMetrics:
                                  buckets=LATENCY_BUCKETS, registry=registry),
             "batch": Histogram("beautifulprompt_batch_size_prompts", "Raw prompts per generate call.",
                                buckets=BATCH_BUCKETS, registry=registry),
+            "guard": PCounter("beautifulprompt_guard_outputs", "Outputs by faithfulness-guard status.",
+                              ["status"], registry=registry),
         }
         Gauge("beautifulprompt_queue_depth", "Requests waiting for the model.",
               registry=registry).set_function(queue_depth)
@@ -80,6 +91,7 @@ class ServerMetrics:
                 "requests_total": sum(self.requests_by_status.values()),
                 "requests_by_status": {str(k): v for k, v in sorted(self.requests_by_status.items())},
                 "prompts_generated": self.prompts_generated,
+                "guard_outputs": dict(sorted(self.guard_outputs.items())),
                 "batches": n_batches,
                 "batch_size_histogram": {str(k): v for k, v in sorted(self.batch_sizes.items())},
                 "mean_batch_size": self.prompts_generated / n_batches if n_batches else 0.0,

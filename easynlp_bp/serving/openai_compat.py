@@ -140,10 +140,10 @@ def model_id(ctx: ServingContext) -> str:
     return Path(str(source)).name or "beautiful_prompt"
 
 
-def _usage(ctx: ServingContext, prompts: list[str], outputs: list[list[str]]) -> dict:
+def _usage(ctx: ServingContext, prompts: list[str], results: list) -> dict:
     count = lambda text: len(ctx.predictor.tokenizer(text).input_ids)  # noqa: E731
     prompt_tokens = sum(count(text) for text in prompts)
-    completion_tokens = sum(count(text) for texts in outputs for text in texts)
+    completion_tokens = sum(count(text) for result in results for text in result.outputs)
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens}
 
@@ -163,11 +163,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> dic
     """Beautify the last user message; each choice is one beautified prompt."""
     ctx = context_of(request)
     raw = body.raw_prompt()
-    outputs = await generate_openai(ctx, [raw], body.overrides(), "messages")
+    results = await generate_openai(ctx, [raw], body.overrides(), "messages")
     choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
-                "logprobs": None} for i, text in enumerate(outputs[0])]
+                "logprobs": None, "guard_status": status}
+               for i, (text, status) in enumerate(zip(results[0].outputs, results[0].statuses))]
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, [raw], outputs)}
+            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, [raw], results),
+            "warnings": results[0].warnings}
 
 
 @router.post("/v1/completions", responses=ERRORS)
@@ -175,9 +177,11 @@ async def completions(body: CompletionRequest, request: Request) -> dict:
     """Beautify each prompt; choices are ``n`` per prompt, in prompt order (OpenAI's layout)."""
     ctx = context_of(request)
     prompts = body.raw_prompts()
-    outputs = await generate_openai(ctx, prompts, body.overrides(), "prompt")
-    texts = [text for per_prompt in outputs for text in per_prompt]
-    choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None} for i, text in enumerate(texts)]
+    results = await generate_openai(ctx, prompts, body.overrides(), "prompt")
+    pairs = [pair for r in results for pair in zip(r.outputs, r.statuses)]
+    choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None, "guard_status": status}
+               for i, (text, status) in enumerate(pairs)]
     return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, prompts, outputs)}
+            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, prompts, results),
+            "warnings": [w for r in results for w in r.warnings]}
 

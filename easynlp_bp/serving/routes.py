@@ -92,7 +92,7 @@ async def within_timeout(awaitable, config: ServeConfig):
 
 
 async def generate(ctx: ServingContext, prompts: list[str], overrides: dict):
-    """(beautified prompts per raw prompt, resolved params) through the limits and the dynamic batcher."""
+    """(one ``PromptResult`` per raw prompt, resolved params) through the limits and the dynamic batcher."""
     check_limits(prompts, overrides, ctx.config)
     if "max_clip_tokens" in overrides:
         await ensure_clip_cap(ctx)
@@ -124,7 +124,8 @@ async def beautify(body: BeautifyRequest, request: Request) -> BeautifyResponse:
     start = time.perf_counter()
     outputs, resolved = await generate(context_of(request), body.prompts, body.overrides())
     return BeautifyResponse(
-        results=[{"raw_prompt": raw, "prompts": out} for raw, out in zip(body.prompts, outputs)],
+        results=[{"raw_prompt": raw, "prompts": r.outputs, "statuses": r.statuses, "warnings": r.warnings,
+                  "reason": r.reason} for raw, r in zip(body.prompts, outputs)],
         options={name: getattr(resolved, name) for name in REPORTED_OPTIONS},
         elapsed_ms=(time.perf_counter() - start) * 1000,
     )

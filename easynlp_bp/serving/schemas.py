@@ -82,6 +82,11 @@ BeautifyRequest.__doc__ = _BeautifyRequestBase.__doc__
 class BeautifyResult(BaseModel):
     raw_prompt: str
     prompts: list[str] = Field(description="Beautified prompts, best first for beam search.")
+    statuses: list[str] = Field(default_factory=list, description=(
+        "Per prompt, what the faithfulness guard did: ok, resampled, kept_input (the input verbatim continued "
+        "by the model), too_long (the input returned as given), unchecked (guard off)."))
+    warnings: list[str] = Field(default_factory=list, description="Notes on this input (language, length).")
+    reason: Optional[str] = Field(None, description="Why there are no (or fewer) prompts, if so.")
 
 
 class BeautifyResponse(BaseModel):

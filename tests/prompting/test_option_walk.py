@@ -37,11 +37,16 @@ EXAMPLES = {
     "max_input_chars": ({"max_input_chars": 3}, {}),
     "banned_words": ({"banned_words": ["red"]}, {}),
     "keep_input": ({"keep_input": True}, {}),
+    "guard": ({"guard": False}, {}),
+    "guard_word_recall": ({"guard_word_recall": 0.0}, {}),
+    "guard_resamples": ({"guard_resamples": 0}, {}),
+    "unsupported_language": ({"unsupported_language": "reject"}, {}),
+    "model_languages": ({"model_languages": ["zh"]}, {}),
     "device": ({"device": "cpu"}, {}),
     "trust_remote_code": ({"trust_remote_code": True}, {}),
 }
 OUTPUT_TEXT = " red, blue sky, green hills, golden light"
-PROMPTS = ["a cat on a sofa", "1 girl"]
+PROMPTS = ["a cat on a sofa", "1 girl", "一只狗在雪地里奔跑"]
 
 
 class CallRecorder:
