@@ -77,10 +77,10 @@ def test_completions_give_n_choices_per_prompt_in_order(client, predictor):
     (dict(max_tokens=33), 422, "max_tokens", "max_new_tokens_limit"),
     (dict(content="x" * 61), 413, "messages", "max_input_chars"),
     (dict(content="   "), 422, "messages", "validation_error"),
-    (dict(stream=True), 422, "stream", "validation_error"),
+    (dict(stream=True, n=17), 422, "n", "validation_error"),  # a streamed request fails before any event
     (dict(temperature=0, n=2), 422, "temperature", "validation_error"),  # greedy gives one output
     (dict(extra_body={"colour": "red"}), 422, "colour", "validation_error"),
-], ids=["n", "max_tokens", "long", "empty", "stream", "greedy-n", "unknown"])
+], ids=["n", "max_tokens", "long", "empty", "stream-n", "greedy-n", "unknown"])
 def test_errors_reach_openai_clients_in_openai_shape(client, call, status, param, code):
     content = call.pop("content", "1 girl")
     with pytest.raises(openai.APIStatusError) as caught:
@@ -88,6 +88,32 @@ def test_errors_reach_openai_clients_in_openai_shape(client, call, status, param
     assert caught.value.status_code == status
     assert caught.value.body["param"] == param and caught.value.body["code"] == code
     assert caught.value.body["message"]
+
+
+def test_streaming_clients_get_the_same_choices_as_events(client, predictor):
+    """Chat front-ends stream by default: the official client's stream yields the same prompts, per choice,
+    then the usage; the raw response is OpenAI's event stream ending with [DONE]."""
+    options = {"num_return_sequences": 2, "seed": 5, "max_new_tokens": 10}
+    direct = predictor.predict(["1 girl"], options)[0]
+    stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "1 girl"}], n=2,
+                                            seed=5, max_tokens=10, stream=True,
+                                            stream_options={"include_usage": True})
+    texts, finished, usage = {}, {}, None
+    for chunk in stream:
+        assert chunk.object == "chat.completion.chunk"
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            finished[choice.index] = choice.finish_reason or finished.get(choice.index)
+    assert [texts[i] for i in sorted(texts)] == direct and finished == {0: "stop", 1: "stop"}
+    assert usage is not None and usage.prompt_tokens == len(predictor.tokenizer("1 girl").input_ids)
+    raw = httpx.post(str(client.base_url) + "chat/completions", headers={"authorization": f"Bearer {KEY}"},
+                     json={"messages": [{"role": "user", "content": "1 girl"}], "stream": True}, trust_env=False,
+                     timeout=120)
+    assert raw.headers["content-type"].startswith("text/event-stream") and raw.text.endswith("data: [DONE]\n\n")
+    completion = client.completions.create(model="m", prompt="a cat", n=1, seed=5, max_tokens=10, stream=True)
+    assert "".join(c.choices[0].text for c in completion if c.choices) == predictor.predict(
+        ["a cat"], {**options, "num_return_sequences": 1})[0][0]
 
 
 def test_wrong_key_is_an_authentication_error(server):

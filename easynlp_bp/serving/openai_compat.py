@@ -5,10 +5,13 @@ The last user message (chat) or the prompt (completions) is the raw prompt; each
 The options declared with an OpenAI name in ``PredictorParams`` (``n``, ``seed``, ``max_tokens``, ``temperature``
 (0: greedy), ``top_p``) map to the predictor's options; ``n`` defaults to 1, as OpenAI's. The
 requests go through the same limits, API key and dynamic batcher as ``/v1/beautify``; errors are in OpenAI's
-shape. Streaming is not offered (a beautified prompt is short; ``stream=true`` is a clear 422).
+shape. ``stream=true`` (chat front-ends and most SDK examples stream by default) answers the same choices as
+server-sent events in OpenAI's chunk shape, ending with ``data: [DONE]``; each beautified prompt comes whole in
+one chunk, since the guard checks an output before anyone sees it.
 (No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations at runtime.)
 """
 
+import json
 import time
 import typing
 import uuid
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from easynlp_bp.options import options_where, spec_of
@@ -76,9 +80,6 @@ class _SamplingBase(BaseModel):
 
     def overrides(self) -> dict:
         """Predictor options of this request (unset: the server's defaults, except ``n``: 1, as OpenAI's)."""
-        if self.stream:
-            raise APIError(422, "validation_error", "stream=true is not supported; a beautified prompt comes whole.",
-                           field="stream")
         options: dict[str, Any] = {name: getattr(self, openai) for name, openai in OPENAI_NAMES.items()}
         options["max_new_tokens"] = self.max_completion_tokens or options.get("max_new_tokens")
         if options.get("num_return_sequences") is None:
@@ -158,22 +159,55 @@ async def list_models(request: Request) -> dict:
                                         "owned_by": "easynlp_bp"}]}
 
 
-@router.post("/v1/chat/completions", responses=ERRORS)
-async def chat_completions(body: ChatCompletionRequest, request: Request) -> dict:
-    """Beautify the last user message; each choice is one beautified prompt."""
+def _event_stream(chunks: list[dict], done: bool = True):
+    """Server-sent events of ``chunks`` (one ``data:`` line each), then ``data: [DONE]``."""
+    async def events():
+        for chunk in chunks:
+            yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        if done:
+            yield "data: [DONE]\n\n"
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _streamed(answer: dict, body: _SamplingBase, chunk_object: str) -> StreamingResponse:
+    """``answer`` as OpenAI's stream: per choice, its text in one chunk and a closing chunk with the finish
+    reason; with ``stream_options.include_usage`` a last chunk carries the usage (and no choices)."""
+    head = {key: answer[key] for key in ("id", "created", "model")}
+    chunks = []
+    for choice in answer["choices"]:
+        if chunk_object == "chat.completion.chunk":
+            text = choice["message"]["content"]
+            opening = {"index": choice["index"], "delta": {"role": "assistant", "content": text},
+                       "finish_reason": None, "logprobs": None, "guard_status": choice["guard_status"]}
+            closing = {"index": choice["index"], "delta": {}, "finish_reason": "stop", "logprobs": None}
+        else:
+            opening = {**choice, "finish_reason": None}
+            closing = {"index": choice["index"], "text": "", "finish_reason": "stop", "logprobs": None}
+        chunks += [{**head, "object": chunk_object, "choices": [part]} for part in (opening, closing)]
+    if (body.stream_options or {}).get("include_usage"):
+        chunks.append({**head, "object": chunk_object, "choices": [], "usage": answer["usage"]})
+    if answer.get("warnings"):
+        chunks[0]["warnings"] = answer["warnings"]
+    return _event_stream(chunks)
+
+
+@router.post("/v1/chat/completions", responses=ERRORS, response_model=None)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> Union[dict, StreamingResponse]:
+    """Beautify the last user message; each choice is one beautified prompt (``stream=true``: as events)."""
     ctx = context_of(request)
     raw = body.raw_prompt()
     results = await generate_openai(ctx, [raw], body.overrides(), "messages")
     choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
                 "logprobs": None, "guard_status": status}
                for i, (text, status) in enumerate(zip(results[0].outputs, results[0].statuses))]
-    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, [raw], results),
-            "warnings": results[0].warnings}
+    answer = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+              "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, [raw], results),
+              "warnings": results[0].warnings}
+    return _streamed(answer, body, "chat.completion.chunk") if body.stream else answer
 
 
-@router.post("/v1/completions", responses=ERRORS)
-async def completions(body: CompletionRequest, request: Request) -> dict:
+@router.post("/v1/completions", responses=ERRORS, response_model=None)
+async def completions(body: CompletionRequest, request: Request) -> Union[dict, StreamingResponse]:
     """Beautify each prompt; choices are ``n`` per prompt, in prompt order (OpenAI's layout)."""
     ctx = context_of(request)
     prompts = body.raw_prompts()
@@ -181,7 +215,7 @@ async def completions(body: CompletionRequest, request: Request) -> dict:
     pairs = [pair for r in results for pair in zip(r.outputs, r.statuses)]
     choices = [{"index": i, "text": text, "finish_reason": "stop", "logprobs": None, "guard_status": status}
                for i, (text, status) in enumerate(pairs)]
-    return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-            "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, prompts, results),
-            "warnings": [w for r in results for w in r.warnings]}
-
+    answer = {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+              "model": model_id(ctx), "choices": choices, "usage": _usage(ctx, prompts, results),
+              "warnings": [w for r in results for w in r.warnings]}
+    return _streamed(answer, body, "text_completion") if body.stream else answer
