@@ -41,6 +41,8 @@ class EasyNLPArgs:
     output_schema: Optional[str] = _flag(None, "Comma separated output columns, e.g. 'predictions,beams'.")
     append_cols: Optional[str] = _flag(None, "Comma separated input columns copied to the output.")
     skip_first_line: bool = _flag(False, "Skip the first line of a TSV (a header that the schema replaces).")
+    prompt: Optional[str] = _flag(None, "beautiful_prompt predict: one raw prompt to beautify instead of --tables "
+                                        "(printed, or written to --outputs).")
     # Model and checkpoints.
     checkpoint_dir: Optional[str] = _flag(
         None, "Where train writes the model (a HF model directory); what evaluate/predict load."

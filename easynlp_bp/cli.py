@@ -85,6 +85,8 @@ def _show(result: object) -> None:
         sys.stdout.write(f"\n>>> {row.get('raw_prompt', '')}\n")
         for text in row.get("beams", [row.get("predictions")]):
             sys.stdout.write(f"  - {text}\n")
+        for warning in row.get("warnings") or []:
+            sys.stdout.write(f"  note: {warning}\n")
     if result.get("print_rows") is not None and result.get("rejects"):
         for reject in result["rejects"]:
             sys.stdout.write(f"rejected row {reject.row}: {reject.reason}\n")

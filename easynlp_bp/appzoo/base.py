@@ -58,6 +58,8 @@ class App:
     default_checkpoint_dir: ClassVar[Optional[str]] = None
     #: The algorithm's own config, given key by key in ``user_defined_parameters`` (PPO: ``PPOConfig``).
     config_cls: ClassVar[Optional[type]] = None
+    #: Modes that read ``--prompt`` (one raw prompt given on the command line).
+    prompt_modes: ClassVar[tuple[str, ...]] = ()
     #: Pluggable classes: kind -> the default's "module:Class". ``<kind>_class=`` swaps in a subclass of it.
     components: ClassVar[Mapping[str, str]] = {}
 
@@ -97,6 +99,9 @@ class App:
                 f"App {self.args.app_name!r} does not support --mode={self.args.mode}; "
                 f"it supports: {', '.join(self.modes)}."
             )
+        if self.args.prompt is not None and self.args.mode not in self.prompt_modes:
+            raise ValueError(f"--prompt does not apply to --app_name={self.args.app_name} --mode={self.args.mode}; "
+                             "it gives one raw prompt to --app_name=beautiful_prompt --mode=predict.")
         return getattr(self, self.args.mode)()
 
     def component(self, kind: str) -> type:

@@ -44,6 +44,7 @@ class BeautifulPromptApp(App):
     """SFT of a causal LM on (raw_prompt -> prompt) pairs, evaluation, and batch beautification."""
 
     modes = ("train", "evaluate", "predict", "serve")
+    prompt_modes = ("predict",)
     params_cls = BeautifulPromptParams
     description = "BeautifulPrompt SFT, evaluation, prediction and serving (the main app)."
     default_checkpoint_dir = "outputs/beautiful_prompt"
@@ -243,7 +244,12 @@ class BeautifulPromptApp(App):
         tables = self.table_sources("predict", 0, 1, "one table of raw prompts")
         output_schema, append = self.output_columns("predictions,beams", ("predictions", "beams", "statuses", "warnings"))
         self.check_outputs_writable(reads=[self.checkpoint_dir])
-        if tables:
+        if self.args.prompt is not None:
+            if tables:
+                raise ValueError("--prompt and --tables both give the prompts to beautify; pass one of them.")
+            table = Table(source="--prompt")
+            table.keep(1, {self.first_sequence: self.args.prompt})
+        elif tables:
             table = self.read(tables[0], with_target=False)
         else:
             logger.info("No --tables: beautifying the demo prompts %s.", DEMO_RAW_PROMPTS)

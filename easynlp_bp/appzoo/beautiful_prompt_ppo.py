@@ -238,7 +238,8 @@ class BeautifulPromptPPOApp(App):
             if not accelerator.is_main_process:
                 return result
         self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, ppo_config=asdict(config),
-                              train_prompts=len(train_rows), dev_prompts=len(dev_rows), result=result)
+                              reward_terms=self.reward_spec(), train_prompts=len(train_rows),
+                              dev_prompts=len(dev_rows), result=result)
         from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint, is_stand_in_checkpoint
 
         if (Path(self.checkpoint_dir) / "config.json").is_file():

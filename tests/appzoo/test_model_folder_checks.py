@@ -33,3 +33,4 @@ def test_a_reward_model_folder_is_refused_for_predict(tmp_path, tiny_model_dir, 
     assert _predict(tmp_path, str(reward_like)) == 2
     assert "holds a BloomForSequenceClassification, not a text generator" in capsys.readouterr().err
     assert not (tmp_path / "pred.tsv").exists()
+
