@@ -97,9 +97,13 @@ def check_mode(mode: str, modes: Sequence[str], app_name: str) -> None:
 
 
 def configure_logging() -> None:
-    """INFO logging to stderr unless the caller configured logging already."""
+    """INFO logging to stderr unless the caller configured logging already; no weight-loading bar from
+    transformers on every model load (training and predict keep their own progress bars)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def run_reporting_errors(command: Callable[[], int], prog: str = "easynlp") -> int:

@@ -168,8 +168,10 @@ class BeautifulPromptPredictor:
         return output[:, prompt_length:]
 
     def _prompt_safe(self, kwargs: dict, prompt_length: int, params: PredictorParams) -> dict:
-        return prompt_safe_generate_kwargs(kwargs, prompt_length, params.penalize_prompt,
-                                           getattr(self.model, "generation_config", None))
+        """``generate`` kwargs: penalties on the generated part only, and the model's ``max_length`` unset (the
+        budget is ``max_new_tokens``; both set makes transformers warn on every call)."""
+        return {**prompt_safe_generate_kwargs(kwargs, prompt_length, params.penalize_prompt,
+                                              getattr(self.model, "generation_config", None)), "max_length": None}
 
     def _generate_seeded_rows(self, batch, kwargs: dict, seeds: list[int], params: PredictorParams) -> torch.Tensor:
         """HF ``generate`` shares one random stream across a batch, so seeded sampling on this path runs

@@ -22,3 +22,24 @@ def test_prompt_is_refused_where_it_does_not_apply(tmp_path, tiny_model_dir, cap
     assert main(["--app_name=beautiful_prompt", "--mode=evaluate", f"--checkpoint_dir={tiny_model_dir}",
                  "--prompt=a dog"]) == 2
     assert "--prompt does not apply" in capsys.readouterr().err
+
+
+def test_one_greedy_prompt_prints_no_loading_bar_or_budget_warning(tmp_path, tiny_model_dir):
+    """A fresh process (transformers warns once per process): stderr has neither the weight-loading bar nor
+    transformers' "Both max_new_tokens and max_length" warning, for a model whose generation_config sets
+    max_length (as every SFT and PPO model folder does)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    (model_dir / "generation_config.json").write_text(json.dumps({"max_length": 384, "do_sample": True}))
+    done = subprocess.run(
+        [sys.executable, "-m", "easynlp_bp.cli", "--app_name=beautiful_prompt", "--mode=predict",
+         f"--checkpoint_dir={model_dir}", "--prompt=a cat",
+         "--user_defined_parameters=decoding=greedy num_return_sequences=1 max_new_tokens=8 guard=false"],
+        capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and ">>> a cat" in done.stdout, done.stderr[-2000:]
+    assert "Loading weights" not in done.stderr and "max_new_tokens` (=" not in done.stderr, done.stderr[-2000:]
