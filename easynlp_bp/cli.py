@@ -74,6 +74,8 @@ def _show(result: object) -> None:
     """Print what an app asks to show: beautified rows (the README's main job), scored rows, or its results."""
     if not isinstance(result, dict):
         return
+    if result.get("summary"):
+        sys.stdout.write(result["summary"] + "\n")
     if result.get("print_json"):
         shown = {k: v for k, v in result.items() if k != "print_json"}
         sys.stdout.write(json.dumps(shown, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -48,9 +48,14 @@ def test_help_lists_ppo_keys(capsys):
     assert "kl_target=6.0" in text and "num_layers_unfrozen=8" in text and "rl_algorithm=ppo" in text
 
 
-def test_train_then_evaluate_then_predict(ppo_sft_dir, tmp_path):
+def test_train_then_evaluate_then_predict(ppo_sft_dir, tmp_path, capsys):
     out = tmp_path / "ppo"
     assert main(_argv(ppo_sft_dir, out, TINY + " total_steps=2 eval_interval=1 checkpoint_interval=0")) == 0
+    summary = capsys.readouterr().out  # one line: held-out reward and words kept, SFT start -> RL end
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "eval/reward_mean" in r]
+    assert f"reward SFT {evals[0]['eval/reward_mean']:.3f} -> RL {evals[-1]['eval/reward_mean']:.3f}" in summary
+    assert f"every word kept {evals[0]['eval/subject_all']:.1%} -> {evals[-1]['eval/subject_all']:.1%}" in summary
     for name in ("model.safetensors", "value_head.safetensors", "tokenizer.json", "ppo_curves.png",
                  "metrics.jsonl", "run_config.json", "checkpoint-2"):
         assert (out / name).exists(), name

@@ -248,7 +248,8 @@ class BeautifulPromptPPOApp(App):
                 data=f"{len(train_rows)} training prompts, {len(dev_rows)} held out",
                 settings=asdict(config) if self.params.rl_algorithm == "ppo" else {},
                 metrics={k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
-        logger.info("RL (%s) done: %s", self.params.rl_algorithm, result)
+        logger.info("RL (%s) done: %s", self.params.rl_algorithm,
+                    {k: v for k, v in result.items() if k not in ("first_eval", "last_eval")})
         return result
 
     def evaluate(self) -> dict:

@@ -121,9 +121,20 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
             writer.close()
     acc.wait_for_everyone()
     evals = [h for h in log.history if "eval/reward_mean" in h]
-    return {"global_step": trainer.global_step, "iterations": trainer.iteration, "kl_coef": trainer.kl_ctl.value,
-            "first_eval": evals[0] if evals else None, "last_eval": evals[-1] if evals else None,
-            "history": log.history}
+    result = {"global_step": trainer.global_step, "iterations": trainer.iteration, "kl_coef": trainer.kl_ctl.value,
+              "first_eval": evals[0] if evals else None, "last_eval": evals[-1] if evals else None,
+              "history": log.history}
+    if len(evals) >= 2:
+        result["summary"] = held_out_summary(evals[0], evals[-1])
+    return result
+
+
+def held_out_summary(first: dict, last: dict) -> str:
+    """One line: held-out reward and words kept at the start (the SFT model) and the end, and the final KL."""
+    return (f"Held-out ({last.get('eval/prompts', 0)} prompts): reward SFT {first['eval/reward_mean']:.3f} -> RL "
+            f"{last['eval/reward_mean']:.3f} (reference prompts {last.get('eval/ref_reward_mean', float('nan')):.3f}); "
+            f"every word kept {first.get('eval/subject_all', float('nan')):.1%} -> "
+            f"{last.get('eval/subject_all', float('nan')):.1%}; KL to SFT {last.get('eval/kl', float('nan')):.2f}.")
 
 
 def _evaluate(trainer, eval_rows) -> dict:
