@@ -242,7 +242,7 @@ class BeautifulPromptApp(App):
         from easynlp_bp.default.vocabulary import DEMO_RAW_PROMPTS
 
         tables = self.table_sources("predict", 0, 1, "one table of raw prompts")
-        output_schema, append = self.output_columns("predictions,beams", ("predictions", "beams", "statuses", "warnings"))
+        output_schema, append = self.output_columns("predictions,beams", ("predictions", "beams", "statuses", "warnings", "scores"))
         self.check_outputs_writable(reads=[self.checkpoint_dir])
         if self.args.prompt is not None:
             if tables:

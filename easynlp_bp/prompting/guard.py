@@ -60,25 +60,28 @@ class PromptResult:
         statuses: one :data:`GUARD_STATUSES` entry per output.
         reason: why there are no (or fewer) outputs: a language reject, the CLIP cap; None otherwise.
         warnings: notes for the user (a language the model was not trained on, an input too long to beautify).
+        scores: with ``rerank``, each output's score (outputs ordered best first); empty otherwise.
     """
 
     outputs: list[str] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     reason: Optional[str] = None
     warnings: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # with rerank: one per output, best first
 
     def cap(self, clip_cap) -> None:
         """Cut each output to ``clip_cap``'s window; outputs that cannot be cut are dropped (``reason`` says why)."""
         from easynlp_bp.prompting.clip_cap import ClipCapError
 
-        kept, statuses = [], []
-        for text, status in zip(self.outputs, self.statuses):
+        kept, statuses, scores = [], [], []
+        for index, (text, status) in enumerate(zip(self.outputs, self.statuses)):
             try:
                 kept.append(clip_cap(text))
                 statuses.append(status)
+                scores += self.scores[index:index + 1]
             except ClipCapError as err:
                 self.reason = str(err)
-        self.outputs, self.statuses = kept, statuses
+        self.outputs, self.statuses, self.scores = kept, statuses, scores
 
 
 def guard_outputs(predictor, raw_prompts: Sequence[str], results: Sequence[PromptResult], indices: Sequence[int],

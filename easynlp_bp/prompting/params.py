@@ -16,6 +16,7 @@ from easynlp_bp.options import check_options, option
 DECODING_MODES = ("sample", "greedy", "beam")
 MAX_RETURN_SEQUENCES = 16  # the server's limit too: 10,000 sequences of 384 tokens exhaust memory
 MAX_SEED = 2**32 - 1
+RERANK_MODES = ("none", "consistency", "reward")
 UNSUPPORTED_LANGUAGE_POLICIES = ("keep", "reject", "generate")  # numpy's and most front-ends' range; torch takes it as is
 
 
@@ -80,6 +81,14 @@ class PredictorParams:
         default_factory=list, help="Languages the model was trained on (ISO 639-1, comma separated). Unset: the "
                                    "model's config (beautiful_prompt_languages, written by SFT), else en.",
         max_items=200, fixed=True)
+    rerank: str = option(
+        "none", "Order each input's outputs best first by a score reported per output: none, consistency (MiniLM "
+                "cosine to the input) or reward (the RMs of rerank_reward_models + consistency: the PPO reward "
+                "without the reference delta). Sample more (num_return_sequences) to choose from more.",
+        choices=RERANK_MODES, http=True)
+    rerank_reward_models: list[str] = option(
+        default_factory=list, help="rerank=reward: the aesthetic RM directory, then the PickScore RM directory.",
+        max_items=2, fixed=True)
     device: str = option("auto", "cpu, cuda, cuda:N or auto.", fixed=True)
     trust_remote_code: bool = option(False, "Allow model code from the model dir.", fixed=True)
 
@@ -97,6 +106,9 @@ class PredictorParams:
 
     def _check_combinations(self) -> None:
         """Options that are valid alone but not together."""
+        if self.rerank == "reward" and len(self.rerank_reward_models) != 2:
+            raise ValueError("rerank=reward needs rerank_reward_models=<aesthetic RM dir>,<PickScore RM dir> (the "
+                             "beautiful_prompt_reward models); rerank=consistency needs none.")
         if self.decoding == "greedy" and self.num_return_sequences != 1:
             raise ValueError(
                 f"decoding=greedy has one output, but num_return_sequences={self.num_return_sequences}; "

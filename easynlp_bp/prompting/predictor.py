@@ -26,6 +26,7 @@ from easynlp_bp.devices import resolve_device
 from easynlp_bp.prompting.banned_words import BannedWords
 from easynlp_bp.prompting.generated_only import prompt_safe_generate_kwargs
 from easynlp_bp.prompting.input_text import visible_text
+from easynlp_bp.prompting.rerank import build_reranker, rerank
 from easynlp_bp.prompting.guard import FaithfulnessGuard, PromptResult, guard_outputs
 from easynlp_bp.prompting.language import detect_language
 from easynlp_bp.prompting.clip_cap import ClipLengthCap
@@ -64,6 +65,7 @@ class BeautifulPromptPredictor:
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         self._clip_tokenizers: dict[str, object] = {}
+        self._rerankers: dict[str, object] = {}
         self.clip_cap = None
         if self.params.max_clip_tokens is not None:
             self.clip_cap = self.clip_cap_for(self.params)
@@ -247,7 +249,16 @@ class BeautifulPromptPredictor:
         if clip_cap is not None:
             for result in results:
                 result.cap(clip_cap)
+        if params.rerank != "none":
+            rerank(results, raw_prompts, self.reranker_for(params))
         return results
+
+    def reranker_for(self, params: PredictorParams):
+        """The scorer of ``params.rerank`` (built once per mode: the RMs and the encoder load once)."""
+        if params.rerank not in self._rerankers:
+            self._rerankers[params.rerank] = build_reranker(params.rerank, params.rerank_reward_models,
+                                                            str(self.device))
+        return self._rerankers[params.rerank]
 
     def _plan(self, raw_prompts: list[str], params: PredictorParams) -> tuple[list[PromptResult], list[bool]]:
         """Per input: its result so far (a language reject, a preset status, warnings) and whether the output
@@ -370,7 +381,8 @@ class BeautifulPromptPredictor:
             if reasons[index] is None:
                 result = by_index[index]
                 out_rows.append({**row, "predictions": result.outputs[0], "beams": result.outputs,
-                                 "statuses": result.statuses, "warnings": result.warnings})
+                                 "statuses": result.statuses, "warnings": result.warnings,
+                                 **({"scores": result.scores} if result.scores else {})})
             else:
                 logger.warning("Row %d rejected: %s.", index, reasons[index])
                 out_rows.append({**row, "predictions": None, "beams": [], "reject_reason": reasons[index]})

@@ -125,7 +125,7 @@ async def beautify(body: BeautifyRequest, request: Request) -> BeautifyResponse:
     outputs, resolved = await generate(context_of(request), body.prompts, body.overrides())
     return BeautifyResponse(
         results=[{"raw_prompt": raw, "prompts": r.outputs, "statuses": r.statuses, "warnings": r.warnings,
-                  "reason": r.reason} for raw, r in zip(body.prompts, outputs)],
+                  "scores": r.scores, "reason": r.reason} for raw, r in zip(body.prompts, outputs)],
         options={name: getattr(resolved, name) for name in REPORTED_OPTIONS},
         elapsed_ms=(time.perf_counter() - start) * 1000,
     )

@@ -86,6 +86,7 @@ class BeautifyResult(BaseModel):
         "Per prompt, what the faithfulness guard did: ok, resampled, kept_input (the input verbatim continued "
         "by the model), too_long (the input returned as given), unchecked (guard off)."))
     warnings: list[str] = Field(default_factory=list, description="Notes on this input (language, length).")
+    scores: list[float] = Field(default_factory=list, description="With rerank: each prompt's score, best first.")
     reason: Optional[str] = Field(None, description="Why there are no (or fewer) prompts, if so.")
 
 

@@ -42,6 +42,8 @@ EXAMPLES = {
     "guard_resamples": ({"guard_resamples": 0}, {}),
     "unsupported_language": ({"unsupported_language": "reject"}, {}),
     "model_languages": ({"model_languages": ["zh"]}, {}),
+    "rerank": ({"rerank": "consistency"}, {}),
+    "rerank_reward_models": ({"rerank_reward_models": ["rm_aesthetic", "rm_pickscore"]}, {}),
     "device": ({"device": "cpu"}, {}),
     "trust_remote_code": ({"trust_remote_code": True}, {}),
 }
@@ -98,10 +100,10 @@ def observe(predictor, recorder, overrides: dict) -> tuple:
     """What the predictor did with ``overrides``: its generation calls and outputs, or the error it raised."""
     recorder.calls.clear()
     try:
-        outputs = predictor.predict(PROMPTS, overrides)
+        results = predictor.predict_results(PROMPTS, overrides)
     except ValueError as err:
         return ("error", str(err))
-    return (repr(recorder.calls), outputs)
+    return (repr(recorder.calls), [(r.outputs, r.statuses, r.scores, r.reason, r.warnings) for r in results])
 
 
 def test_every_option_is_declared_with_an_example():

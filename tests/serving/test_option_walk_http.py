@@ -22,7 +22,8 @@ from easynlp_bp.serving.schemas import BeautifyRequest  # noqa: E402
 REQUEST_VALUES = {"num_return_sequences": 2, "decoding": "beam", "temperature": 0.7, "top_k": 5, "top_p": 0.5,
                   "repetition_penalty": 1.5, "penalize_prompt": True, "max_new_tokens": 3, "no_repeat_ngram_size": 2,
                   "seed": 7, "max_clip_tokens": 40, "banned_words": ["red"], "keep_input": True, "guard": False,
-                  "guard_word_recall": 0.5, "guard_resamples": 1, "unsupported_language": "reject"}
+                  "guard_word_recall": 0.5, "guard_resamples": 1, "unsupported_language": "reject",
+                  "rerank": "consistency"}
 
 
 class RecordingPredictor:
