@@ -59,6 +59,18 @@ def make_tokenizer_config_portable(directory: str | Path) -> None:
         path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def write_chat_template(directory: Path) -> None:
+    """``chat_template.jinja``: the last user message rendered into the instruction template, so that
+    ``pipeline("text-generation", model=dir)([{"role": "user", "content": "a cat"}])`` beautifies "a cat"
+    (transformers reads the file beside the tokenizer; there is no system or assistant turn in this format)."""
+    from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
+
+    before, after = INSTRUCTION_TEMPLATE.split("{raw_prompt}")
+    template = ("{%- set users = messages | selectattr('role', 'equalto', 'user') | list -%}"
+                "{{ " + json.dumps(before) + " + (users[-1]['content'] | trim) + " + json.dumps(after) + " }}")
+    (directory / "chat_template.jinja").write_text(template, encoding="utf-8")
+
+
 def _update_model_config(directory: Path, card: CheckpointCard) -> None:
     path = directory / "config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
@@ -153,6 +165,8 @@ def finalize_checkpoint(directory: str | Path, card: CheckpointCard) -> None:
     make_tokenizer_config_portable(directory)
     _update_model_config(directory, card)
     generation: dict[str, Any] = {} if card.kind == "reward" else write_generation_config(directory)
+    if card.kind != "reward":
+        write_chat_template(directory)
     (directory / "README.md").write_text(render_model_card(card, generation, directory.resolve()), encoding="utf-8")
     logger.info("%s: portable tokenizer config, generation settings and model card written.", directory)
 

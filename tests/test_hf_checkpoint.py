@@ -166,3 +166,25 @@ def test_model_card_snippet_runs_as_written(tmp_path, tiny_model_dir):
     assert len(printed) == 5 and all(text == text.strip() for text in printed)
     assert "Trained on prompts in: en, zh" in card
     assert json.loads((model_dir / "config.json").read_text())["beautiful_prompt_languages"] == ["en", "zh"]
+
+
+def test_chat_template_renders_the_instruction_for_pipeline_users(tmp_path, tiny_model_dir):
+    """transformers users: the last user message becomes the instruction template, in apply_chat_template and in
+    pipeline("text-generation") with chat input (system and earlier turns are not part of the format)."""
+    import shutil
+
+    from transformers import AutoTokenizer, pipeline
+
+    from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+    from easynlp_bp.prompting.template import build_prompt
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    finalize_checkpoint(model_dir, CheckpointCard(kind="sft", base_model="tiny", data="generated"))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a castle"},
+                {"role": "assistant", "content": "a castle, 8k"}, {"role": "user", "content": " a red fox "}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert rendered == build_prompt("a red fox")
+    reply = pipeline("text-generation", model=str(model_dir))(messages[-1:], max_new_tokens=5, do_sample=False)
+    assert reply[0]["generated_text"][-1]["role"] == "assistant"
