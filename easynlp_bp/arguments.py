@@ -96,7 +96,12 @@ P = TypeVar("P")
 def split_user_defined_parameters(text: Optional[str]) -> dict[str, str]:
     """Split ``"a=1 b='x y'"`` into ``{"a": "1", "b": "x y"}``; a token without ``=`` is an error."""
     pairs: dict[str, str] = {}
-    for token in shlex.split(text or ""):
+    try:
+        tokens = shlex.split(text or "")
+    except ValueError as err:  # shlex: "No closing quotation"
+        raise ValueError(f"--user_defined_parameters={text!r}: {err}; close the quote or drop it "
+                         "(e.g. banned_words='blood,gore').") from err
+    for token in tokens:
         if "=" not in token:
             raise ValueError(
                 f"--user_defined_parameters entry {token!r} is not key=value; write e.g. 'seed=42'."

@@ -68,3 +68,12 @@ def test_python_api_floats_and_predictor_overrides_must_be_finite():
         parse_user_defined_parameters({"temperature": math.nan}, PredictorParams)
     with pytest.raises(ValueError, match="top_p=inf.*finite"):
         PredictorParams(top_p=math.inf)  # the server's per-request overrides go through this
+
+
+def test_an_unclosed_quote_names_the_flag(capsys):
+    from easynlp_bp.cli import main
+
+    assert main(["--app_name=beautiful_prompt", "--mode=predict", "--checkpoint_dir=x",
+                 "--user_defined_parameters=num_return_sequences='3"]) == 2
+    err = capsys.readouterr().err
+    assert "--user_defined_parameters=\"num_return_sequences='3\": No closing quotation; close the quote" in err

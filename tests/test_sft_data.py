@@ -75,12 +75,14 @@ def test_pick_score_filter_boundary_and_unreadable_scores(tiny_tokenizer):
     scores = [18.5, 18.49, "n/a", float("nan"), "", None, 30]
     rows = [{"raw_prompt": "x", "prompt": long_target, "pick_score": s} for s in scores]
     config = PairFilterConfig(min_pick_score=18.5, min_target_tokens=0, short_target_tokens=0, short_target_drop=0)
+    rows.append({"raw_prompt": "x", "prompt": long_target})  # a table without the column: nothing to filter on
     report = filter_pairs(rows, tiny_tokenizer, config)
-    # exactly the threshold is kept (the reference drops `< 18.5`); unreadable scores are dropped with a reason;
-    # an empty or absent score means "no score for this row" and is kept
-    assert report.kept == [0, 4, 5, 6]
-    assert [i for i, _ in report.dropped] == [1, 2, 3]
+    # exactly the threshold is kept (the reference drops `< 18.5`); unreadable, empty and null scores are
+    # dropped with a reason (a null score must not pass the filter); a row without the column is kept
+    assert report.kept == [0, 6, 7]
+    assert [i for i, _ in report.dropped] == [1, 2, 3, 4, 5]
     assert all(reason.startswith("pick_score") for _, reason in report.dropped)
+    assert "empty" in dict(report.dropped)[5]
 
 
 def test_target_length_filters_count_tokens_of_the_target(tiny_tokenizer):

@@ -14,6 +14,7 @@ from typing import Optional
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_rejects, write_table
 from easynlp_bp.io.writers import to_json
+from easynlp_bp.model_files import check_model_dir
 from easynlp_bp.sft.data import too_long_rows
 from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
 from easynlp_bp.serving.config import ServeFields
@@ -169,6 +170,8 @@ class BeautifulPromptApp(App):
         from easynlp_bp.training_arguments import final_train_loss
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
+        if not source.is_from_scratch:  # named as the user wrote it, before any loader touches the folder
+            check_model_dir(source.location, flag="pretrain_model_name_or_path")
         if Path(source.location).is_dir() and Path(source.location).resolve() == Path(self.checkpoint_dir).resolve():
             raise ValueError(f"--checkpoint_dir={self.checkpoint_dir} is the folder of pretrain_model_name_or_path="
                              f"{self.params.pretrain_model_name_or_path}: training would overwrite the base model's "

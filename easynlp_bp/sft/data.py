@@ -44,7 +44,11 @@ def filter_pairs(rows: Sequence[dict], tokenizer, config: PairFilterConfig, targ
     report = FilterReport()
     for index, row in enumerate(rows):
         score = row.get("pick_score")
-        if config.min_pick_score is not None and score not in (None, ""):
+        if config.min_pick_score is not None and "pick_score" in row:  # the table has the column
+            if score in (None, ""):
+                report.dropped.append((index, f"pick_score is empty; min_pick_score={config.min_pick_score} needs "
+                                              "a score (or set min_pick_score=none)"))
+                continue
             score_value = finite_or_nan(score)
             if not score_value >= config.min_pick_score:  # NaN (not a finite number) fails too
                 report.dropped.append((index, f"pick_score {score} < {config.min_pick_score}"))

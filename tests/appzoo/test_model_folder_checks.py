@@ -34,3 +34,13 @@ def test_a_reward_model_folder_is_refused_for_predict(tmp_path, tiny_model_dir, 
     assert "holds a BloomForSequenceClassification, not a text generator" in capsys.readouterr().err
     assert not (tmp_path / "pred.tsv").exists()
 
+
+
+def test_a_bad_base_model_is_named_by_its_own_key(tmp_path, capsys):
+    not_a_model = tmp_path / "notes"
+    not_a_model.mkdir()
+    (not_a_model / "t.tsv").write_text("x\n")
+    assert main(["--app_name=beautiful_prompt", "--mode=train", f"--checkpoint_dir={tmp_path / 'sft'}",
+                 f"--user_defined_parameters=pretrain_model_name_or_path={not_a_model}"]) == 2
+    err = capsys.readouterr().err
+    assert f"pretrain_model_name_or_path={not_a_model} is not a model directory" in err and "--checkpoint_dir" not in err
