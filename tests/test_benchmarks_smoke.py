@@ -130,3 +130,38 @@ def test_sweep_consistency_tiny(tmp_path):
     assert [row["b"] for row in table] == [0.0, 4.0]
     assert table[0]["style_spearman"] == pytest.approx(1.0)  # b = 0 leaves the RM ranking alone
     assert table[1]["kept>drifted"] >= table[0]["kept>drifted"]
+
+
+@pytest.mark.real_data
+def test_bench_guard_tiny(tmp_path, tiny_model_dir, shared_data):
+    """A random model garbles everything: guard off loses words, guard on loses none and says how."""
+    out = tmp_path / "guard.json"
+    assert load("bench_guard").main([f"--model_dir={tiny_model_dir}", f"--data={shared_data}", "--limit=3",
+                                     f"--output={out}"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["sets"]) == {"partiprompts", "imagereward", "t2i_compbench"}
+    for report in result["sets"].values():
+        assert report["guard_off"]["outputs"] == report["guard_on"]["outputs"] == 3
+        assert report["guard_on"]["lost_or_misspelt_word"] == 0.0 and report["guard_on"]["degenerate_loop"] == 0.0
+        assert sum(report["guard_on"]["statuses"].values()) == pytest.approx(1.0)
+
+
+@pytest.mark.real_data
+def test_bench_rl_gain_tiny(tmp_path, tiny_model_dir, shared_data):
+    """Paired differences of two models under the run's recorded reward (here: the same model twice, so 0)."""
+    import shutil
+
+    ppo = tmp_path / "ppo"
+    shutil.copytree(tiny_model_dir, ppo)
+    (ppo / "run_config.json").write_text(json.dumps({
+        "user_defined_parameters": {"reward": "heuristic"},
+        "resolved": {"reward_terms": [["aesthetic", 0.3], ["pickscore", 0.7], ["word_recall", 1.0]]}}))
+    out = tmp_path / "gain.json"
+    assert load("bench_rl_gain").main([f"--sft_dir={tiny_model_dir}", f"--ppo_dir={ppo}", f"--data={shared_data}",
+                                       "--limit=4", f"--output={out}"]) == 0
+    result = json.loads(out.read_text())
+    for report in result["sets"].values():
+        assert report["reward"]["n"] == 4 and report["reward"]["mean"] == 0.0  # same model, same seed
+        assert set(report["terms"]) == {"aesthetic", "pickscore", "word_recall"}
+        assert report["sft"] == report["ppo"]
+    assert load("bench_rl_gain").paired([1.0, 2.0, 3.0]) == {"n": 3, "mean": 2.0, "se": 0.5774, "t": 3.46}
