@@ -52,7 +52,7 @@ def check_hub_model(name: str, flag: str = "--checkpoint_dir") -> None:
     except HFValidationError:
         pass  # not a valid hub id: answered below
     if constants.HF_HUB_OFFLINE:
-        why = "it is not in the hub cache (HF_HUB_OFFLINE=1)"
+        why = "it is not in the hub cache, and there is no hub access (HF_HUB_OFFLINE=1)"
     else:
         try:
             model_info(name, timeout=10)
@@ -62,7 +62,7 @@ def check_hub_model(name: str, flag: str = "--checkpoint_dir") -> None:
         except HFValidationError:
             why = "it is not a hub id either"
         except Exception as err:  # noqa: BLE001 - any network failure means the same to the user
-            why = f"the hub could not be reached to look it up as a hub id ({type(err).__name__})"
+            why = f"the hub could not be reached to look it up as a hub id (no hub access: {type(err).__name__})"
     raise ValueError(f"{flag}={name}: no such directory ({Path(name).expanduser().absolute()}), and {why}. "
                      "Pass the folder a training run wrote (a relative path starts from the current folder).")
 

@@ -78,10 +78,7 @@ def _atomic_file(path: str, before_replace: Optional[Callable[[], None]] = None)
     the temporary file is removed, and temporary files a killed earlier write of ``path`` left are removed first."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # left by a killed earlier write of this file (mkstemp adds 8 characters, so other files' names never match)
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.????????.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         yield fd, tmp
@@ -93,6 +90,15 @@ def _atomic_file(path: str, before_replace: Optional[Callable[[], None]] = None)
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(path: str) -> None:
+    """Remove the temporary files a killed earlier write of ``path`` left beside it (mkstemp adds 8 characters,
+    so other files' names never match)."""
+    target = Path(path)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.????????.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def write_table(path: str, rows: Sequence[dict], columns: Sequence[str],
@@ -204,8 +210,10 @@ def write_table_and_rejects(path: str, rows: Sequence[dict], columns: Sequence[s
                 "they may come from different runs. Run it again.\n")
         # the marker appears just before the first rename; the rejects' rename follows at the end of this block
         write_table(path, rows, columns, before_replace=lambda: _write_text_atomically(marker, note))
-    if not rejects and os.path.lexists(rejects_path):
-        os.unlink(rejects_path)
+    if not rejects:
+        remove_stale_temporaries(rejects_path)  # its writer never ran this time, so it cleaned nothing
+        if os.path.lexists(rejects_path):
+            os.unlink(rejects_path)
     os.unlink(marker)  # the pair is complete
     return rejects_path if rejects else None
 

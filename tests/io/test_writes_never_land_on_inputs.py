@@ -112,3 +112,13 @@ def test_a_kill_leaves_a_consistent_pair(tmp_path):
     assert consistent >= 4  # the marker is the rare case, not the answer to every kill
     write_table_and_rejects(str(out), ROWS, ["raw_prompt"], [])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.tsv"]  # the marker and the killed writes' temporary files are gone
+
+
+def test_a_write_without_rejects_removes_what_killed_writes_left(tmp_path):
+    """Temporary files of both halves of the pair (and a marker) left by killed writes are gone after the next
+    write, even when that write has no rejects (the rejects writer then never runs)."""
+    out = tmp_path / "pred.tsv"
+    for name in (".pred.tsv.a1b2c3d4.tmp", ".pred.tsv.rejects.jsonl.e5f6g7h8.tmp", "pred.tsv.incomplete"):
+        (tmp_path / name).write_text("left by a kill")
+    write_table_and_rejects(str(out), ROWS, ["raw_prompt"], [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.tsv"]
