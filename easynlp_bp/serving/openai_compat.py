@@ -186,7 +186,7 @@ def _streamed(answer: dict, body: _SamplingBase, chunk_object: str) -> Streaming
         chunks += [{**head, "object": chunk_object, "choices": [part]} for part in (opening, closing)]
     if (body.stream_options or {}).get("include_usage"):
         chunks.append({**head, "object": chunk_object, "choices": [], "usage": answer["usage"]})
-    if answer.get("warnings"):
+    if answer.get("warnings") and chunks:
         chunks[0]["warnings"] = answer["warnings"]
     return _event_stream(chunks)
 
