@@ -114,38 +114,46 @@ class ConsistencyTerm:
                           weight)
 
 
-@REWARD_TERMS.register("word_recall")
 @dataclass
-class WordRecallTerm:
-    """Share of the raw prompt's content words that the prompt contains as whole words (exact, any case)."""
+class TextRuleTerm:
+    """A verifiable term: a rule on the texts alone (no model), so building it needs only its weight.
+    Subclasses set ``name`` and implement :meth:`value` for one (raw prompt, prompt) pair."""
 
     weight: float = 1.0
-    name: str = "word_recall"
+    name: str = ""
     deltaed: bool = True
 
     @classmethod
-    def build(cls, weight: float, context: TermContext) -> "WordRecallTerm":
+    def build(cls, weight: float, context: TermContext) -> "TextRuleTerm":
         return cls(weight)
 
+    def value(self, raw_prompt: str, prompt: str) -> float:
+        raise NotImplementedError
+
     def score(self, raw_prompts: Sequence[str], prompts: Sequence[str]) -> torch.Tensor:
-        return torch.tensor([subject_kept_share(x, y) for x, y in zip(raw_prompts, prompts)], dtype=torch.float32)
+        return torch.tensor([self.value(x, y) for x, y in zip(raw_prompts, prompts)], dtype=torch.float32)
+
+
+@REWARD_TERMS.register("word_recall")
+@dataclass
+class WordRecallTerm(TextRuleTerm):
+    """Share of the raw prompt's content words that the prompt contains as whole words (exact, any case)."""
+
+    name: str = "word_recall"
+
+    def value(self, raw_prompt: str, prompt: str) -> float:
+        return subject_kept_share(raw_prompt, prompt)
 
 
 @REWARD_TERMS.register("repetition")
 @dataclass
-class RepetitionTerm:
+class RepetitionTerm(TextRuleTerm):
     """Minus the share of the prompt inside a loop (0 for text without loops, -1 for text that is all loop)."""
 
-    weight: float = 1.0
     name: str = "repetition"
-    deltaed: bool = True
 
-    @classmethod
-    def build(cls, weight: float, context: TermContext) -> "RepetitionTerm":
-        return cls(weight)
-
-    def score(self, raw_prompts: Sequence[str], prompts: Sequence[str]) -> torch.Tensor:
-        return torch.tensor([-loop_share(y) for y in prompts], dtype=torch.float32)
+    def value(self, raw_prompt: str, prompt: str) -> float:
+        return -loop_share(prompt)
 
 
 @REWARD_TERMS.register("clip_length")
