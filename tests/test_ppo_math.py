@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from easynlp_bp.ppo.advantages import (
-    compute_gae, compute_token_rewards, last_token_index, masked_mean, masked_whiten,
+    compute_gae, compute_token_rewards, last_token_index, leave_one_out_centered, masked_mean, masked_whiten,
 )
 from easynlp_bp.ppo.kl_controller import AdaptiveKLController, FixedKLController
 from easynlp_bp.ppo.losses import clipped_policy_loss, clipped_value_loss
@@ -147,3 +147,14 @@ def test_k5_kl_controller_and_running_moments_state_roundtrip():
     rm2 = RunningMoments()
     rm2.load_state_dict(rm.state_dict())
     assert rm2.state_dict() == rm.state_dict()
+
+
+def test_leave_one_out_baseline_is_the_mean_of_the_other_responses_to_the_same_prompt():
+    scores = torch.tensor([1.0, 2.0, 6.0, 10.0, 10.0, 13.0])
+    centered = leave_one_out_centered(scores, group_size=3)
+    # group 1: 1 - (2+6)/2, 2 - (1+6)/2, 6 - (1+2)/2; group 2: 10 - 11.5, 10 - 11.5, 13 - 10
+    assert centered.tolist() == [-3.0, -1.5, 4.5, -1.5, -1.5, 3.0]
+    assert leave_one_out_centered(scores, group_size=1) is scores
+    # a constant per prompt (how hard the prompt is, the reference prompt's reward) leaves no trace
+    shifted = scores + torch.tensor([5.0, 5.0, 5.0, -7.0, -7.0, -7.0])
+    assert torch.allclose(leave_one_out_centered(shifted, 3), centered)

@@ -364,3 +364,24 @@ def test_rewards_flattened_by_the_clip_are_reported(tiny_tokenizer, caplog):
                       lambda raws, prompts, refs: -3.4 + 1e-3 * torch.arange(len(prompts), dtype=torch.float32),
                       tiny_tokenizer, small_config(num_layers_unfrozen=-1, cliprange_reward=10.0))
     assert flat.step(ROWS)["reward/clipped_rate"] == 1.0
+
+
+def test_group_size_answers_each_prompt_several_times_and_scores_against_its_siblings(tiny_tokenizer):
+    reward = WordFractionReward()
+    trainer = PPOTrainer(build_tiny_bloom(tiny_tokenizer), None, reward, tiny_tokenizer,
+                         small_config(group_size=4, scale_reward="none", num_layers_unfrozen=-1))
+    with pytest.raises(ValueError, match="takes num_rollouts / group_size = 2 prompt rows; got 8"):
+        trainer.step(ROWS)
+    trainer.step(ROWS[:2])
+    raw_prompts, prompts, _ = reward.calls[0]
+    assert raw_prompts == ["a cat"] * 4 + ["1 girl"] * 4
+    scores = reward(raw_prompts, prompts)
+    scaled = trainer.scale_scores(scores, torch.zeros(8, dtype=torch.bool))
+    # every score minus the mean of its three siblings: each group sums to zero, offsets between prompts are gone
+    assert torch.allclose(scaled.reshape(2, 4).sum(1), torch.zeros(2), atol=1e-6)
+    assert torch.allclose(scaled[0], scores[0] - scores[1:4].mean(), atol=1e-6)
+
+
+def test_group_size_must_divide_num_rollouts():
+    with pytest.raises(ValueError, match="num_rollouts=8 must be a multiple of group_size=3"):
+        small_config(group_size=3)

@@ -39,6 +39,19 @@ def compute_token_rewards(
     return rewards, kl
 
 
+def leave_one_out_centered(scores: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Each score minus the mean of the other ``group_size - 1`` scores of its group (RLOO's baseline).
+
+    ``scores`` (B,) holds consecutive groups of ``group_size`` responses to the same prompt. The baseline does
+    not depend on the response it is subtracted from, so the policy gradient stays unbiased.
+    """
+    if group_size == 1:
+        return scores
+    groups = scores.reshape(-1, group_size)
+    others_mean = (groups.sum(dim=1, keepdim=True) - groups) / (group_size - 1)
+    return (groups - others_mean).reshape(-1)
+
+
 def compute_gae(
     rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,6 +27,11 @@ class PPOConfig:
     # Rollouts.
     num_rollouts: int = _f(64, "Episodes collected per PPO iteration (per process).")
     chunk_size: int = _f(16, "Prompts per generate call while collecting rollouts.")
+    group_size: int = _f(
+        1, "Responses sampled per prompt in a rollout batch (num_rollouts / group_size prompts). Above 1 each score "
+        "is taken relative to the mean of the other responses to the same prompt (leave-one-out, as RLOO), so how "
+        "easy or hard a prompt is to score leaves the advantage; the reference prompt's reward then cancels."
+    )
     max_new_tokens: int = _f(256, "Longest response in tokens; longer ones are truncated (see truncated_penalty).")
     temperature: float = _f(1.0, "Sampling temperature; every log-prob is computed from logits / temperature.")
     top_k: int = _f(0, "Top-k during rollouts (0: off; anything else biases the KL estimate).")
@@ -73,7 +78,7 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         require_finite(self)  # NaN passes every < / >= check below
-        for name in ("num_rollouts", "chunk_size", "max_new_tokens", "ppo_epochs", "mini_batch_size",
+        for name in ("num_rollouts", "chunk_size", "group_size", "max_new_tokens", "ppo_epochs", "mini_batch_size",
                      "forward_batch_size", "kl_horizon", "total_steps", "eval_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
@@ -83,6 +88,11 @@ class PPOConfig:
             raise ValueError(
                 f"num_rollouts={self.num_rollouts} must be a multiple of chunk_size={self.chunk_size}; "
                 f"choose e.g. chunk_size={_divisor_near(self.num_rollouts, self.chunk_size)}."
+            )
+        if self.num_rollouts % self.group_size:
+            raise ValueError(
+                f"num_rollouts={self.num_rollouts} must be a multiple of group_size={self.group_size} "
+                "(whole groups of responses per prompt)."
             )
         if self.num_rollouts % self.mini_batch_size:
             raise ValueError(
@@ -116,6 +126,11 @@ class PPOConfig:
             )
         if self.eval_interval < 0 or self.checkpoint_interval < 0:
             raise ValueError("eval_interval and checkpoint_interval must not be negative.")
+
+    @property
+    def prompts_per_iteration(self) -> int:
+        """Prompt rows one iteration samples; each is answered ``group_size`` times."""
+        return self.num_rollouts // self.group_size
 
     @property
     def optimizer_steps_per_iteration(self) -> int:

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from easynlp_bp.ppo.advantages import (
-    compute_gae, compute_token_rewards, masked_mean, masked_var, masked_whiten,
+    compute_gae, compute_token_rewards, leave_one_out_centered, masked_mean, masked_var, masked_whiten,
 )
 from easynlp_bp.ppo.config import PPOConfig
 from easynlp_bp.ppo.frozen_trunk import shares_trunk, trunk_cache_bytes
@@ -198,9 +198,11 @@ class PPOTrainer:
         return batch, times
 
     def scale_scores(self, scores: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
-        """Truncation penalty, running-std scaling (statistics over all processes) and clipping, as trlx."""
+        """Truncation penalty, the group baseline (``group_size`` > 1), running-std scaling (statistics over all
+        processes) and clipping, as trlx."""
         c = self.config
         scores = scores - c.truncated_penalty * truncated.float()
+        scores = leave_one_out_centered(scores, c.group_size)
         self.running.update(self._gather(scores))
         if c.scale_reward == "running":
             scores = scores / max(self.running.std, 1e-8)
@@ -223,10 +225,13 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ the algorithm
     def step(self, rows: Sequence[dict]) -> dict:
-        """One PPO iteration on ``num_rollouts`` prompt rows (``raw_prompt`` and optional reference ``prompt``)."""
+        """One PPO iteration on ``config.prompts_per_iteration`` prompt rows (``raw_prompt`` and optional reference
+        ``prompt``), each answered ``group_size`` times: ``num_rollouts`` episodes."""
         c = self.config
-        if len(rows) != c.num_rollouts:
-            raise ValueError(f"step() takes num_rollouts={c.num_rollouts} prompt rows; got {len(rows)}.")
+        if len(rows) != c.prompts_per_iteration:
+            raise ValueError(f"step() takes num_rollouts / group_size = {c.prompts_per_iteration} prompt rows; "
+                             f"got {len(rows)}.")
+        rows = [row for row in rows for _ in range(c.group_size)]
         # 1. Sample responses and score them; old log-probs, values and reference log-probs.
         batch, times = self.rollout(rows)
         mask = batch.response_mask.float()

@@ -98,7 +98,7 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
                        else False)
     while trainer.global_step < c.total_steps:
         step_before = trainer.global_step
-        stats = trainer.step(sampler.next_batch(c.num_rollouts))
+        stats = trainer.step(sampler.next_batch(c.prompts_per_iteration))
         log.write(stats, trainer.global_step)
         bar.update(trainer.global_step - step_before)
         bar.set_postfix(reward=f"{stats['reward/score_mean']:.3f}", kl=f"{stats['kl/observed']:.2f}", refresh=False)
