@@ -80,7 +80,7 @@ def test_unterminated_csv_quote_names_the_file_line_and_fix(tmp_path):
 @pytest.mark.parametrize("value,reason", [
     ("1_000", "is not a number"), ("\u0661\u0662", "is not a number"), ("\uff11\uff12", "is not a number"),
     ("Infinity", "is not finite"), ("-inf", "is not finite"), ("1e999", "is not finite"), ("NaN", "is not finite"),
-    ("0x10", "is not a number"), ("", "is missing"),
+    ("0x10", "is not a number"), ("", "is missing"), ("1e308", "is out of range"), ("-1e308", "is out of range"),
 ])
 def test_label_columns_accept_plain_finite_decimals_only(tmp_path, value, reason):
     path = tmp_path / "in.tsv"

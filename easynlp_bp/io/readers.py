@@ -355,8 +355,14 @@ def _check_rows(table: Table, text_fields: Sequence[str], max_chars: Optional[in
     table.rejects.sort(key=lambda r: r.row)
 
 
-def float_field_validator(name: str, required: bool = True) -> RowValidator:
-    """A validator that rejects rows whose ``name`` is not a finite number (NaN, inf, ``1_000``, text).
+# Scores and labels are small numbers (aesthetic 1-10, PickScore ~20); far beyond this, squaring them for a mean
+# or an MSE overflows to inf and every statistic becomes NaN, so such a value is a broken row, not a label.
+MAX_ABS_NUMBER = 1e12
+
+
+def float_field_validator(name: str, required: bool = True, max_abs: float = MAX_ABS_NUMBER) -> RowValidator:
+    """A validator that rejects rows whose ``name`` is not a finite number (NaN, inf, ``1_000``, text) or is
+    larger in magnitude than ``max_abs`` (``1e308`` would overflow every mean and MSE computed from it).
 
     Numbers given as text must be plain ASCII decimals (see :mod:`easynlp_bp.finite_numbers`).
     """
@@ -375,6 +381,8 @@ def float_field_validator(name: str, required: bool = True) -> RowValidator:
             return f"field {name!r}={value!r} is not a number"
         if not math.isfinite(number):
             return f"field {name!r}={value!r} is not finite"
+        if abs(number) > max_abs:
+            return f"field {name!r}={value!r} is out of range (|value| <= {max_abs:g}); check the column"
         row[name] = number
         return None
 
