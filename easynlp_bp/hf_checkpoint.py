@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from easynlp_bp.io.writers import write_text_atomically
+
 logger = logging.getLogger(__name__)
 
 PUBLISHED_MODELS = ("alibaba-pai/pai-bloom-1b1-text2prompt-sd", "alibaba-pai/pai-bloom-1b1-text2prompt-sd-v2")
@@ -56,7 +58,7 @@ def make_tokenizer_config_portable(directory: str | Path) -> None:
     config = json.loads(path.read_text(encoding="utf-8"))
     if config.get("tokenizer_class") in (None, "TokenizersBackend"):
         config["tokenizer_class"] = "PreTrainedTokenizerFast"
-        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_text_atomically(str(path), json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_chat_template(directory: Path) -> None:
@@ -68,7 +70,7 @@ def write_chat_template(directory: Path) -> None:
     before, after = INSTRUCTION_TEMPLATE.split("{raw_prompt}")
     template = ("{%- set users = messages | selectattr('role', 'equalto', 'user') | list -%}"
                 "{{ " + json.dumps(before) + " + (users[-1]['content'] | trim) + " + json.dumps(after) + " }}")
-    (directory / "chat_template.jinja").write_text(template, encoding="utf-8")
+    write_text_atomically(str(directory / "chat_template.jinja"), template)
 
 
 def _update_model_config(directory: Path, card: CheckpointCard) -> None:
@@ -80,7 +82,7 @@ def _update_model_config(directory: Path, card: CheckpointCard) -> None:
         config.update({f"reward_{key}": value for key, value in card.reward.items()})
     if card.languages:
         config["beautiful_prompt_languages"] = list(card.languages)
-    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_text_atomically(str(path), json.dumps(config, indent=2) + "\n")
 
 
 def write_generation_config(directory: str | Path) -> dict:
@@ -157,8 +159,13 @@ def render_model_card(card: CheckpointCard, generation: dict, model_dir: str | P
     return "\n".join(parts)
 
 
-def finalize_checkpoint(directory: str | Path, card: CheckpointCard) -> None:
-    """Make ``directory`` (already saved with ``save_pretrained``) portable and give it a model card."""
+def finalize_checkpoint(directory: str | Path, card: CheckpointCard, model_dir: str | Path | None = None) -> None:
+    """Make ``directory`` (already saved with ``save_pretrained``) portable and give it a model card.
+
+    ``model_dir``: where the model will be loaded from, for the card's snippet, when ``directory`` is a staging
+    folder (:func:`easynlp_bp.model_files.staged_model_dir`); default ``directory``. Every file is replaced
+    atomically, so a kill here never leaves a torn ``config.json``.
+    """
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{directory} has no config.json; save the model before finalize_checkpoint.")
@@ -167,7 +174,8 @@ def finalize_checkpoint(directory: str | Path, card: CheckpointCard) -> None:
     generation: dict[str, Any] = {} if card.kind == "reward" else write_generation_config(directory)
     if card.kind != "reward":
         write_chat_template(directory)
-    (directory / "README.md").write_text(render_model_card(card, generation, directory.resolve()), encoding="utf-8")
+    shown = Path(model_dir if model_dir is not None else directory).resolve()
+    write_text_atomically(str(directory / "README.md"), render_model_card(card, generation, shown))
     logger.info("%s: portable tokenizer config, generation settings and model card written.", directory)
 
 

@@ -7,10 +7,13 @@ taken as a local directory if it exists, otherwise as a hub id (which needs a hu
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "tiny-bloom-bp"
 
@@ -59,6 +62,10 @@ def resolve_model_source(name: Optional[str]) -> ModelSource:
         if (path / "config.json").exists() and not any(path.glob("*.safetensors")) and not any(
             path.glob("*.bin")
         ):
+            logger.warning("pretrain_model_name_or_path=%s holds a config.json but no weights (*.safetensors, *.bin): "
+                           "the model is built from the config with RANDOM weights and a tokenizer trained on this "
+                           "run's texts. If it should be a trained model, its weight files are missing: copy them.",
+                           name)
             return ModelSource(name, "config", str(path))
         return ModelSource(name, "local", str(path))
     # "outputs/sft" with an existing "outputs/" is a mistyped local path, not a hub id.

@@ -80,7 +80,7 @@ def test_unterminated_csv_quote_names_the_file_line_and_fix(tmp_path):
 @pytest.mark.parametrize("value,reason", [
     ("1_000", "is not a number"), ("\u0661\u0662", "is not a number"), ("\uff11\uff12", "is not a number"),
     ("Infinity", "is not finite"), ("-inf", "is not finite"), ("1e999", "is not finite"), ("NaN", "is not finite"),
-    ("0x10", "is not a number"), ("", "is missing"),
+    ("0x10", "is not a number"), ("", "is missing"), ("1e308", "is out of range"), ("-1e308", "is out of range"),
 ])
 def test_label_columns_accept_plain_finite_decimals_only(tmp_path, value, reason):
     path = tmp_path / "in.tsv"
@@ -139,3 +139,47 @@ def test_outputs_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.tsv").stat().st_mode) == 0o644
+
+
+def test_a_lone_cr_stays_in_its_row_and_row_numbers_are_physical_lines(tmp_path):
+    path = tmp_path / "in.tsv"
+    path.write_bytes(b"raw_prompt\tid\r\na cat\rsitting\t1\r\n\r\nan owl\t2\n\na fox\t3\n")
+    table = _read(path)
+    assert [(n, r["raw_prompt"]) for n, r in zip(table.row_numbers, table.rows)] == [
+        (2, "a cat\rsitting"), (4, "an owl"), (6, "a fox")]  # the lines an editor shows
+    assert [(r.row, r.reason) for r in table.rejects] == [(3, "empty line"), (5, "empty line")]
+
+
+@pytest.mark.parametrize("invisible", ["\x00", "\u200b", "\ufeff", "\u200b\x00 \u2060"])
+@pytest.mark.parametrize("suffix", [".tsv", ".jsonl"])
+def test_rows_of_only_invisible_characters_are_rejected(tmp_path, invisible, suffix):
+    path = tmp_path / f"in{suffix}"
+    lines = ["raw_prompt", "a cat", invisible, "an owl"] if suffix == ".tsv" else [
+        json.dumps({"raw_prompt": text}) for text in ("a cat", invisible, "an owl")]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    table = _read(path)
+    assert [r["raw_prompt"] for r in table.rows] == ["a cat", "an owl"]
+    assert len(table.rejects) == 1 and table.rejects[0].row == (3 if suffix == ".tsv" else 2)
+    assert "only invisible or control characters" in table.rejects[0].reason
+
+
+def test_skip_first_line_warns_when_line_one_is_not_a_header(tmp_path, caplog):
+    path = tmp_path / "in.tsv"
+    path.write_text("a cat on a sofa\nan owl\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="easynlp_bp.io.readers"):
+        table = read_table(str(path), input_schema="raw_prompt:str:1", skip_first_line=True)
+    assert [r["raw_prompt"] for r in table.rows] == ["an owl"]
+    assert "does not look like one" in caplog.text and "'a cat on a sofa'" in caplog.text
+    caplog.clear()
+    path.write_text("raw_prompt\nan owl\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="easynlp_bp.io.readers"):
+        read_table(str(path), input_schema="raw_prompt:str:1", skip_first_line=True)
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize("name", ["x.tsv", "x.jsonl", "x.csv"])
+def test_a_directory_named_like_a_table_is_an_error(tmp_path, name):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "data.tsv").write_text("raw_prompt\na cat\n")
+    with pytest.raises(ValueError, match=f"--tables=.*{name} is a directory, not a"):
+        _read(tmp_path / name)

@@ -66,11 +66,25 @@ def test_language_filter_drops_confident_other_languages():
              pair("una mujer", "una mujer joven caminando por la playa al atardecer, con el cabello largo y un vestido blanco"),
              pair("ein Hund", "ein kleiner Hund spielt im Park bei Sonnenuntergang mit einem Ball")]
     result = language(pairs)
-    assert [p["raw_prompt"] for p in result.kept] == ["1 girl"]  # short raw prompts are not judged
-    assert [r.split(" (")[0] for _, r in result.dropped] == ["language: prompt looks es", "language: prompt looks de"]
+    assert [p["raw_prompt"] for p in result.kept] == ["1 girl"]
+    # short raw prompts are judged by their words' frequencies: "ein Hund" is German, "1 girl" stays English
+    assert [r.split(" (")[0] for _, r in result.dropped] == ["language: prompt looks es",
+                                                             "language: raw_prompt looks de"]
     assert len(F.LanguageFilter("es")(pairs).kept) == 1
     with pytest.raises(ValueError, match="language='english' is not an ISO 639-1 code"):
         F.LanguageFilter("english")
+
+
+def test_language_filter_drops_a_french_row_that_py3langid_alone_is_unsure_of():
+    # py3langid: 'la tour eiffel la nuit' is French with p=0.14 and the English expansion pulls the prompt
+    # below 0.9 too; the word frequencies are clear
+    pairs = [pair("la tour eiffel la nuit", "la tour eiffel la nuit, intricate details, volumetric lighting, concept art"),
+             pair("château au bord du lac", "château au bord du lac, intricate details, volumetric lighting, concept art"),
+             pair("a piano in the rain", "a piano in the rain, intricate details, volumetric lighting, concept art"),
+             pair("cyberpunk samurai, neon", "cyberpunk samurai, neon, intricate details, volumetric lighting")]
+    result = F.LanguageFilter("en")(pairs)
+    assert [p["raw_prompt"] for p in result.kept] == ["a piano in the rain", "cyberpunk samurai, neon"]
+    assert [r.split(" (")[0] for _, r in result.dropped] == ["language: raw_prompt looks fr"] * 2
 
 
 def test_duplicate_filter_exact_and_near():

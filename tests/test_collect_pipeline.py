@@ -162,3 +162,21 @@ def test_config_validation_messages():
         CollectConfig(filters="nsfv")
     with pytest.raises(ValueError, match="low_max_words=12 must be smaller than high_min_words=12"):
         CollectConfig(low_max_words=12)
+
+
+def test_html_replies_and_over_long_rows_get_row_level_rejects(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"prompt": "a red fox"},
+            {"prompt": "a cat <script>alert(1)</script>"},  # the fake teacher echoes it into its reply
+            {"prompt": "a dog <lora:style:0.8>"},            # prompt syntax, not HTML: kept
+            {"prompt": " ".join(["word"] * 5000)}]          # no pair could keep it: never sent to the teacher
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "pairs.jsonl"
+    with FakeChatServer() as server:
+        result = collect_pairs(str(corpus), str(out), config_for(server, filters="nsfw,duplicates,length"))
+        assert not any(len(user.split()) > 1000 for user in server.log)
+    assert [p["row"] for p in result.pairs] == [1, 3]
+    rejects = {r["row"]: r["reason"] for r in map(json.loads, Path(result.stats["rejects_file"]).read_text().splitlines())}
+    assert rejects[2].startswith("expand: reply holds HTML markup ('<script>')")
+    assert rejects[4].startswith("read: prompt has 5000 words, more than any pair may keep (150")
+    assert len(rejects) == 2

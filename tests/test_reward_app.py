@@ -109,11 +109,13 @@ def test_bad_labels_and_empty_prompts_become_rejects_with_their_row(synthetic_rm
                      "a owl\tgood\n"
                      "\t4.0\n"
                      "a cow\t\n"
-                     "a bee\t6\n", encoding="utf-8")
+                     "a bee\t6\n"
+                     "a elk\t1e308\n"     # overflows every mean and MSE: a broken row, not "all labels equal"
+                     "a gnu\t-1e308\n", encoding="utf-8")
     args, _ = parse_args(["--app_name=beautiful_prompt_reward", f"--tables={table}", f"--checkpoint_dir={tmp_path / 'rm'}"])
     train_rows, dev_rows, accounting = BeautifulPromptRewardApp(args)._training_tables()
     assert [(r["prompt"], r["aesthetic_score"]) for r in train_rows] == [("a cat", 5.5), ("a bee", 6.0)]
-    assert accounting[str(table)] == {"read": 7, "kept": 2, "rejected": 5}
+    assert accounting[str(table)] == {"read": 9, "kept": 2, "rejected": 7}
     rejects = [json.loads(line) for line in (tmp_path / "rm" / "rejects.bad.tsv.jsonl").read_text().splitlines()]
     assert [(r["row"], r["reason"]) for r in rejects] == [
         (3, "field 'aesthetic_score'='nan' is not finite"),
@@ -121,6 +123,8 @@ def test_bad_labels_and_empty_prompts_become_rejects_with_their_row(synthetic_rm
         (5, "field 'aesthetic_score'='good' is not a number"),
         (6, "field 'prompt' is empty"),
         (7, "field 'aesthetic_score' is missing"),
+        (9, "field 'aesthetic_score'='1e308' is out of range (|value| <= 1e+12); check the column"),
+        (10, "field 'aesthetic_score'='-1e308' is out of range (|value| <= 1e+12); check the column"),
     ]
 
     # Evaluate reads labels the same way: the bad rows are rejected, the good ones scored.
@@ -128,7 +132,8 @@ def test_bad_labels_and_empty_prompts_become_rejects_with_their_row(synthetic_rm
                  f"--tables={table}", f"--outputs={tmp_path / 'eval.json'}"])
     assert code == 0
     results = json.loads((tmp_path / "eval.json").read_text())
-    assert (results["count"], results["rejected"], results["read"]) == (2, 5, 7)
+    assert (results["count"], results["rejected"], results["read"]) == (2, 7, 9)
+    assert results["mse"] is not None and math.isfinite(results["mse"])
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -191,3 +191,41 @@ def test_run_config_never_holds_the_api_key():
     args = EasyNLPArgs(app_name="beautiful_prompt", mode="serve", user_defined_parameters="api_key=t0psecret port=0")
     written = json.dumps(APPS.get("beautiful_prompt")(args).run_config(), default=str)
     assert "t0psecret" not in written and written.count("<redacted>") == 2  # the parsed key and the raw flag
+
+
+def test_a_large_body_with_content_length_gets_a_readable_413(patient_server):
+    """50 MB announced and sent at once: the server reads and drops it, then answers (closing a socket with unread
+    bytes resets it, and the client would never see the 413)."""
+    size = 50 << 20
+    with connect(patient_server) as sock:
+        sock.sendall(head("/v1/beautify", f"Content-Length: {size}", f"X-API-Key: {KEY}"))
+        sock.sendall(b"x" * size)
+        status, headers, body = read_response(sock)
+    assert status == 413 and headers["connection"] == "close"
+    assert json.loads(body)["error"]["limit"] == "max_body_bytes"
+
+
+@pytest.mark.parametrize("body,message", [
+    (b'{"prompts": ["a \xff\xfe cat"]}', "the body is not valid UTF-8 (byte 16"),
+    (b"[" * 20000 + b"]" * 20000, "the JSON body nests 20000 levels deep; the limit is 32"),  # RecursionError
+    (b'{"prompts": ["' + b"[" * 50000 + b'"]}', None),  # brackets inside a string do not nest: a 413 for its length
+])
+@pytest.mark.parametrize("path", ["/v1/beautify", "/v1/chat/completions"])
+def test_bodies_python_cannot_parse_get_the_api_error_shape(patient_server, body, message, path):
+    with httpx.Client(base_url=patient_server.url, timeout=SAFETY_TIMEOUT_S, trust_env=False) as client:
+        response = client.post(path, content=body, headers={"content-type": "application/json", "x-api-key": KEY})
+    error = response.json()["error"]
+    assert "detail" not in response.json()
+    if message is None:
+        assert response.status_code in (413, 422)
+        return
+    assert response.status_code == 400 and message in error["message"]
+    assert (error["field"] if path == "/v1/beautify" else error["param"]) == "body"
+
+
+def test_unknown_paths_and_methods_get_the_api_error_shape(patient_server):
+    with httpx.Client(base_url=patient_server.url, timeout=SAFETY_TIMEOUT_S, trust_env=False) as client:
+        missing = client.get("/v1/nothing-here", headers={"x-api-key": KEY})
+        wrong_method = client.get("/v1/beautify", headers={"x-api-key": KEY})
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["type"] == "method_not_allowed"

@@ -14,7 +14,7 @@ from typing import Optional
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_rejects, write_table
 from easynlp_bp.io.writers import to_json
-from easynlp_bp.model_files import check_model_dir
+from easynlp_bp.model_files import check_base_model
 from easynlp_bp.sft.data import too_long_rows
 from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
 from easynlp_bp.serving.config import ServeFields
@@ -166,16 +166,12 @@ class BeautifulPromptApp(App):
 
     def train(self) -> dict:
         from easynlp_bp.modelzoo import resolve_model_source
-        from easynlp_bp.sft.training import train_sft
+        from easynlp_bp.sft.training import save_final_model, train_sft
         from easynlp_bp.training_arguments import final_train_loss
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
         if not source.is_from_scratch:  # named as the user wrote it, before any loader touches the folder
-            check_model_dir(source.location, flag="pretrain_model_name_or_path")
-        if Path(source.location).is_dir() and Path(source.location).resolve() == Path(self.checkpoint_dir).resolve():
-            raise ValueError(f"--checkpoint_dir={self.checkpoint_dir} is the folder of pretrain_model_name_or_path="
-                             f"{self.params.pretrain_model_name_or_path}: training would overwrite the base model's "
-                             "weights; write the fine-tuned model to another folder.")
+            check_base_model(source.location, self.checkpoint_dir)
         hp = self._settings(source.is_from_scratch)
         logger.info("SFT settings (%s preset for unset flags): %s",
                     "from-scratch" if source.is_from_scratch else "paper", hp)
@@ -198,16 +194,21 @@ class BeautifulPromptApp(App):
         }
         if dev_set is not None:
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
-        if trainer.is_world_process_zero():
+
+        def finalize(staging: Path) -> None:
             from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
             from easynlp_bp.prompting.language import training_languages
 
-            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+            finalize_checkpoint(staging, CheckpointCard(
                 kind="sft", base_model=source.location, is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
                 languages=training_languages([r[self.first_sequence] for r in kept_rows]),
-                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"))
-            self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
+                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"),
+                model_dir=self.checkpoint_dir)
+            self.write_run_config(str(staging), model_source=source.__dict__, hyperparameters=hp,
                                   data=accounting, result=result)
+
+        save_final_model(trainer, bp.tokenizer, self.checkpoint_dir, finalize)
+        if trainer.is_world_process_zero():
             logger.info("Saved the SFT model to %s: %s", self.checkpoint_dir, result)
         return result
 

@@ -176,11 +176,15 @@ class BeautifulPromptRewardApp(App):
         return rows[n_dev:], rows[:n_dev], {"embedded_default_rows": len(rows), "labels": "heuristic stand-in"}
 
     def train(self) -> dict:
+        from easynlp_bp.model_files import check_base_model
         from easynlp_bp.modelzoo import resolve_model_source, trained_from_config
         from easynlp_bp.reward.formats import format_reward_input
-        from easynlp_bp.reward.training import reward_preset, set_label_scale, train_reward_model
+        from easynlp_bp.reward.training import (reward_preset, save_final_reward_model, set_label_scale,
+                                                 train_reward_model)
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
+        if not source.is_from_scratch:  # named as the user wrote it, before any loader touches the folder
+            check_base_model(source.location, self.checkpoint_dir)
         # the embedded default's SFT model is as small as a model built from a config: same preset
         tiny = source.is_from_scratch or trained_from_config(source.location)
         preset = reward_preset(tiny)
@@ -201,17 +205,21 @@ class BeautifulPromptRewardApp(App):
                   "dev_rows": len(dev_rows), **result}
         if dev_rows:
             result["dev"] = self.build_evaluator(dev_rows, label).evaluate(rm)
-        if trainer.is_world_process_zero():
+
+        def finalize(staging: Path) -> None:
             from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
 
-            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+            finalize_checkpoint(staging, CheckpointCard(
                 kind="reward", base_model=source.location, is_stand_in=source.is_from_scratch,
                 data=", ".join(self.args.table_list) or "embedded default rows (heuristic stand-in labels)",
                 settings=hp, metrics=result,
                 reward={"type": reward_type, "label_name": label, "label_mean": rm.config.label_mean,
-                        "label_std": rm.config.label_std}))
-            self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
+                        "label_std": rm.config.label_std}), model_dir=self.checkpoint_dir)
+            self.write_run_config(str(staging), model_source=source.__dict__, hyperparameters=hp,
                                   data=accounting, result=result)
+
+        save_final_reward_model(trainer, rm, self.checkpoint_dir, finalize)
+        if trainer.is_world_process_zero():
             logger.info("Saved the %s reward model to %s: %s", reward_type, self.checkpoint_dir, result)
         return result
 

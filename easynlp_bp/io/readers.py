@@ -10,13 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from easynlp_bp.finite_numbers import NotFiniteError, parse_float
+
+logger = logging.getLogger(__name__)
 
 RowValidator = Callable[[dict], Optional[str]]
 
@@ -67,8 +71,11 @@ def parse_input_schema(schema: str) -> list[str]:
 
 
 _BOM = b"\xef\xbb\xbf"
-# Line ends a TSV/JSONL file may use: Windows (CRLF), Unix (LF) and old Mac (CR), as universal newlines do.
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+# Line ends of a TSV/JSONL file: LF, or CRLF (Windows). A lone CR inside such a file is not a line end: it stays
+# in its row (as in editors, so that reported row numbers are the lines a user sees). Only a file without any LF
+# is read as an old-Mac file whose lines end in CR.
+_LINE_END = re.compile(rb"\r?\n")
+_OLD_MAC_LINE_END = re.compile(rb"\r")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -80,10 +87,11 @@ def _read_bytes(path: Path) -> bytes:
 def _decode_lines(path: Path) -> Iterable[tuple[int, Optional[str], bytes]]:
     """Yield (1-based line number, decoded text or None if not UTF-8, raw bytes) per line.
 
-    A BOM is dropped; CRLF, LF and a lone CR all end a line (the writers never leave a CR inside a value).
+    A BOM is dropped; LF and CRLF end a line, a lone CR does not (unless the file has no LF at all: old Mac);
+    line numbers are physical lines (empty ones count).
     """
     data = _read_bytes(path)
-    lines = _LINE_END.split(data)
+    lines = (_LINE_END if b"\n" in data or b"\r" not in data else _OLD_MAC_LINE_END).split(data)
     if lines and lines[-1] == b"":
         lines.pop()  # the newline that ends the last line does not start another
     for number, raw in enumerate(lines, start=1):
@@ -148,6 +156,8 @@ def _read_delimited(path: Path, delimiter: str, columns: Optional[list[str]], sk
                 if values is None:
                     raise ValueError(f"{path}: the header line is not UTF-8; save the file as UTF-8.")
                 header = [h.strip() for h in values]
+            else:
+                _warn_unless_header(path, values, columns, text)
             continue
         first = False
         if values is None:
@@ -164,6 +174,25 @@ def _read_delimited(path: Path, delimiter: str, columns: Optional[list[str]], sk
             continue
         table.keep(number, dict(zip(header, values)))
     return header or []
+
+
+_COLUMN_NAME = re.compile(r"^[A-Za-z_][\w.-]*$")
+
+
+def _warn_unless_header(path: Path, values: Optional[list[str]], columns: list[str], text: str) -> None:
+    """``--skip_first_line`` drops line 1 as a header: say so when it does not look like one (it names neither
+    the ``--input_schema`` columns nor anything column-like), since a data row would be lost without a word."""
+    names = [v.strip() for v in values or []]
+    if names == columns or (names and all(_COLUMN_NAME.match(name) for name in names)):
+        return
+    logger.warning("%s: --skip_first_line skipped line 1 (%r) as a header, but it does not look like one (columns "
+                   "%s). If it is a data row, drop --skip_first_line.", path, text[:80], ", ".join(columns))
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` has nothing visible: only whitespace, control characters (NUL, escapes) and invisible
+    format characters (zero-width space, BOM, bidi marks)."""
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
 
 def _constant_as_text(name: str) -> str:
@@ -223,6 +252,9 @@ def _read_dataset(source: str, table: Table) -> list[str]:
     return list(loaded.column_names)
 
 
+_TABLE_SUFFIXES = (".tsv", ".txt", ".csv", ".json", ".jsonl", ".parquet")
+
+
 def _read_file(path: Path, suffix: str, columns: Optional[list[str]], skip_first_line: bool, table: Table) -> list[str]:
     """Read one file by its extension into ``table``; returns the column names found."""
     if suffix in (".tsv", ".txt", ""):
@@ -272,6 +304,9 @@ def read_table(
     table = Table(source=str(source))
     columns = parse_input_schema(input_schema) if input_schema else None
     suffix = path.suffix.lower()
+    if path.is_dir() and suffix in _TABLE_SUFFIXES:
+        raise ValueError(f"--tables={source} is a directory, not a {suffix} file; give the file itself (a folder "
+                         "is read only when a datasets save_to_disk wrote it, and its name has no table suffix).")
     if path.is_file():
         found = _read_file(path, suffix, columns, skip_first_line, table)
     elif path.is_dir() or ("/" in str(source) and not str(source).startswith((".", "/")) and not path.suffix):
@@ -301,8 +336,9 @@ def _check_rows(table: Table, text_fields: Sequence[str], max_chars: Optional[in
                 reason = f"field {name!r} is missing"
             elif not isinstance(value, str):
                 reason = f"field {name!r} is not text ({type(value).__name__})"
-            elif not value.strip():
-                reason = f"field {name!r} is empty"
+            elif is_blank(value):
+                reason = (f"field {name!r} is empty" if not value.strip()
+                          else f"field {name!r} holds only invisible or control characters ({value[:20]!r})")
             elif max_chars is not None and len(value) > max_chars:
                 reason = f"field {name!r} has {len(value)} characters, more than the limit {max_chars}"
             if reason:
@@ -319,8 +355,14 @@ def _check_rows(table: Table, text_fields: Sequence[str], max_chars: Optional[in
     table.rejects.sort(key=lambda r: r.row)
 
 
-def float_field_validator(name: str, required: bool = True) -> RowValidator:
-    """A validator that rejects rows whose ``name`` is not a finite number (NaN, inf, ``1_000``, text).
+# Scores and labels are small numbers (aesthetic 1-10, PickScore ~20); far beyond this, squaring them for a mean
+# or an MSE overflows to inf and every statistic becomes NaN, so such a value is a broken row, not a label.
+MAX_ABS_NUMBER = 1e12
+
+
+def float_field_validator(name: str, required: bool = True, max_abs: float = MAX_ABS_NUMBER) -> RowValidator:
+    """A validator that rejects rows whose ``name`` is not a finite number (NaN, inf, ``1_000``, text) or is
+    larger in magnitude than ``max_abs`` (``1e308`` would overflow every mean and MSE computed from it).
 
     Numbers given as text must be plain ASCII decimals (see :mod:`easynlp_bp.finite_numbers`).
     """
@@ -339,6 +381,8 @@ def float_field_validator(name: str, required: bool = True) -> RowValidator:
             return f"field {name!r}={value!r} is not a number"
         if not math.isfinite(number):
             return f"field {name!r}={value!r} is not finite"
+        if abs(number) > max_abs:
+            return f"field {name!r}={value!r} is out of range (|value| <= {max_abs:g}); check the column"
         row[name] = number
         return None
 

@@ -139,6 +139,11 @@ def write_jsonl(path: str, records: Iterable[dict]) -> None:
     _write_text_atomically(path, "".join(to_json(r, default=str) + "\n" for r in records))
 
 
+def write_text_atomically(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: readers never see half a file; a symlink is replaced."""
+    _write_text_atomically(path, text)
+
+
 def _write_text_atomically(path: str, text: str) -> None:
     with _atomic_file(path) as (fd, _):
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -155,6 +155,7 @@ class RewardModel:
         if source.is_from_scratch:
             model, tokenizer = _sequence_model_from_config(name_or_path, train_texts, seed, trust_remote_code)
         else:
+            check_model_dir(source.location, flag="pretrain_model_name_or_path")
             tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
             check_pad_token(tokenizer, source.location)
             torch.manual_seed(seed)

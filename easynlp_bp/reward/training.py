@@ -6,7 +6,7 @@ Labels are normalised to (label - mean) / std for training; mean and std are sav
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from easynlp_bp.reward.data import collate_reward_batch
 from easynlp_bp.training_arguments import build_training_arguments, final_train_loss, resolve_resume_checkpoint
@@ -40,7 +40,8 @@ def set_label_scale(rm, train_rows: list[dict], label: str, normalize_labels: bo
 
 def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, seed: int, bf16: str = "auto",
                        resume_from_checkpoint: Optional[str] = None):
-    """Train ``rm`` on ``train_set`` and save it (model, tokenizer, ``reward_config.json``) to ``output_dir``.
+    """Train ``rm`` on ``train_set``; ``output_dir`` gets the resumable checkpoints and the training curves. Save
+    the final model with :func:`save_final_reward_model`.
 
     Call :func:`set_label_scale` before building the datasets: they normalise labels with that scale.
 
@@ -57,13 +58,25 @@ def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, see
     )
     # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
     train_output = trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
-    trainer.save_model(output_dir)
     if trainer.is_world_process_zero():
         from easynlp_bp.training_plots import plot_log_history
 
-        rm.save_pretrained(output_dir, save_model=False)
         plot_log_history(trainer.state.log_history, str(Path(output_dir) / "training_curves.png"))
     summary = {"label_mean": rm.config.label_mean, "label_std": rm.config.label_std,
                "global_step": trainer.state.global_step,
                "final_train_loss": final_train_loss(trainer.state.log_history, train_output)}
     return trainer, summary
+
+
+def save_final_reward_model(trainer, rm, output_dir: str, finalize: Callable[[Path], None]) -> None:
+    """Save the trained RM (model, tokenizer, ``reward_config.json``) to ``output_dir`` atomically: into a staging
+    folder, where ``finalize(staging)`` (main process only) adds the model card and run config, then moved into
+    place (:func:`easynlp_bp.model_files.staged_model_dir`), so a kill never leaves a torn model folder."""
+    from easynlp_bp.model_files import staged_model_dir
+
+    is_main = trainer.is_world_process_zero()
+    with staged_model_dir(output_dir, is_main_process=is_main) as staging:
+        trainer.save_model(str(staging))
+        if is_main:
+            rm.save_pretrained(str(staging), save_model=False)
+            finalize(staging)

@@ -70,6 +70,7 @@ def install_error_handlers(app) -> None:
     """Render :class:`APIError` and request validation errors as JSON on ``app``."""
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     async def api_error(request, err: APIError):
         return JSONResponse(err.body_for(request.url.path), status_code=err.status)
@@ -78,5 +79,23 @@ def install_error_handlers(app) -> None:
         error = validation_error(list(err.errors()))
         return JSONResponse(error.body_for(request.url.path), status_code=error.status)
 
+    async def http_error(request, err: StarletteHTTPException):
+        # Starlette's own answers (404, 405, a body it could not parse) in this API's shape, not {"detail": ...}
+        error = APIError(err.status_code, _HTTP_TYPES.get(err.status_code, "http_error"), _http_message(err),
+                         field="body" if err.status_code == 400 else None)
+        return JSONResponse(error.body_for(request.url.path), status_code=err.status_code,
+                            headers=getattr(err, "headers", None))
+
     app.add_exception_handler(APIError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+_HTTP_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+def _http_message(err) -> str:
+    if err.status_code == 400 and "parsing the body" in str(err.detail):
+        return ('the body could not be parsed as JSON (not UTF-8, or nested too deeply); send UTF-8 JSON such as '
+                '{"prompts": ["1 girl"]}.')
+    return str(err.detail)

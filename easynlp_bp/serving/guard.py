@@ -10,13 +10,20 @@ Hand-written because FastAPI reads the body before any dependency runs, and Star
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import re
 import time
 from typing import Optional
 
 from easynlp_bp.serving.errors import APIError
 
 PROTECTED_PREFIXES = ("/v1/", "/metrics")
+# A body announced (Content-Length) above max_body_bytes but below this is read and dropped before the 413: closing
+# a connection with unread bytes resets it, and the client never sees the answer. Larger ones are answered at once.
+MAX_DISCARDED_BYTES = 64 << 20
+# Far deeper than any request of this API (3 levels) and far below Python's recursion limit.
+MAX_JSON_DEPTH = 32
 
 
 def given_key(headers: dict[bytes, bytes]) -> str:
@@ -66,6 +73,9 @@ class RequestGuard:
                 raise APIError(400, "bad_request", f"Content-Length {declared[:20]!r} is not a number.",
                                field="content-length")
             if int(declared) > self.max_body_bytes:
+                if int(declared) <= MAX_DISCARDED_BYTES:  # read and drop it, so the client can read the 413
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(_discard_body(receive), self.body_timeout_s)
                 raise _too_large(self.max_body_bytes)
         try:
             body = await asyncio.wait_for(self._read_body(receive), self.body_timeout_s)
@@ -73,6 +83,8 @@ class RequestGuard:
             raise APIError(408, "timeout", f"the request body did not arrive within body_timeout_s="
                            f"{self.body_timeout_s}; send the whole body at once.", field="body",
                            limit="body_timeout_s") from err
+        if body is not None and _is_json(headers):
+            check_json_body(body)
         return None if body is None else _replay(body, receive)
 
     async def _read_body(self, receive) -> Optional[bytes]:
@@ -88,6 +100,42 @@ class RequestGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+async def _discard_body(receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
+
+
+def _is_json(headers: dict[bytes, bytes]) -> bool:
+    return headers.get(b"content-type", b"application/json").split(b";")[0].strip().endswith(b"json")
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def check_json_body(body: bytes) -> None:
+    """``APIError`` 400 naming the problem when a JSON body is not UTF-8 or nests deeper than
+    :data:`MAX_JSON_DEPTH` (Python's parser would fail with a RecursionError on 50,000 brackets)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise APIError(400, "bad_request", f"the body is not valid UTF-8 (byte {err.start}: "
+                       f"{body[err.start:err.start + 4]!r}); send UTF-8 JSON.", field="body") from err
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return  # cannot nest deeper (the common case: no scan)
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", body):  # brackets inside strings do not nest
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        raise APIError(400, "bad_request", f"the JSON body nests {deepest} levels deep; the limit is "
+                       f"{MAX_JSON_DEPTH}.", field="body", limit="max_json_depth")
 
 
 def _too_large(limit: int) -> APIError:

@@ -6,7 +6,7 @@ resumable checkpoints from a well-kept library; this module only chooses its set
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from easynlp_bp.sft.data import collate_left_padded
 from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
@@ -37,7 +37,8 @@ def sft_preset(is_from_scratch: bool) -> dict:
 
 def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *, seed: int, bf16: str = "auto",
               group_by_length: bool = False, resume_from_checkpoint: Optional[str] = None):
-    """Fine-tune ``model`` on ``train_set`` (loss on target tokens only) and save it to ``output_dir``.
+    """Fine-tune ``model`` on ``train_set`` (loss on target tokens only); ``output_dir`` gets the resumable
+    checkpoints and the training curves. Save the final model with :func:`save_final_model`.
 
     Args:
         hp: resolved settings (see :data:`PAPER_SFT`).
@@ -61,10 +62,22 @@ def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *
     )
     # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
     train_output = trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
-    trainer.save_model(output_dir)
     if trainer.is_world_process_zero():
         from easynlp_bp.training_plots import plot_log_history
 
-        tokenizer.save_pretrained(output_dir)
         plot_log_history(trainer.state.log_history, str(Path(output_dir) / "training_curves.png"))
     return trainer, train_output
+
+
+def save_final_model(trainer, tokenizer, output_dir: str, finalize: Callable[[Path], None]) -> None:
+    """Save the trained model and tokenizer to ``output_dir`` atomically: into a staging folder, where
+    ``finalize(staging)`` (main process only) adds the model card and run config, then moved into place
+    (:func:`easynlp_bp.model_files.staged_model_dir`), so a kill never leaves a torn model folder."""
+    from easynlp_bp.model_files import staged_model_dir
+
+    is_main = trainer.is_world_process_zero()
+    with staged_model_dir(output_dir, is_main_process=is_main) as staging:
+        trainer.save_model(str(staging))
+        if is_main:
+            tokenizer.save_pretrained(staging)
+            finalize(staging)

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence
 
 from easynlp_bp.finite_numbers import finite_or_nan
 from easynlp_bp.pipelines.collect.quality_split import load_phrase_files
+from easynlp_bp.prompting.language import ENGLISH, detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +100,13 @@ class NSFWFilter:
 
 
 class LanguageFilter:
-    """Drops pairs written in another language than ``language`` (py3langid, confident answers only).
+    """Drops pairs written in another language than ``language``.
 
-    Texts with fewer than ``min_words`` words are too short to identify and are kept.
+    A text is in another language when py3langid is at least ``min_confidence`` sure of it (texts of
+    ``min_words`` words or more), or when the Predictor's language policy
+    (:func:`easynlp_bp.prompting.language.detect_language`: py3langid weighed by word frequencies, robust on
+    prompts of two words) says a text is not English when ``language="en"``: "la tour eiffel la nuit" is French
+    although py3langid alone is unsure.
     """
 
     name = "language"
@@ -134,6 +139,11 @@ class LanguageFilter:
                 language, probability = self.detect(text)
                 if language and language != self.language and probability >= self.min_confidence:
                     reason = f"language: {name} looks {language} (p={probability:.2f}), not {self.language}"
+                    break
+                # the word-frequency check answers "is this English?" (it leans to English when unsure)
+                language = detect_language(text) if self.language == ENGLISH and text.strip() else self.language
+                if language != self.language:
+                    reason = f"language: {name} looks {language} (by its words' frequencies), not {self.language}"
                     break
             if reason:
                 result.dropped.append((pair, reason))

@@ -208,6 +208,22 @@ def apply_filters(pairs: list[dict], config: CollectConfig, encoder: Any = None)
     return pairs, drops, reports
 
 
+def reject_longer_than_any_pair(table, max_words: int) -> None:
+    """Reject (per row, before any teacher request) corpus prompts with more than ``max_words`` words: the length
+    filter would drop every pair made from them, so asking a (possibly paid) teacher about them is wasted."""
+    rows, numbers = table.rows, table.row_numbers
+    table.rows, table.row_numbers = [], []
+    for number, row in zip(numbers, rows):
+        words = len(row["prompt"].split())
+        if words > max_words:
+            table.reject(number, f"read: prompt has {words} words, more than any pair may keep ({max_words}: "
+                                 "max_prompt_words/max_raw_words of the length filter); not sent to the teacher",
+                         row["prompt"])
+        else:
+            table.keep(number, row)
+    table.rejects.sort(key=lambda r: r.row)
+
+
 def collect_pairs(source: str, output: str, config: Optional[CollectConfig] = None, *, teacher: Any = None,
                   captioner: Any = None, encoder: Any = None) -> CollectResult:
     """Build cleaned (raw_prompt -> prompt) pairs from the corpus ``source`` into ``output`` (JSONL).
@@ -232,6 +248,8 @@ def collect_pairs(source: str, output: str, config: Optional[CollectConfig] = No
         check_writable(config.cache_path, flag="cache_path")
     table = read_corpus(source, config.text_field, config.image_field, config.raw_prompt_field,
                         config.dataset_config, config.dataset_split, config.max_rows)
+    if not config.raw_prompt_field and "length" in config.filter_names:
+        reject_longer_than_any_pair(table, max(config.max_prompt_words, config.max_raw_words))
     read_rejects = [r if r.reason.startswith("read: ") else Reject(r.row, f"read: {r.reason}", r.content)
                     for r in table.rejects]
     stem = output[: -len(".jsonl")]

@@ -59,6 +59,20 @@ def clean_reply(text: str) -> str:
     return line
 
 
+# HTML a teacher (or a prompt injection through it) may put in a reply: tags of real HTML elements, script URLs and
+# event handlers. Prompt syntax in angle brackets (<lora:name:0.8>, <hypernet:x:1>) is not HTML and is kept.
+_MARKUP = re.compile(
+    r"</?(?:script|style|iframe|object|embed|svg|img|a|b|i|u|p|br|hr|div|span|html|body|head|meta|link|"
+    r"form|input|button|table|tr|td|ul|ol|li|em|strong|code|pre|h[1-6])(?=[\s/>])[^<>]*>|javascript\s*:|"
+    r"\bon[a-z]+\s*=\s*[\"']", re.I)
+
+
+def markup_in(text: str) -> Optional[str]:
+    """The first HTML tag, script URL or event handler in ``text`` (a reply to reject), or None."""
+    match = _MARKUP.search(text)
+    return match.group(0) if match else None
+
+
 @dataclass
 class StepContext:
     """What steps share: the teacher and captioner (when configured), the reply cache and limits."""
@@ -130,6 +144,8 @@ class SummarizeStep:
                 reason = reply.error
             elif not summary:
                 reason = "empty reply"
+            elif markup_in(summary):
+                reason = f"reply holds HTML markup ({markup_in(summary)[:40]!r}), not a plain description"
             elif _words(summary) > ctx.max_summary_words:
                 reason = (f"summary too long: {_words(summary)} words, the instruction asks for 10 or fewer "
                           f"(limit max_summary_words={ctx.max_summary_words})")
@@ -160,6 +176,8 @@ class ExpandStep:
                 reason = reply.error
             elif not expansion:
                 reason = "empty reply"
+            elif markup_in(expansion):
+                reason = f"reply holds HTML markup ({markup_in(expansion)[:40]!r}), not a prompt"
             elif gain < ctx.min_expansion_gain:
                 reason = f"expansion too short: adds {gain} words, min_expansion_gain={ctx.min_expansion_gain}"
             else:

@@ -52,10 +52,16 @@ class ClipEmbedder:
         self.device = next(model.parameters()).device
 
     @classmethod
-    def from_pretrained(cls, model: str, processor: Optional[str], device: str, batch_size: int) -> "ClipEmbedder":
+    def from_pretrained(cls, model: str, processor: Optional[str], device: str, batch_size: int,
+                        flag: str = "model") -> "ClipEmbedder":
+        """Load a CLIP model (a local folder is checked first: a torn or empty one is named as ``flag``)."""
         from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
 
         from easynlp_bp.devices import resolve_device
+        from easynlp_bp.model_files import check_model_dir
+
+        if Path(model).is_dir():
+            check_model_dir(model, flag=flag, needs_tokenizer=processor is None)
 
         torch_device = resolve_device(device)
         dtype = torch.float16 if torch_device.type == "cuda" else torch.float32
@@ -125,7 +131,8 @@ class PickScoreScorer(ImageScorer):
     def from_options(cls, options: ScorerOptions) -> "PickScoreScorer":
         model = options.model or PICKSCORE_MODEL
         processor = options.processor or (PICKSCORE_PROCESSOR if model == PICKSCORE_MODEL else None)
-        return cls(ClipEmbedder.from_pretrained(model, processor, options.device, options.batch_size))
+        return cls(ClipEmbedder.from_pretrained(model, processor, options.device, options.batch_size,
+                                                flag="pickscore_model"))
 
     def score(self, images, texts=None) -> list[float]:
         texts = self._check_texts(images, texts)
@@ -146,7 +153,7 @@ class ClipScoreScorer(ImageScorer):
     @classmethod
     def from_options(cls, options: ScorerOptions) -> "ClipScoreScorer":
         return cls(ClipEmbedder.from_pretrained(options.model or CLIP_L14, options.processor, options.device,
-                                                options.batch_size))
+                                                options.batch_size, flag="clipscore_model"))
 
     def score(self, images, texts=None) -> list[float]:
         texts = self._check_texts(images, texts)
@@ -227,7 +234,7 @@ class AestheticScorer(ImageScorer):
             raise ValueError("The aesthetic scorer needs aesthetic_weights=<path to sac+logos+ava1-l14-linearMSE.pth>.")
         mlp = load_aesthetic_mlp(options.weights)
         return cls(ClipEmbedder.from_pretrained(options.model or CLIP_L14, options.processor, options.device,
-                                                options.batch_size), mlp)
+                                                options.batch_size, flag="aesthetic_clip_model"), mlp)
 
     @torch.inference_mode()
     def score(self, images, texts=None) -> list[float]:
