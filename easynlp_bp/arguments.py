@@ -29,9 +29,11 @@ class EasyNLPArgs:
     app_name: Optional[str] = _flag(None, "Registered app to run, e.g. beautiful_prompt.")
     # Data in and out.
     tables: Optional[str] = _flag(
-        None, "Input file(s), comma separated: train[,dev] for train; the table to read for evaluate/predict."
+        None, "Input file(s), comma separated: train[,dev] for train; the table to read for evaluate/predict. "
+              "'-' reads standard input (an EasyNLP TSV: a header line, or --input_schema)."
     )
-    outputs: Optional[str] = _flag(None, "Output file for predict (TSV, JSONL, CSV or parquet by extension).")
+    outputs: Optional[str] = _flag(None, "Output file for predict (TSV, JSONL, CSV or parquet by extension); "
+                                         "'-' writes the TSV to standard output (logs stay on stderr).")
     input_schema: Optional[str] = _flag(
         None, "Columns of a header-less TSV, EasyNLP style: 'name:type:len,...', e.g. 'raw_prompt:str:1'."
     )
@@ -41,6 +43,10 @@ class EasyNLPArgs:
     output_schema: Optional[str] = _flag(None, "Comma separated output columns, e.g. 'predictions,beams'.")
     append_cols: Optional[str] = _flag(None, "Comma separated input columns copied to the output.")
     skip_first_line: bool = _flag(False, "Skip the first line of a TSV (a header that the schema replaces).")
+    keep_rejected_rows: bool = _flag(
+        False, "predict: one output row per input row, in input order; a rejected row gets empty predictions and "
+               "its reason in a last column, reject_reason (no rejects file). Off: rejected rows go to "
+               "<outputs>.rejects.jsonl.")
     prompt: Optional[str] = _flag(None, "beautiful_prompt predict: one raw prompt to beautify instead of --tables "
                                         "(printed, or written to --outputs).")
     # Model and checkpoints.

@@ -89,6 +89,10 @@ def _show(result: object) -> None:
             sys.stdout.write(f"  - {text}\n")
         for warning in row.get("warnings") or []:
             sys.stdout.write(f"  note: {warning}\n")
+    if result.get("print_table"):  # --outputs=-: the predictions table itself, logs stay on stderr
+        from easynlp_bp.io.writers import write_rows
+
+        write_rows(sys.stdout, result["print_table"]["rows"], result["print_table"]["columns"])
     if result.get("print_rows") is not None and result.get("rejects"):
         for reject in result["rejects"]:
             sys.stdout.write(f"rejected row {reject.row}: {reject.reason}\n")

@@ -46,6 +46,7 @@ class BeautifulPromptApp(App):
 
     modes = ("train", "evaluate", "predict", "serve")
     prompt_modes = ("predict",)
+    table_output_modes = ("predict",)
     params_cls = BeautifulPromptParams
     description = "BeautifulPrompt SFT, evaluation, prediction and serving (the main app)."
     default_checkpoint_dir = "outputs/beautiful_prompt"
