@@ -66,10 +66,23 @@ def validation_error(errors: list[dict]) -> APIError:
     return APIError(422, "validation_error", text, field=problems[0][0] if problems else "body")
 
 
+def routing_error(status: int, method: str, path: str, allowed: Optional[str], detail: str) -> APIError:
+    """The :class:`APIError` for an HTTP error raised outside our endpoints (routing: 404 unknown path, 405 wrong
+    method), so that every answer has the same envelope."""
+    if status == 404:
+        return APIError(404, "not_found", f"no route {path}; the API is listed at /docs (OpenAI clients: "
+                        "base_url ending in /v1).", field="path")
+    if status == 405:
+        return APIError(405, "method_not_allowed", f"{method} is not allowed on {path}; use {allowed or 'another'}.",
+                        field="method")
+    return APIError(status, "http_error", detail)
+
+
 def install_error_handlers(app) -> None:
     """Render :class:`APIError` and request validation errors as JSON on ``app``."""
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     async def api_error(request, err: APIError):
         return JSONResponse(err.body_for(request.url.path), status_code=err.status)
@@ -78,5 +91,11 @@ def install_error_handlers(app) -> None:
         error = validation_error(list(err.errors()))
         return JSONResponse(error.body_for(request.url.path), status_code=error.status)
 
+    async def http_error(request, err: StarletteHTTPException):
+        error = routing_error(err.status_code, request.method, request.url.path, (err.headers or {}).get("Allow"),
+                              str(err.detail))
+        return JSONResponse(error.body_for(request.url.path), status_code=error.status, headers=err.headers)
+
     app.add_exception_handler(APIError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)  # routing's 404 and 405, in our envelope

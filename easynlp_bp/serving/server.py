@@ -81,8 +81,13 @@ def build_server(predictor, config: ServeConfig, pipeline: Any = None):
     uvicorn = _import_uvicorn()
     from easynlp_bp.serving.api import create_app
 
+    from easynlp_bp.serving.routes import served_model_dir
+
     app = create_app(predictor, config, pipeline)
     sock = _bind(config.host, config.port)
+    logger.info("Model %s on %s; API key %s.", served_model_dir(predictor), getattr(predictor, "device", "cpu"),
+                "required (clients send 'Authorization: Bearer KEY')" if app.state.serving.api_key_required
+                else "not required")
     server = uvicorn.Server(uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
         http=header_timeout_protocol(config.header_timeout_s)))
