@@ -29,7 +29,12 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as err:  # not a model problem: keep it out of the CLI's hub hint for OSErrors
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port} ({err.strerror}); stop the server that uses it or pass "
+                         "another port, e.g. --user_defined_parameters='port=8001' (port=0: any free port).") from err
     sock.listen(2048)
     return sock
 

@@ -117,3 +117,19 @@ def test_demo_shows_the_served_model_and_the_stand_in_warning(server, tiny_model
     with BackgroundServer(real, ServeConfig(port=0)) as other:
         health = httpx.get(other.url + "/health", trust_env=False).json()
     assert health["model"] == tiny_model_dir.name and health["stand_in_warning"] is None
+
+
+def test_a_port_in_use_is_one_line_without_the_hub_hint(tiny_model_dir, capsys):
+    import socket
+
+    from easynlp_bp.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["--app_name=beautiful_prompt", "--mode=serve", f"--checkpoint_dir={tiny_model_dir}",
+                     f"--user_defined_parameters=port={port} device=cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"easynlp: error: cannot listen on 127.0.0.1:{port} (Address already in use)")
+    assert "hub" not in err and len(err.strip().splitlines()) == 1
