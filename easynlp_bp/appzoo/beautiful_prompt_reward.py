@@ -16,6 +16,7 @@ from typing import ClassVar, Optional
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_table
 from easynlp_bp.io.readers import float_field_validator
+from easynlp_bp.model_files import is_text_generator
 from easynlp_bp.options import option
 from easynlp_bp.reward.formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
 
@@ -130,6 +131,11 @@ class BeautifulPromptRewardApp(App):
         from easynlp_bp.reward.model import REWARD_CONFIG_FILE
 
         if not (Path(self.checkpoint_dir) / REWARD_CONFIG_FILE).is_file():
+            if is_text_generator(self.checkpoint_dir):
+                raise ValueError(
+                    f"--checkpoint_dir={self.checkpoint_dir} holds a text generator (…ForCausalLM), not a reward "
+                    "model: beautify with it through --app_name=beautiful_prompt, or pass a folder that "
+                    "--app_name=beautiful_prompt_reward --mode=train wrote.")
             raise FileNotFoundError(
                 f"No trained reward model at {self.checkpoint_dir} (no {REWARD_CONFIG_FILE}). Train one first "
                 "(easynlp --app_name=beautiful_prompt_reward --mode=train) or pass --checkpoint_dir."
