@@ -10,10 +10,16 @@ import dataclasses
 import shlex
 import typing
 from dataclasses import dataclass
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Optional, Sequence, TypeVar, Union
 
 from easynlp_bp.finite_numbers import require_finite
-from easynlp_bp.options import check_options, convert_option_text, option, spec_of, unknown_names_message
+from easynlp_bp.options import (
+    check_options, convert_option_text, option, options_by_mode, spec_of, unknown_names_message,
+)
+
+
+# The modes a flag applies to (``easynlp --help`` groups the flags by them); unset: every mode.
+TRAIN, PREDICT, READS_TABLES = ("train",), ("predict",), ("train", "evaluate", "predict")
 
 
 def _flag(default: Any, help: str, **spec: Any) -> Any:
@@ -29,20 +35,34 @@ class EasyNLPArgs:
     app_name: Optional[str] = _flag(None, "Registered app to run, e.g. beautiful_prompt.")
     # Data in and out.
     tables: Optional[str] = _flag(
-        None, "Input file(s), comma separated: train[,dev] for train; the table to read for evaluate/predict."
-    )
-    outputs: Optional[str] = _flag(None, "Output file for predict (TSV, JSONL, CSV or parquet by extension).")
+        None, "Input file(s), comma separated: train[,dev] for train; the table to read for evaluate/predict. "
+              "'-' reads standard input (an EasyNLP TSV: a header line, or --input_schema).",
+        modes=READS_TABLES)
+    outputs: Optional[str] = _flag(None, "Output file for predict (TSV, JSONL, CSV or parquet by extension); "
+                                         "'-' writes the TSV to standard output (logs stay on stderr).",
+                                    modes=("evaluate", "predict"))
     input_schema: Optional[str] = _flag(
-        None, "Columns of a header-less TSV, EasyNLP style: 'name:type:len,...', e.g. 'raw_prompt:str:1'."
-    )
-    first_sequence: Optional[str] = _flag(None, "Input text column (default: raw_prompt).")
-    second_sequence: Optional[str] = _flag(None, "Second text column: the target prompt (default: prompt).")
-    label_name: Optional[str] = _flag(None, "Label column (reward models: aesthetic_score or pick_score).")
-    output_schema: Optional[str] = _flag(None, "Comma separated output columns, e.g. 'predictions,beams'.")
-    append_cols: Optional[str] = _flag(None, "Comma separated input columns copied to the output.")
-    skip_first_line: bool = _flag(False, "Skip the first line of a TSV (a header that the schema replaces).")
+        None, "Columns of a header-less TSV, EasyNLP style: 'name:type:len,...', e.g. 'raw_prompt:str:1'.",
+        modes=READS_TABLES)
+    first_sequence: Optional[str] = _flag(None, "Input text column (default: raw_prompt).",
+                                          modes=READS_TABLES)
+    second_sequence: Optional[str] = _flag(None, "Second text column: the target prompt (default: prompt).",
+                                            modes=READS_TABLES)
+    label_name: Optional[str] = _flag(None, "Label column (reward models: aesthetic_score or pick_score).",
+                                       modes=READS_TABLES)
+    output_schema: Optional[str] = _flag(None, "Comma separated output columns, e.g. 'predictions,beams'.",
+                                          modes=PREDICT)
+    append_cols: Optional[str] = _flag(None, "Comma separated input columns copied to the output.",
+                                        modes=PREDICT)
+    skip_first_line: bool = _flag(False, "Skip the first line of a TSV (a header that the schema replaces).",
+                                  modes=READS_TABLES)
+    keep_rejected_rows: bool = _flag(
+        False, "predict: one output row per input row, in input order; a rejected row gets empty predictions and "
+               "its reason in a last column, reject_reason (no rejects file). Off: rejected rows go to "
+               "<outputs>.rejects.jsonl.", modes=PREDICT)
     prompt: Optional[str] = _flag(None, "beautiful_prompt predict: one raw prompt to beautify instead of --tables "
-                                        "(printed, or written to --outputs).")
+                                        "(printed, or written to --outputs).",
+                                  modes=PREDICT)
     # Model and checkpoints.
     checkpoint_dir: Optional[str] = _flag(
         None, "Where train writes the model (a HF model directory); what evaluate/predict load."
@@ -52,19 +72,22 @@ class EasyNLPArgs:
         None, "App options as 'key=value key2=value2' (see `easynlp --app_name=X --help`)."
     )
     resume_from_checkpoint: Optional[str] = _flag(
-        None, "Resume training from a checkpoint directory, or 'last' for the newest one in --checkpoint_dir."
-    )
+        None, "Resume training from a checkpoint directory, or 'last' for the newest one in --checkpoint_dir.",
+        modes=TRAIN)
     # Optimisation.
-    sequence_length: Optional[int] = _flag(None, "Maximum tokens per training example.", ge=1)
-    micro_batch_size: Optional[int] = _flag(None, "Examples per device per step.", ge=1)
-    epoch_num: Optional[float] = _flag(None, "Training epochs.", gt=0)
-    learning_rate: Optional[float] = _flag(None, "Peak learning rate.", ge=0)
-    weight_decay: Optional[float] = _flag(None, "AdamW weight decay.", ge=0)
-    max_grad_norm: Optional[float] = _flag(None, "Gradient clipping norm.", ge=0)
-    warmup_proportion: Optional[float] = _flag(None, "Share of steps with linear warm-up.", ge=0, le=1)
-    gradient_accumulation_steps: Optional[int] = _flag(None, "Micro-batches per optimizer step.", ge=1)
-    save_checkpoint_steps: Optional[int] = _flag(None, "Save a resumable checkpoint every N optimizer steps.", ge=1)
-    logging_steps: Optional[int] = _flag(None, "Log every N optimizer steps.", ge=1)
+    sequence_length: Optional[int] = _flag(None, "Maximum tokens per training example.", ge=1,
+                                            modes=("train", "evaluate"))
+    micro_batch_size: Optional[int] = _flag(None, "Examples per device per step.", ge=1, modes=TRAIN)
+    epoch_num: Optional[float] = _flag(None, "Training epochs.", gt=0, modes=TRAIN)
+    learning_rate: Optional[float] = _flag(None, "Peak learning rate.", ge=0, modes=TRAIN)
+    weight_decay: Optional[float] = _flag(None, "AdamW weight decay.", ge=0, modes=TRAIN)
+    max_grad_norm: Optional[float] = _flag(None, "Gradient clipping norm.", ge=0, modes=TRAIN)
+    warmup_proportion: Optional[float] = _flag(None, "Share of steps with linear warm-up.", ge=0, le=1,
+                                               modes=TRAIN)
+    gradient_accumulation_steps: Optional[int] = _flag(None, "Micro-batches per optimizer step.", ge=1, modes=TRAIN)
+    save_checkpoint_steps: Optional[int] = _flag(None, "Save a resumable checkpoint every N optimizer steps.", ge=1,
+                                                 modes=TRAIN)
+    logging_steps: Optional[int] = _flag(None, "Log every N optimizer steps.", ge=1, modes=TRAIN)
     random_seed: int = _flag(42, "Seed for data order, initialisation and sampling.", ge=0, le=2**32 - 1)
     # Distribution.
     worker_gpu: Optional[int] = _flag(
@@ -139,10 +162,27 @@ def parse_user_defined_parameters(text: Optional[str] | dict, params_cls: type[P
     return params_cls(**values)
 
 
-def describe_params(params_cls: type) -> str:
-    """One line per ``user_defined_parameters`` key: name, default and help (for ``--help``)."""
+def describe_params(params_cls: type, modes: Optional[Sequence[str]] = None) -> str:
+    """The ``user_defined_parameters`` keys under one heading per mode group (``--mode=train``, ...): each key
+    with its default, accepted values and help (for ``--help``). ``modes``: the app's modes (a group's heading
+    names only these)."""
+    order = list(modes or ())
+    groups = []
+    for group_modes, group in options_by_mode(params_cls):
+        shown = [m for m in order if m in group_modes] if group_modes and order else list(group_modes or ())
+        every = not group_modes or (order and len(shown) == len(order))
+        if every or not order:
+            rank = (-1, 0) if every else (0, 0)  # (sorted() is stable: declaration order otherwise)
+        else:
+            rank = (min(order.index(m) for m in shown) if shown else len(order), -len(shown))
+        heading = "every mode" if every else "--mode=" + "|".join(shown or group_modes)
+        groups.append((rank, f" For {heading}:\n" + _describe_fields(group)))
+    return "\n".join(text for _, text in sorted(groups, key=lambda g: g[0]))
+
+
+def _describe_fields(fields: Sequence[dataclasses.Field]) -> str:
     lines = []
-    for f in dataclasses.fields(params_cls):
+    for f in fields:
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]

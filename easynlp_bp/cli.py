@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 from typing import Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs, describe_params
@@ -16,15 +17,28 @@ __all__ = ["build_parser", "main", "main_entry", "parse_args"]
 
 
 def _app_help(app_cls) -> str:
+    """The app's modes and its ``user_defined_parameters`` keys, grouped by the modes they apply to."""
+    swaps = "".join(f"  {kind}_class={default.split(':')[-1]}\n      Swap in a subclass: a name registered in "
+                    f"easynlp_bp.components.COMPONENTS, or module.path:ClassName.\n"
+                    for kind, default in app_cls.components.items())
     return (
         f"App {app_cls.__name__}: {app_cls.description}\n"
         f"Modes: {', '.join(app_cls.modes)}\n"
         f"user_defined_parameters keys (--user_defined_parameters='key=value ...'):\n"
-        + "\n".join(describe_params(cls) for cls in app_cls.help_params()) + "\n"
-        + "".join(f"  {kind}_class={default.split(':')[-1]}\n      Swap in a subclass: a name registered in "
-                  f"easynlp_bp.components.COMPONENTS, or module.path:ClassName.\n"
-                  for kind, default in app_cls.components.items())
+        + "\n".join(describe_params(cls, app_cls.modes) for cls in app_cls.help_params()) + "\n"
+        + (f" Pluggable classes (every mode):\n{swaps}" if swaps else "")
     )
+
+
+def _help(app_cls=None) -> str:
+    """``easynlp --help``: the flags by mode, the app's keys by mode (with ``--app_name``), then the EasyNLP flags
+    that are accepted and ignored, listed once at the very end."""
+    from easynlp_bp.appzoo import APPS
+
+    parser = build_parser()
+    ignored, parser.epilog = parser.epilog, None
+    middle = _app_help(app_cls) if app_cls is not None else f"Apps: {', '.join(APPS.names())}\n"
+    return parser.format_help() + "\n" + middle + "\n" + textwrap.fill(ignored, width=100) + "\n"
 
 
 def _launch_distributed(args: EasyNLPArgs, argv: Sequence[str]) -> int:
@@ -39,13 +53,13 @@ def _run(argv: list[str]) -> int:
 
     args, wants_help = parse_args(argv)
     if wants_help and args.app_name is None:
-        sys.stdout.write(build_parser().format_help() + f"\nApps: {', '.join(APPS.names())}\n")
+        sys.stdout.write(_help())
         return 0
     if args.app_name is None:
         raise ValueError(f"--app_name is required; choose one of {', '.join(APPS.names())}.")
     app_cls = APPS.get(args.app_name)
     if wants_help:
-        sys.stdout.write(build_parser().format_help() + "\n" + _app_help(app_cls))
+        sys.stdout.write(_help(app_cls))
         return 0
     check_mode(args.mode, app_cls.modes, args.app_name)
     if args.worker_gpu == 0:
@@ -89,6 +103,10 @@ def _show(result: object) -> None:
             sys.stdout.write(f"  - {text}\n")
         for warning in row.get("warnings") or []:
             sys.stdout.write(f"  note: {warning}\n")
+    if result.get("print_table"):  # --outputs=-: the predictions table itself, logs stay on stderr
+        from easynlp_bp.io.writers import write_rows
+
+        write_rows(sys.stdout, result["print_table"]["rows"], result["print_table"]["columns"])
     if result.get("print_rows") is not None and result.get("rejects"):
         for reject in result["rejects"]:
             sys.stdout.write(f"rejected row {reject.row}: {reject.reason}\n")

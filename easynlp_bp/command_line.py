@@ -14,6 +14,7 @@ import sys
 from typing import Callable, Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs
+from easynlp_bp.options import option_modes
 from easynlp_bp.easynlp_compat import FLAG_ALIASES, IGNORED_FLAG_DEST_PREFIX, IGNORED_FLAGS, warn_ignored_flags
 
 
@@ -34,30 +35,37 @@ def _parse_bool(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser generated from :class:`EasyNLPArgs` (help text written once, there)."""
+    """The argparse parser generated from :class:`EasyNLPArgs` (help text written once, there), its flags
+    grouped by the modes they apply to; EasyNLP's flags that change nothing here are accepted but listed once,
+    at the end of the help, instead of one placeholder each."""
     parser = argparse.ArgumentParser(
         prog="easynlp", add_help=False, allow_abbrev=False,
+        usage="easynlp --app_name=APP --mode=MODE [--flag=value ...] [--user_defined_parameters='key=value ...']",
         description="EasyNLP-style runner for BeautifulPrompt apps. "
                     "`easynlp --app_name=X --help` lists that app's modes and user_defined_parameters.",
+        epilog="EasyNLP flags accepted for compatibility (each changes nothing here and logs one warning saying "
+               "why): " + ", ".join(f"--{flag.name}" for flag in IGNORED_FLAGS) + ".",
     )
     parser.add_argument("-h", "--help", action="store_true", help="Show this help (with --app_name: the app's).")
     aliases: dict[str, list[str]] = {}
     for alias, target in FLAG_ALIASES.items():
         aliases.setdefault(target, []).append(f"--{alias}")
-    for field in dataclasses.fields(EasyNLPArgs):
+    groups: dict[Optional[tuple[str, ...]], argparse._ArgumentGroup] = {}
+    for field in sorted(dataclasses.fields(EasyNLPArgs), key=lambda f: option_modes(EasyNLPArgs, f) is not None):
+        modes = option_modes(EasyNLPArgs, field)
+        if modes not in groups:
+            groups[modes] = parser.add_argument_group("every mode" if modes is None else f"--mode={'|'.join(modes)}")
         kind = _flag_type(field)
         kwargs = {"default": field.default, "help": field.metadata.get("help", ""), "dest": field.name}
         if kind is bool:
-            kwargs.update(nargs="?", const=True, type=_parse_bool)
+            kwargs.update(nargs="?", const=True, type=_parse_bool, metavar="true|false")
         else:
-            kwargs["type"] = kind
-        parser.add_argument(f"--{field.name}", *aliases.get(field.name, []), **kwargs)
-    ignored = parser.add_argument_group(
-        "EasyNLP flags accepted for compatibility", "These change nothing here; each logs one warning saying why.")
+            kwargs.update(type=kind, metavar=field.name.upper())
+        groups[modes].add_argument(f"--{field.name}", *aliases.get(field.name, []), **kwargs)
     for flag in IGNORED_FLAGS:
         switch = {"nargs": "?", "const": True} if flag.is_switch else {}
-        ignored.add_argument(f"--{flag.name}", dest=IGNORED_FLAG_DEST_PREFIX + flag.name, default=None,
-                             help=flag.reason, **switch)
+        parser.add_argument(f"--{flag.name}", dest=IGNORED_FLAG_DEST_PREFIX + flag.name, default=None,
+                            help=argparse.SUPPRESS, **switch)
     return parser
 
 

@@ -85,6 +85,15 @@ def check_hub_model(name: str, flag: str = "--checkpoint_dir") -> None:
                      "Pass the folder a training run wrote (a relative path starts from the current folder).")
 
 
+def is_text_generator(path: str | Path) -> bool:
+    """True when the model folder ``path`` holds a causal LM (its ``config.json`` names a ``…ForCausalLM``)."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        return False
+    names = json.loads(config_file.read_text(encoding="utf-8")).get("architectures") or []
+    return any(name.endswith("ForCausalLM") for name in names)
+
+
 def check_causal_lm(path: str | Path, flag: str = "--checkpoint_dir") -> None:
     """Raise ``ValueError`` if the model directory ``path`` holds another kind of model (e.g. a reward model)."""
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))

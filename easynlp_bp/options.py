@@ -46,6 +46,8 @@ class OptionSpec:
         openai: the OpenAI request parameter that sets it (``n``, ``max_tokens``, ...), or None.
         fixed: set when the object is built (a device, a trust flag); a per-call override is refused.
         fix: what to do instead, appended to a bound's error (e.g. "use decoding=greedy").
+        modes: the ``--mode`` values the option applies to (None: those of the class that declares it, see
+            :func:`option_modes`), for the help grouped by mode.
     """
 
     ge: Optional[float] = None
@@ -58,6 +60,7 @@ class OptionSpec:
     openai: Optional[str] = None
     fixed: bool = False
     fix: Optional[str] = None
+    modes: Optional[tuple[str, ...]] = None
 
     def bounds(self) -> dict[str, float]:
         """The set numeric bounds by pydantic's names (``ge``, ``gt``, ``le``, ``lt``)."""
@@ -99,6 +102,27 @@ def options_where(params_cls: type, **wanted: Any) -> list[dataclasses.Field]:
     """Fields of ``params_cls`` whose spec has every attribute in ``wanted`` (e.g. ``http=True``), in order."""
     return [f for f in dataclasses.fields(params_cls)
             if all(getattr(spec_of(f), key) == value for key, value in wanted.items())]
+
+
+def option_modes(params_cls: type, f: dataclasses.Field) -> Optional[tuple[str, ...]]:
+    """The ``--mode`` values option ``f`` of ``params_cls`` applies to: its own ``modes=``, else the
+    ``option_modes`` class attribute of the class that declares it (a subclass adds keys of other modes to its
+    bases' keys); None: every mode."""
+    if spec_of(f).modes is not None:
+        return spec_of(f).modes or None  # modes=(): every mode, whatever its class declares
+    for klass in params_cls.__mro__:
+        if f.name in vars(klass).get("__annotations__", {}):
+            return vars(klass).get("option_modes")
+    return None
+
+
+def options_by_mode(params_cls: type) -> list[tuple[Optional[tuple[str, ...]], list[dataclasses.Field]]]:
+    """``params_cls``'s fields grouped by the modes they apply to (:func:`option_modes`), in declaration order
+    of each group's first field; the group of every mode (None) first."""
+    groups: dict[Optional[tuple[str, ...]], list[dataclasses.Field]] = {}
+    for f in dataclasses.fields(params_cls):
+        groups.setdefault(option_modes(params_cls, f), []).append(f)
+    return sorted(groups.items(), key=lambda item: item[0] is not None)
 
 
 def check_options(params: Any, prefix: str = "") -> None:

@@ -1,7 +1,7 @@
 """Run the code blocks of a documentation page as a user would: in order, in a scratch working directory.
 
 Shared by ``tests/test_docs_*.py``. The sandbox is the working directory a user of the Quickstart has:
-``.venv`` (a link to the repository's), ``examples/`` and ``outputs/beautiful_prompt`` (the embedded
+``.venv`` (a link to the repository's), ``examples/``, ``integrations/`` and ``outputs/beautiful_prompt`` (the embedded
 default, trained briefly once per test session instead of by ``bash scripts/quickstart.sh``). ``easynlp``
 and ``python`` resolve to ``.venv/bin``; hub access is off.
 """
@@ -29,7 +29,7 @@ SERVER_START_TIMEOUT_S = 120
 def make_sandbox(directory: Path, trained_sft_dir: Path) -> Path:
     """Lay out the Quickstart user's working directory under ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in (".venv", "examples"):
+    for name in (".venv", "examples", "integrations"):
         link = directory / name
         if not link.exists():
             link.symlink_to(REPO / name)

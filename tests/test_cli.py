@@ -83,3 +83,25 @@ def test_user_defined_parameters_are_typed():
         parse_user_defined_parameters("seed", BeautifulPromptParams)
     with pytest.raises(ValueError, match="decoding='nucleus' is not one of sample, greedy, beam"):
         parse_user_defined_parameters("decoding=nucleus", BeautifulPromptParams)
+
+
+def test_help_groups_flags_and_keys_by_mode_and_lists_ignored_flags_once_at_the_end(capsys):
+    """Issue 26: no placeholder per ignored EasyNLP flag; flags and an app's keys under one heading per mode."""
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "IGNORED_EASYNLP_FLAG" not in out and out.count("--worker_hosts") == 1
+    assert out.index("--worker_hosts") > out.index("Apps:")  # at the very end
+    assert out.index("every mode:") < out.index("--mode=train:") and "--mode=predict:" in out
+    predict_flags = out[out.index("--mode=predict:"):].split("\n\n")[0]
+    assert "--keep_rejected_rows" in predict_flags and "--learning_rate" not in predict_flags
+
+    assert main(["--app_name=beautiful_prompt", "--help"]) == 0
+    out = capsys.readouterr().out
+    headings = [line.strip() for line in out.splitlines() if line.startswith(" For ")]
+    assert headings == ["For --mode=train:", "For --mode=evaluate|predict|serve:", "For --mode=evaluate:",
+                        "For --mode=serve:"]
+    sections = dict(zip(headings, out.split(" For ")[1:]))
+    assert "\n  pretrain_model_name_or_path=" in sections["For --mode=train:"]
+    assert "\n  temperature=1.0" in sections["For --mode=evaluate|predict|serve:"]
+    assert "\n  port=8000" in sections["For --mode=serve:"] and "temperature" not in sections["For --mode=serve:"]
+    assert out.rstrip().endswith("--worker_hosts.")

@@ -23,6 +23,10 @@ from easynlp_bp.registry import Registry
 
 logger = logging.getLogger(__name__)
 
+STDOUT_OUTPUT = "-"  # --outputs=- writes the predictions table to standard output
+REJECT_REASON_COLUMN = "reject_reason"  # --keep_rejected_rows: why a row has no predictions ("" when it has)
+_OUTPUT_COLUMNS = ("predictions", "beams", "statuses", "warnings", "scores", REJECT_REASON_COLUMN)
+
 APPS: Registry[type["App"]] = Registry("app")
 
 
@@ -60,6 +64,9 @@ class App:
     config_cls: ClassVar[Optional[type]] = None
     #: Modes that read ``--prompt`` (one raw prompt given on the command line).
     prompt_modes: ClassVar[tuple[str, ...]] = ()
+    #: Modes that write a predictions table (:meth:`write_predictions`): they take ``--outputs=-`` (stdout) and
+    #: ``--keep_rejected_rows``.
+    table_output_modes: ClassVar[tuple[str, ...]] = ()
     #: Pluggable classes: kind -> the default's "module:Class". ``<kind>_class=`` swaps in a subclass of it.
     components: ClassVar[Mapping[str, str]] = {}
 
@@ -102,6 +109,13 @@ class App:
         if self.args.prompt is not None and self.args.mode not in self.prompt_modes:
             raise ValueError(f"--prompt does not apply to --app_name={self.args.app_name} --mode={self.args.mode}; "
                              "it gives one raw prompt to --app_name=beautiful_prompt --mode=predict.")
+        if self.args.mode not in self.table_output_modes:
+            for given, flag in ((self.args.outputs == STDOUT_OUTPUT, "--outputs=-"),
+                                (self.args.keep_rejected_rows, "--keep_rejected_rows")):
+                if given:
+                    raise ValueError(f"{flag} does not apply to --app_name={self.args.app_name} "
+                                     f"--mode={self.args.mode}; it applies to the predictions table of "
+                                     "--app_name=beautiful_prompt --mode=predict.")
         return getattr(self, self.args.mode)()
 
     def component(self, kind: str) -> type:
@@ -150,11 +164,23 @@ class App:
                 raise ValueError(f"--append_cols column {name!r} is not in {table.source}.")
 
     def write_predictions(self, rows: list[dict], table: Table, columns: Sequence[str]) -> dict:
-        """Rows to ``--outputs`` (and rejects beside it), or back to the CLI to print; rows in = out + rejects."""
-        result = {"rows": rows, "columns": list(columns), "rejects": table.rejects, "read": table.n_read}
+        """Rows to ``--outputs`` (and rejects beside it), to stdout (``--outputs=-``, via the CLI), or back to the
+        CLI to print; rows in = out + rejects. ``table``'s ``row_numbers`` are those of ``rows``.
+
+        ``--keep_rejected_rows``: the rejects are written in place, with empty predictions and a last
+        ``reject_reason`` column, so output row i is input row i (EasyNLP users line them up by position)."""
+        columns, rejects = list(columns), table.rejects
+        if self.args.keep_rejected_rows:
+            rows = rows_with_rejects_in_place(rows, table, columns)
+            columns, rejects = columns + [REJECT_REASON_COLUMN], []
+        result = {"rows": rows, "columns": columns, "rejects": table.rejects, "read": table.n_read}
+        if self.args.outputs == STDOUT_OUTPUT:
+            for reject in rejects:
+                logger.warning("%s row %d rejected: %s", table.source, reject.row, reject.reason)
+            return {**result, "print_table": {"rows": rows, "columns": columns}}
         if not self.args.outputs:
-            return {**result, "print_rows": rows}
-        rejects_path = write_table_and_rejects(self.args.outputs, rows, columns, table.rejects, table.source)
+            return {**result, "print_rows": [r for r in rows if not r.get(REJECT_REASON_COLUMN)]}
+        rejects_path = write_table_and_rejects(self.args.outputs, rows, columns, rejects, table.source)
         logger.info("Wrote %d rows to %s and %d rejects%s (read %d).", len(rows), self.args.outputs,
                     len(table.rejects), f" to {rejects_path}" if rejects_path else "", table.n_read)
         return {**result, "outputs": self.args.outputs}
@@ -177,7 +203,7 @@ class App:
     def check_outputs_writable(self, reads: Sequence[str] = ()) -> None:
         """Fail before any work when ``--outputs`` cannot be written (:func:`easynlp_bp.io.check_writable`) or
         would land on a file this run reads: a ``--tables`` file or a file of a model folder in ``reads``."""
-        if self.args.outputs:
+        if self.args.outputs and self.args.outputs != STDOUT_OUTPUT:
             check_writable(self.args.outputs)
             refuse_overwriting_inputs([self.args.outputs, rejects_path_for(self.args.outputs)],
                                       [*self.args.table_list, *reads])
@@ -204,4 +230,19 @@ class App:
         return path
 
 
-__all__ = ["APPS", "App", "with_preset"]
+def rows_with_rejects_in_place(rows: Sequence[dict], table: Table, columns: Sequence[str]) -> list[dict]:
+    """``rows`` (numbered by ``table.row_numbers``) and ``table.rejects`` merged in input order: a reject becomes a
+    row with its input columns where they were read, empty ``columns`` otherwise, and its reason in
+    ``reject_reason``."""
+    if len(rows) != len(table.row_numbers):
+        raise ValueError(f"{len(rows)} predicted rows for {len(table.row_numbers)} row numbers; the table's rows "
+                         "must be the predicted ones (see split_rejected_rows).")
+    numbered = [(number, {**row, REJECT_REASON_COLUMN: ""}) for number, row in zip(table.row_numbers, rows)]
+    for reject in table.rejects:
+        placeholder = {c: None for c in columns}  # an empty TSV cell, JSON null
+        placeholder.update({k: v for k, v in (reject.fields or {}).items() if k not in _OUTPUT_COLUMNS})
+        numbered.append((reject.row, {**placeholder, REJECT_REASON_COLUMN: reject.reason}))
+    return [row for _, row in sorted(numbered, key=lambda pair: pair[0])]
+
+
+__all__ = ["APPS", "App", "REJECT_REASON_COLUMN", "STDOUT_OUTPUT", "rows_with_rejects_in_place", "with_preset"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_rejects, write_table
 from easynlp_bp.io.writers import to_json
 from easynlp_bp.model_files import check_base_model
+from easynlp_bp.options import option
 from easynlp_bp.sft.data import too_long_rows
 from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
 from easynlp_bp.serving.config import ServeFields
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 class BeautifulPromptParams(PredictorParams, ServeFields):
     """``user_defined_parameters`` of ``beautiful_prompt`` (generation keys apply to predict/evaluate/serve)."""
 
+    option_modes: ClassVar[tuple[str, ...]] = ("train",)  # the keys below; the bases declare their own
+
     pretrain_model_name_or_path: Optional[str] = field(
         default=None, metadata={"help": "modelzoo name, local dir or HF hub id to fine-tune (default: tiny-bloom-bp)."}
     )
@@ -34,7 +37,7 @@ class BeautifulPromptParams(PredictorParams, ServeFields):
     short_target_tokens: Optional[int] = field(default=None, metadata={"help": "Targets shorter than this (paper 35) ..."})
     short_target_drop: Optional[float] = field(default=None, metadata={"help": "... are dropped with this probability (paper 0.3)."})
     default_data_size: int = field(default=4000, metadata={"help": "Pairs the embedded default generates when --tables is not given."})
-    eval_generation_samples: int = field(default=32, metadata={"help": "Rows whose generations evaluate measures."})
+    eval_generation_samples: int = option(32, "Rows whose generations evaluate measures.", modes=("evaluate",))
     bf16: str = field(default="auto", metadata={"help": "true, false or auto (on when a CUDA GPU is used)."})
     group_by_length: bool = field(default=False, metadata={
         "help": "Batch pairs of similar length together (less padding: faster SFT, see docs/benchmarks.md)."})
@@ -46,6 +49,7 @@ class BeautifulPromptApp(App):
 
     modes = ("train", "evaluate", "predict", "serve")
     prompt_modes = ("predict",)
+    table_output_modes = ("predict",)
     params_cls = BeautifulPromptParams
     description = "BeautifulPrompt SFT, evaluation, prediction and serving (the main app)."
     default_checkpoint_dir = "outputs/beautiful_prompt"

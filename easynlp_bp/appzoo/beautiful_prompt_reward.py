@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_table
 from easynlp_bp.io.readers import float_field_validator
+from easynlp_bp.model_files import is_text_generator
+from easynlp_bp.options import option
 from easynlp_bp.reward.formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
 
 logger = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RewardParams:
     """``user_defined_parameters`` of ``beautiful_prompt_reward``."""
+
+    option_modes: ClassVar[tuple[str, ...]] = ("train",)  # unless a key says otherwise
 
     reward_type: Optional[str] = field(
         default=None,
@@ -40,12 +44,13 @@ class RewardParams:
     default_data_size: int = field(
         default=400, metadata={"help": "Embedded-default pairs (6 heuristically labelled prompts each) without --tables."}
     )
-    batch_size: int = field(default=32, metadata={"help": "Prompts per forward pass in evaluate and predict."})
-    max_input_chars: int = field(default=4000, metadata={"help": "Prompts (and raw prompts) longer than this many characters are rejected; "
-                                                 "long ones below it are cut from the left to --sequence_length tokens."})
-    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:N or auto (evaluate/predict)."})
+    batch_size: int = option(32, "Prompts per forward pass in evaluate and predict.", modes=("evaluate", "predict"))
+    max_input_chars: int = option(4000, "Prompts (and raw prompts) longer than this many characters are rejected; "
+                                        "long ones below it are cut from the left to --sequence_length tokens.",
+                                  modes=())
+    device: str = option("auto", "cpu, cuda, cuda:N or auto (evaluate/predict).", modes=("evaluate", "predict"))
     bf16: str = field(default="auto", metadata={"help": "true, false or auto (on when a CUDA GPU is used)."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the model dir."})
+    trust_remote_code: bool = option(False, "Allow model code from the model dir.", modes=())
 
     def __post_init__(self) -> None:
         if self.reward_type is not None:
@@ -126,6 +131,11 @@ class BeautifulPromptRewardApp(App):
         from easynlp_bp.reward.model import REWARD_CONFIG_FILE
 
         if not (Path(self.checkpoint_dir) / REWARD_CONFIG_FILE).is_file():
+            if is_text_generator(self.checkpoint_dir):
+                raise ValueError(
+                    f"--checkpoint_dir={self.checkpoint_dir} holds a text generator (…ForCausalLM), not a reward "
+                    "model: beautify with it through --app_name=beautiful_prompt, or pass a folder that "
+                    "--app_name=beautiful_prompt_reward --mode=train wrote.")
             raise FileNotFoundError(
                 f"No trained reward model at {self.checkpoint_dir} (no {REWARD_CONFIG_FILE}). Train one first "
                 "(easynlp --app_name=beautiful_prompt_reward --mode=train) or pass --checkpoint_dir."

@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import unicodedata
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -32,6 +33,8 @@ class Reject:
     row: int
     reason: str
     content: str = ""
+    #: the row's columns when it was parsed before being rejected (so a kept-rows output can copy them)
+    fields: Optional[dict] = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {"row": self.row, "reason": self.reason, "content": self.content}
@@ -54,9 +57,12 @@ class Table:
         self.rows.append(row)
         self.row_numbers.append(row_number)
 
-    def reject(self, row_number: int, reason: str, content: object = "") -> None:
+    def reject(self, row_number: int, reason: str, content: object = "", fields: Optional[dict] = None) -> None:
+        """Record row ``row_number`` as rejected; ``fields``: its columns (default: ``content`` when a dict)."""
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
-        self.rejects.append(Reject(row_number, reason, text[:500]))
+        if fields is None and isinstance(content, dict):
+            fields = content
+        self.rejects.append(Reject(row_number, reason, text[:500], dict(fields) if fields is not None else None))
 
 
 def parse_input_schema(schema: str) -> list[str]:
@@ -70,6 +76,21 @@ def parse_input_schema(schema: str) -> list[str]:
     return names
 
 
+STDIN_SOURCE = "-"  # --tables=- reads standard input (an EasyNLP TSV, as a file without extension)
+
+
+class _StdinFile:
+    """Standard input in the place of a file path (what the readers use of a ``Path``: its bytes and name)."""
+
+    suffix = ""
+
+    def read_bytes(self) -> bytes:
+        return sys.stdin.buffer.read()
+
+    def __str__(self) -> str:
+        return "<stdin>"
+
+
 _BOM = b"\xef\xbb\xbf"
 # Line ends of a TSV/JSONL file: LF, or CRLF (Windows). A lone CR inside such a file is not a line end: it stays
 # in its row (as in editors, so that reported row numbers are the lines a user sees). Only a file without any LF
@@ -78,7 +99,7 @@ _LINE_END = re.compile(rb"\r?\n")
 _OLD_MAC_LINE_END = re.compile(rb"\r")
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path) -> bytes:
     """The file's bytes without a leading UTF-8 byte-order mark (Excel and Notepad write one)."""
     data = path.read_bytes()
     return data[len(_BOM):] if data.startswith(_BOM) else data
@@ -287,7 +308,8 @@ def read_table(
 
     Args:
         source: a file (``.tsv``/``.txt`` EasyNLP TSV, ``.csv``, ``.json``, ``.jsonl``, ``.parquet``), a
-            directory saved by ``datasets``, or a HF hub dataset id (for users with a hub).
+            directory saved by ``datasets``, a HF hub dataset id (for users with a hub), or ``-``: standard
+            input, read as an EasyNLP TSV (the table's source is then ``<stdin>``).
         input_schema: column names of a header-less TSV (``name:type:len,...``). Without it, the first
             line of a TSV/CSV is its header.
         skip_first_line: skip a header line that ``input_schema`` replaces.
@@ -301,15 +323,22 @@ def read_table(
         ValueError: a required column is missing, or the file cannot be parsed at all.
     """
     path = Path(source)
-    table = Table(source=str(source))
     columns = parse_input_schema(input_schema) if input_schema else None
     suffix = path.suffix.lower()
-    if path.is_dir() and suffix in _TABLE_SUFFIXES:
+    if source == STDIN_SOURCE:
+        table = Table(source=str(_StdinFile()))
+        found = _read_delimited(_StdinFile(), "\t", columns, skip_first_line, table)
+        if columns is None and not found:
+            raise ValueError("--tables=- read nothing from standard input; pipe a TSV into the command, with a "
+                             "header line or --input_schema (e.g. --input_schema=raw_prompt:str:1).")
+    elif path.is_dir() and suffix in _TABLE_SUFFIXES:
         raise ValueError(f"--tables={source} is a directory, not a {suffix} file; give the file itself (a folder "
                          "is read only when a datasets save_to_disk wrote it, and its name has no table suffix).")
-    if path.is_file():
+    elif path.is_file():
+        table = Table(source=str(source))
         found = _read_file(path, suffix, columns, skip_first_line, table)
     elif path.is_dir() or ("/" in str(source) and not str(source).startswith((".", "/")) and not path.suffix):
+        table = Table(source=str(source))
         found = _read_dataset(str(source), table)
     else:
         raise FileNotFoundError(f"Input table {source!r} does not exist; check --tables.")
@@ -317,7 +346,7 @@ def read_table(
     missing = [name for name in required if name not in found]
     if missing:
         raise ValueError(
-            f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(found) or 'none'}. "
+            f"{table.source}: missing column(s) {', '.join(missing)}; found {', '.join(found) or 'none'}. "
             "Rename the columns, pass --input_schema for a header-less TSV, or set "
             "--first_sequence/--second_sequence/--label_name."
         )

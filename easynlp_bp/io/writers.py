@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TextIO
 
 from easynlp_bp.io.readers import Reject
 
@@ -112,21 +112,29 @@ def write_table(path: str, rows: Sequence[dict], columns: Sequence[str],
     suffix = Path(path).suffix.lower()
     with _atomic_file(path, before_replace) as (fd, tmp):
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            if suffix in (".jsonl", ".json"):
-                for row in rows:
-                    handle.write(to_json({c: row.get(c) for c in columns}) + "\n")
-            elif suffix == ".csv":
-                writer = csv.writer(handle)
-                writer.writerow(columns)
-                for row in rows:
-                    writer.writerow([_csv_cell(row.get(c)) for c in columns])
-            elif suffix != ".parquet":
-                for row in rows:
-                    handle.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
+            if suffix != ".parquet":
+                write_rows(handle, rows, columns, suffix)
         if suffix == ".parquet":
             import pandas as pd
 
             pd.DataFrame([{c: row.get(c) for c in columns} for row in rows]).to_parquet(tmp)
+
+
+def write_rows(handle: TextIO, rows: Iterable[dict], columns: Sequence[str], suffix: str = ".tsv") -> None:
+    """Write ``rows`` (only ``columns``, in order) to the open text ``handle`` in the format of ``suffix``:
+    ``.jsonl``/``.json`` (JSONL), ``.csv`` (with a header) or anything else as EasyNLP TSV (no header, lists
+    joined with ``"||"``). ``--outputs=-`` writes this way to standard output."""
+    if suffix in (".jsonl", ".json"):
+        for row in rows:
+            handle.write(to_json({c: row.get(c) for c in columns}) + "\n")
+    elif suffix == ".csv":
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    else:
+        for row in rows:
+            handle.write("\t".join(_cell(row.get(c)) for c in columns) + "\n")
 
 
 def write_json(path: str, value: Any) -> None:

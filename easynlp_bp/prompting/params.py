@@ -8,7 +8,7 @@ The HTTP request schema (:mod:`easynlp_bp.serving.schemas`), the OpenAI paramete
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from easynlp_bp.finite_numbers import require_finite
 from easynlp_bp.options import check_options, option
@@ -23,6 +23,8 @@ UNSUPPORTED_LANGUAGE_POLICIES = ("keep", "reject", "generate")  # numpy's and mo
 @dataclass(frozen=True)
 class PredictorParams:
     """Generation options (``user_defined_parameters`` keys of predict, evaluate and serve; per-call overrides)."""
+
+    option_modes: ClassVar[tuple[str, ...]] = ("predict", "evaluate", "serve")
 
     num_return_sequences: Optional[int] = option(
         None, "Beautified prompts per input (default 5; 1 with decoding=greedy, which has only one output).",

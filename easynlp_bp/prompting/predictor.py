@@ -391,13 +391,18 @@ class BeautifulPromptPredictor:
 
 def split_rejected_rows(table, rows: list[dict], first_sequence: str) -> list[dict]:
     """Move rows :meth:`BeautifulPromptPredictor.run` marked ``reject_reason`` into ``table``'s rejects (with
-    their row numbers); returns the rows that have outputs, in order. ``table`` is the ``io.Table`` they came from."""
-    kept = []
-    for number, row in zip(table.row_numbers, rows):
+    their row numbers and input columns); returns the rows that have outputs, in order. ``table`` is the
+    ``io.Table`` they came from; afterwards its ``rows``/``row_numbers`` are those returned rows and their numbers
+    (so rows read = rows + rejects still holds)."""
+    kept, numbers = [], []
+    for number, source_row, row in zip(table.row_numbers, table.rows, rows):
         if "reject_reason" in row:
-            table.reject(number, row["reject_reason"], row.get(first_sequence, ""))
+            table.reject(number, row["reject_reason"], row.get(first_sequence, ""), fields=source_row)
         else:
             kept.append(row)
+            numbers.append(number)
+    table.rows, table.row_numbers = kept, numbers
+    table.rejects.sort(key=lambda r: r.row)
     return kept
 
 

@@ -45,7 +45,8 @@ def create_app(predictor, config: ServeConfig, pipeline: Any = None):
     app = FastAPI(title="BeautifulPrompt", version="1", lifespan=lifespan,
                   description="Turn simple image descriptions into detailed Stable Diffusion prompts.")
     app.state.serving = routes.ServingContext(predictor, config, batcher, metrics, pipeline,
-                                              api_key_required=api_key is not None)
+                                              api_key_required=api_key is not None,
+                                              stand_in_warning=routes.stand_in_warning_of(predictor))
     app.state.batcher, app.state.metrics, app.state.config = batcher, metrics, config
     install_error_handlers(app)
     app.add_middleware(RequestGuard, api_key=api_key, max_body_bytes=config.max_body_bytes,

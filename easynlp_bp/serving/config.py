@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 from easynlp_bp.finite_numbers import require_finite
 
@@ -25,6 +25,8 @@ SECRET_KEYS = ("api_key",)
 @dataclass(frozen=True)
 class ServeFields:
     """Keys of ``--mode=serve`` (``--user_defined_parameters='port=8000 max_batch_size=16 ...'``)."""
+
+    option_modes: ClassVar[tuple[str, ...]] = ("serve",)
 
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind (127.0.0.1: this machine only)."})
     port: int = field(default=8000, metadata={"help": "TCP port (0: any free port)."})

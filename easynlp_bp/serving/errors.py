@@ -66,6 +66,18 @@ def validation_error(errors: list[dict]) -> APIError:
     return APIError(422, "validation_error", text, field=problems[0][0] if problems else "body")
 
 
+def routing_error(status: int, method: str, path: str, allowed: Optional[str], detail: str) -> APIError:
+    """The :class:`APIError` for an HTTP error raised outside our endpoints (routing: 404 unknown path, 405 wrong
+    method), so that every answer has the same envelope."""
+    if status == 404:
+        return APIError(404, "not_found", f"no route {path}; the API is listed at /docs (OpenAI clients: "
+                        "base_url ending in /v1).", field="path")
+    if status == 405:
+        return APIError(405, "method_not_allowed", f"{method} is not allowed on {path}; use {allowed or 'another'}.",
+                        field="method")
+    return APIError(status, "http_error", detail)
+
+
 def install_error_handlers(app) -> None:
     """Render :class:`APIError` and request validation errors as JSON on ``app``."""
     from fastapi.exceptions import RequestValidationError
@@ -80,22 +92,20 @@ def install_error_handlers(app) -> None:
         return JSONResponse(error.body_for(request.url.path), status_code=error.status)
 
     async def http_error(request, err: StarletteHTTPException):
-        # Starlette's own answers (404, 405, a body it could not parse) in this API's shape, not {"detail": ...}
-        error = APIError(err.status_code, _HTTP_TYPES.get(err.status_code, "http_error"), _http_message(err),
-                         field="body" if err.status_code == 400 else None)
-        return JSONResponse(error.body_for(request.url.path), status_code=err.status_code,
-                            headers=getattr(err, "headers", None))
+        if err.status_code == 400:  # a body Starlette could not parse
+            error = APIError(400, "bad_request", _http_message(err), field="body")
+        else:
+            error = routing_error(err.status_code, request.method, request.url.path,
+                                  (err.headers or {}).get("Allow"), str(err.detail))
+        return JSONResponse(error.body_for(request.url.path), status_code=error.status, headers=err.headers)
 
     app.add_exception_handler(APIError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-
-
-_HTTP_TYPES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    app.add_exception_handler(StarletteHTTPException, http_error)  # routing's 404/405 and unparsable bodies
 
 
 def _http_message(err) -> str:
-    if err.status_code == 400 and "parsing the body" in str(err.detail):
+    if "parsing the body" in str(err.detail):
         return ('the body could not be parsed as JSON (not UTF-8, or nested too deeply); send UTF-8 JSON such as '
                 '{"prompts": ["1 girl"]}.')
     return str(err.detail)

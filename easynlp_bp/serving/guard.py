@@ -4,7 +4,8 @@ deadline, and the request metrics.
 Order matters for hostile clients: the key is checked on the headers alone, so a keyless request gets 401 before
 a byte of its body is read (not 422 or 413); the body is then read chunk by chunk and counted, so a chunked body
 with no Content-Length cannot grow past ``max_body_bytes``; and a client that sends less than it announced (or
-drips bytes) gets 408 after ``body_timeout_s``. Every early answer closes the connection (``Connection: close``).
+drips bytes) gets 408 after ``body_timeout_s``. A POST whose Content-Type is not JSON gets 415. Every request
+is logged once (method, path, status, milliseconds) on the ``easynlp_bp.serving.access`` logger. Every early answer closes the connection (``Connection: close``).
 Hand-written because FastAPI reads the body before any dependency runs, and Starlette has no body-size limit.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import re
 import time
 from typing import Optional
@@ -24,6 +26,14 @@ PROTECTED_PREFIXES = ("/v1/", "/metrics")
 MAX_DISCARDED_BYTES = 64 << 20
 # Far deeper than any request of this API (3 levels) and far below Python's recursion limit.
 MAX_JSON_DEPTH = 32
+# One line per request (method, path, status, milliseconds); uvicorn's own access log is off.
+access_logger = logging.getLogger("easynlp_bp.serving.access")
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type, with or without parameters (``; charset=utf-8``)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 def given_key(headers: dict[bytes, bytes]) -> str:
@@ -58,8 +68,10 @@ class RequestGuard:
         else:
             if receive is not None:  # None: the client went away while sending
                 await self.app(scope, receive, send_recording)
+        elapsed_ms = (time.perf_counter() - start) * 1000
         if self.metrics is not None and path.startswith("/v1/") and "code" in status:
-            self.metrics.record_request(status["code"], (time.perf_counter() - start) * 1000)
+            self.metrics.record_request(status["code"], elapsed_ms)
+        access_logger.info("%s %s %s %.0f ms", scope["method"], path, status.get("code", "-"), elapsed_ms)
 
     async def _checked(self, scope, receive):
         """A ``receive`` that replays the whole (bounded) body; raises :class:`APIError` for 401/413/408/400."""
@@ -67,6 +79,10 @@ class RequestGuard:
         if self.api_key is not None and scope["path"].startswith(PROTECTED_PREFIXES):
             if not hmac.compare_digest(given_key(headers).encode(), self.api_key.encode()):
                 raise APIError(401, "unauthorized", "missing or wrong API key; send 'Authorization: Bearer KEY'.")
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if scope["method"] == "POST" and content_type and not is_json_media_type(content_type):
+            raise APIError(415, "unsupported_media_type", f"Content-Type {content_type[:60]!r} is not JSON; send "
+                           "the body as JSON with 'Content-Type: application/json'.", field="content-type")
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():

@@ -12,10 +12,10 @@ one chunk, since the guard checks an output before anyone sees it.
 """
 
 import json
+import re
 import time
 import typing
 import uuid
-from pathlib import Path
 from typing import Any, Optional, Union
 
 from fastapi import APIRouter, Request
@@ -27,7 +27,7 @@ from easynlp_bp.prompting.params import PredictorParams
 from easynlp_bp.serving.schemas import pydantic_field
 
 from easynlp_bp.serving.errors import APIError
-from easynlp_bp.serving.routes import ERRORS, ServingContext, context_of, generate
+from easynlp_bp.serving.routes import ERRORS, ServingContext, context_of, generate, served_model_name
 
 
 class ContentPart(BaseModel):
@@ -85,6 +85,10 @@ class _SamplingBase(BaseModel):
         if options.get("num_return_sequences") is None:
             options["num_return_sequences"] = 1  # OpenAI's default n
         if self.temperature == 0:
+            if options["num_return_sequences"] > 1:
+                raise APIError(422, "validation_error", f"temperature=0 (greedy decoding) has one output, but n="
+                               f"{options['num_return_sequences']}; use n=1, or a temperature above 0 for n different "
+                               "prompts.", field="temperature")
             options.pop("temperature")
             options["decoding"] = "greedy"
         return {k: v for k, v in options.items() if v is not None}
@@ -132,13 +136,22 @@ async def generate_openai(ctx: ServingContext, prompts: list[str], overrides: di
         if err.field and err.field.startswith("prompts"):
             err.field = prompt_param
         err.field = _OPENAI_PARAMS.get(err.field, err.field)
+        err.message = in_client_names(err.message)
         raise
+
+
+def in_client_names(message: str) -> str:
+    """``message`` with the predictor's option names replaced by the OpenAI parameters a client sent
+    (``num_return_sequences`` -> ``n``, ``max_new_tokens`` -> ``max_tokens``)."""
+    for name, openai_name in OPENAI_NAMES.items():
+        if name != openai_name:
+            message = re.sub(rf"\b{name}\b", openai_name, message)
+    return message
 
 
 def model_id(ctx: ServingContext) -> str:
     """The served model's name: its directory's name (as OpenAI clients list it)."""
-    source = getattr(ctx.predictor.model, "name_or_path", "") or "beautiful_prompt"
-    return Path(str(source)).name or "beautiful_prompt"
+    return served_model_name(ctx.predictor)
 
 
 def _usage(ctx: ServingContext, prompts: list[str], results: list) -> dict:

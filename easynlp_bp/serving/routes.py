@@ -9,6 +9,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from fastapi import APIRouter, Request
@@ -41,6 +42,26 @@ class ServingContext:
     api_key_required: bool = False
     clip_cap_error: Any = field(default=_UNPROBED)  # None, or why max_clip_tokens cannot be served
     clip_counter: Any = None  # (count function or None, source or why not), loaded on first use
+    stand_in_warning: Optional[str] = None  # the model card's warning when the model is the embedded default
+
+
+def served_model_dir(predictor) -> str:
+    """The folder (or hub id) the served model was loaded from."""
+    return str(getattr(predictor.model, "name_or_path", "") or "beautiful_prompt")
+
+
+def served_model_name(predictor) -> str:
+    """The served model's name: its folder's name (what OpenAI clients list and the demo shows)."""
+    return Path(served_model_dir(predictor)).name or "beautiful_prompt"
+
+
+def stand_in_warning_of(predictor) -> Optional[str]:
+    """The model card's stand-in warning, as plain text, when the served model is the embedded default."""
+    from easynlp_bp.hf_checkpoint import STAND_IN_WARNING, is_stand_in_checkpoint
+
+    folder = served_model_dir(predictor)
+    return STAND_IN_WARNING.replace("**", "").replace("`", "").replace("*", "") \
+        if Path(folder).is_dir() and is_stand_in_checkpoint(folder) else None
 
 
 def context_of(request: Request) -> ServingContext:
@@ -156,7 +177,8 @@ async def images(body: ImagesRequest, request: Request) -> ImagesResponse:
 async def health(request: Request) -> dict:
     """Liveness and what the demo needs to know (no API key required)."""
     ctx = context_of(request)
-    return {"status": "ok", "images": ctx.pipeline is not None, "api_key_required": ctx.api_key_required,
+    return {"status": "ok", "model": served_model_name(ctx.predictor), "stand_in_warning": ctx.stand_in_warning,
+            "images": ctx.pipeline is not None, "api_key_required": ctx.api_key_required,
             "clip_cap": None if ctx.clip_cap_error is _UNPROBED else ctx.clip_cap_error is None,
             "queue_depth": ctx.batcher.queue_depth, "in_flight": ctx.batcher.in_flight,
             "defaults": {name: getattr(ctx.predictor.params, name) for name in REPORTED_OPTIONS},

@@ -29,7 +29,12 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as err:  # not a model problem: keep it out of the CLI's hub hint for OSErrors
+        sock.close()
+        raise ValueError(f"cannot listen on {host}:{port} ({err.strerror}); stop the server that uses it or pass "
+                         "another port, e.g. --user_defined_parameters='port=8001' (port=0: any free port).") from err
     sock.listen(2048)
     return sock
 
@@ -81,8 +86,13 @@ def build_server(predictor, config: ServeConfig, pipeline: Any = None):
     uvicorn = _import_uvicorn()
     from easynlp_bp.serving.api import create_app
 
+    from easynlp_bp.serving.routes import served_model_dir
+
     app = create_app(predictor, config, pipeline)
     sock = _bind(config.host, config.port)
+    logger.info("Model %s on %s; API key %s.", served_model_dir(predictor), getattr(predictor, "device", "cpu"),
+                "required (clients send 'Authorization: Bearer KEY')" if app.state.serving.api_key_required
+                else "not required")
     server = uvicorn.Server(uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
         http=header_timeout_protocol(config.header_timeout_s)))

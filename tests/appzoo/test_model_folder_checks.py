@@ -44,3 +44,13 @@ def test_a_bad_base_model_is_named_by_its_own_key(tmp_path, capsys):
                  f"--user_defined_parameters=pretrain_model_name_or_path={not_a_model}"]) == 2
     err = capsys.readouterr().err
     assert f"pretrain_model_name_or_path={not_a_model} is not a model directory" in err and "--checkpoint_dir" not in err
+
+
+def test_a_text_generator_given_to_the_reward_app_names_the_right_app(tmp_path, tiny_model_dir, capsys):
+    table = tmp_path / "in.tsv"
+    table.write_text("prompt\na cat, highly detailed\n", encoding="utf-8")
+    assert main(["--app_name=beautiful_prompt_reward", "--mode=predict", f"--checkpoint_dir={tiny_model_dir}",
+                 f"--tables={table}", f"--outputs={tmp_path / 'scores.tsv'}"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a text generator (…ForCausalLM), not a reward model" in err
+    assert "--app_name=beautiful_prompt," in err and len(err.strip().splitlines()) == 1
