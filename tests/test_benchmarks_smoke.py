@@ -165,3 +165,18 @@ def test_bench_rl_gain_tiny(tmp_path, tiny_model_dir, shared_data):
         assert set(report["terms"]) == {"aesthetic", "pickscore", "word_recall"}
         assert report["sft"] == report["ppo"]
     assert load("bench_rl_gain").paired([1.0, 2.0, 3.0]) == {"n": 3, "mean": 2.0, "se": 0.5774, "t": 3.46}
+
+
+def test_bench_reward_variance_tiny(tmp_path, tiny_model_dir):
+    """Rule terms need no reward model; two prompts answered three times each."""
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"raw_prompt": r, "prompt": f"{r}, 8k"}) + "\n" for r in ["a cat", "1 girl"]))
+    out = tmp_path / "variance.json"
+    bench = load("bench_reward_variance")
+    assert bench.main([f"--sft_dir={tiny_model_dir}", f"--pairs={pairs}", "--prompts=2", "--samples=3",
+                       "--max_new_tokens=6", "--reward_terms=word_recall:1,repetition:1", f"--output={out}"]) == 0
+    result = json.loads(out.read_text())
+    assert result["prompts"] == 2 and set(result["terms"]) == {"word_recall", "repetition"}
+    # within-prompt share of the variance, by hand: prompt 1 scores 0, 2, 4; prompt 2 scores 10, 10, 10
+    split = bench.variance_split(__import__("torch").tensor([0.0, 2.0, 4.0, 10.0, 10.0, 10.0]), 2, 3)
+    assert split == {"total_sd": 4.5607, "within_prompt_sd": 1.4142, "within_share": 0.096}  # 2 / 20.8
