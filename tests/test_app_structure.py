@@ -41,6 +41,7 @@ def test_layout_measurements():
     report = json.loads(proc.stdout)
     assert report["upward_imports"] == []
     assert report["import_cycles"] == []
+    assert report["folder_cycles"] == [], report["folder_cycle_imports"]
     assert report["functions_over_60_lines"] == []
     assert proc.returncode == 0
 
@@ -58,6 +59,29 @@ def test_architecture_report_sees_an_upward_import(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["upward_imports"] == ["easynlp_bp.io.planted -> easynlp_bp.appzoo.base"]
+
+
+def test_architecture_report_sees_a_folder_cycle(tmp_path):
+    """Two folders that import each other through different modules: no module cycle, one folder cycle."""
+    import shutil
+
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "easynlp_bp", copy / "easynlp_bp", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "scripts", copy / "scripts")
+    for folder, module, target in (("planted_a", "x", "easynlp_bp.planted_b.y"), ("planted_b", "z", "easynlp_bp.planted_a.w")):
+        (copy / "easynlp_bp" / folder).mkdir()
+        (copy / "easynlp_bp" / folder / "__init__.py").write_text("")
+        (copy / "easynlp_bp" / folder / f"{module}.py").write_text(f"import {target}\n")
+    (copy / "easynlp_bp" / "planted_a" / "w.py").write_text("")
+    (copy / "easynlp_bp" / "planted_b" / "y.py").write_text("")
+    proc = subprocess.run([sys.executable, str(copy / "scripts" / "architecture_report.py"), "--check"],
+                          capture_output=True, text=True)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert ["easynlp_bp.planted_a", "easynlp_bp.planted_b"] in report["folder_cycles"]
+    assert {"easynlp_bp.planted_a.x -> easynlp_bp.planted_b.y",
+            "easynlp_bp.planted_b.z -> easynlp_bp.planted_a.w"} <= set(report["folder_cycle_imports"])
+    assert not any("planted" in name for cycle in report["import_cycles"] for name in cycle)
 
 
 def test_serve_entry_point_does_not_load_the_cli_or_the_appzoo():
