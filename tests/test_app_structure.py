@@ -85,7 +85,7 @@ def test_architecture_report_sees_a_folder_cycle(tmp_path):
 
 
 def test_serve_entry_point_does_not_load_the_cli_or_the_appzoo():
-    code = ("import sys, easynlp_bp.serving.launch as l; "
+    code = ("import sys, easynlp_bp.serve_cli as l; "
             "assert 'easynlp_bp.cli' not in sys.modules and 'easynlp_bp.appzoo' not in sys.modules, sorted(sys.modules); "
             "print(l.main(['--help']))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -7,7 +7,7 @@ import pytest
 
 from easynlp_bp import get_application_predictor
 from easynlp_bp.cli import main
-from easynlp_bp.reward.model import RewardConfig
+from easynlp_bp.models.reward_model import RewardConfig
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ def _paired_reward_gain(sft_dir, ppo_dir, prompts, n_samples=4, max_new_tokens=3
     sampled under the same seeds (common random numbers), rollout settings (T = 1, no top-k/top-p)."""
     from easynlp_bp.ppo.rollout import generate_responses
     from easynlp_bp.reward.combined import CombinedReward
-    from easynlp_bp.sft.model import BeautifulPromptModel
+    from easynlp_bp.models.causal_lm import BeautifulPromptModel
 
     reward = CombinedReward.heuristic()
 

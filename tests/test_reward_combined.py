@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from easynlp_bp.reward.combined import CombinedReward
-from easynlp_bp.reward.model import RewardConfig, RewardModel
+from easynlp_bp.models.reward_model import RewardConfig, RewardModel
 from easynlp_bp.default.heuristic_scorer import heuristic_aesthetic_score, heuristic_pick_score
 from easynlp_bp.default.tokenizer import train_bpe_tokenizer
 

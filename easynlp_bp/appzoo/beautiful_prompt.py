@@ -14,7 +14,7 @@ from typing import Optional
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_rejects, write_table
 from easynlp_bp.io.writers import to_json
-from easynlp_bp.model_files import check_model_dir
+from easynlp_bp.models.folder_checks import check_model_dir
 from easynlp_bp.sft.data import too_long_rows
 from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
 from easynlp_bp.serving.config import ServeFields
@@ -51,7 +51,7 @@ class BeautifulPromptApp(App):
     default_checkpoint_dir = "outputs/beautiful_prompt"
     components = {
         "dataset": "easynlp_bp.sft.data:BeautifulPromptDataset",
-        "model": "easynlp_bp.sft.model:BeautifulPromptModel",
+        "model": "easynlp_bp.models.causal_lm:BeautifulPromptModel",
         "predictor": "easynlp_bp.prompting.predictor:BeautifulPromptPredictor",
         "evaluator": "easynlp_bp.sft.evaluator:BeautifulPromptEvaluator",
     }
@@ -165,7 +165,7 @@ class BeautifulPromptApp(App):
         return [rows[i] for i in report.kept]
 
     def train(self) -> dict:
-        from easynlp_bp.modelzoo import resolve_model_source
+        from easynlp_bp.models.modelzoo import resolve_model_source
         from easynlp_bp.sft.training import train_sft
         from easynlp_bp.training_arguments import final_train_loss
 
@@ -199,11 +199,12 @@ class BeautifulPromptApp(App):
         if dev_set is not None:
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
-            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+            from easynlp_bp.models.finished_checkpoint import CheckpointCard, finalize_checkpoint
             from easynlp_bp.prompting.language import training_languages
+            from easynlp_bp.prompting.params import seed_generation_settings
 
             finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
-                kind="sft", base_model=source.location, is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
+                kind="sft", base_model=source.location, generation=seed_generation_settings(), is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
                 languages=training_languages([r[self.first_sequence] for r in kept_rows]),
                 data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"))
             self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,

@@ -14,7 +14,7 @@ from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import read_table
-from easynlp_bp.modelzoo import trained_from_config
+from easynlp_bp.models.modelzoo import trained_from_config
 from easynlp_bp.options import check_options, option
 from easynlp_bp.ppo.config import PPOConfig
 
@@ -101,7 +101,7 @@ class BeautifulPromptPPOApp(App):
     config_cls = PPOConfig
     default_checkpoint_dir = DEFAULT_CHECKPOINT_DIR
     components = {
-        "model": "easynlp_bp.sft.model:BeautifulPromptModel",
+        "model": "easynlp_bp.models.causal_lm:BeautifulPromptModel",
         "trainer": "easynlp_bp.ppo.trainer:PPOTrainer",
     }
 
@@ -240,11 +240,12 @@ class BeautifulPromptPPOApp(App):
         self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, ppo_config=asdict(config),
                               reward_terms=self.reward_spec(), train_prompts=len(train_rows),
                               dev_prompts=len(dev_rows), result=result)
-        from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint, is_stand_in_checkpoint
+        from easynlp_bp.models.finished_checkpoint import CheckpointCard, finalize_checkpoint, is_stand_in_checkpoint
+        from easynlp_bp.prompting.params import seed_generation_settings
 
         if (Path(self.checkpoint_dir) / "config.json").is_file():
             finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
-                kind="ppo", base_model=str(sft_dir), is_stand_in=is_stand_in_checkpoint(sft_dir),
+                kind="ppo", base_model=str(sft_dir), generation=seed_generation_settings(), is_stand_in=is_stand_in_checkpoint(sft_dir),
                 data=f"{len(train_rows)} training prompts, {len(dev_rows)} held out",
                 settings=asdict(config) if self.params.rl_algorithm == "ppo" else {},
                 metrics={k: v for k, v in result.items() if isinstance(v, (int, float, str))}))

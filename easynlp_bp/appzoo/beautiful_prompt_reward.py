@@ -1,6 +1,6 @@
 """App ``beautiful_prompt_reward``: train an aesthetic or PickScore reward model, evaluate it, score prompts.
 
-Glue only: the model is :mod:`easynlp_bp.reward.model`, its inputs :mod:`easynlp_bp.reward.formats`, the
+Glue only: the model is :mod:`easynlp_bp.models.reward_model`, its inputs :mod:`easynlp_bp.text.reward_formats`, the
 recipe :mod:`easynlp_bp.reward.training`. Columns: the prompt is ``--second_sequence`` (default ``prompt``),
 the raw prompt ``--first_sequence`` (default ``raw_prompt``, read by the pickscore RM only), the label
 ``--label_name`` (default ``aesthetic_score`` or ``pick_score`` by ``reward_type``). Without ``--tables``,
@@ -16,7 +16,7 @@ from typing import Optional
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_table
 from easynlp_bp.io.readers import float_field_validator
-from easynlp_bp.reward.formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
+from easynlp_bp.text.reward_formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class BeautifulPromptRewardApp(App):
     description = "Train / evaluate a text-only reward model (reward_type=aesthetic|pickscore); score prompts."
     components = {
         "dataset": "easynlp_bp.reward.data:RewardDataset",
-        "model": "easynlp_bp.reward.model:RewardModel",
+        "model": "easynlp_bp.models.reward_model:RewardModel",
         "evaluator": "easynlp_bp.reward.evaluator:RewardEvaluator",
     }
 
@@ -123,7 +123,7 @@ class BeautifulPromptRewardApp(App):
     def load_trained(self):
         """The trained RM in ``--checkpoint_dir`` on ``device``; a ``reward_type`` that disagrees is an error."""
         from easynlp_bp.devices import resolve_device
-        from easynlp_bp.reward.model import REWARD_CONFIG_FILE
+        from easynlp_bp.models.reward_model import REWARD_CONFIG_FILE
 
         if not (Path(self.checkpoint_dir) / REWARD_CONFIG_FILE).is_file():
             raise FileNotFoundError(
@@ -176,8 +176,8 @@ class BeautifulPromptRewardApp(App):
         return rows[n_dev:], rows[:n_dev], {"embedded_default_rows": len(rows), "labels": "heuristic stand-in"}
 
     def train(self) -> dict:
-        from easynlp_bp.modelzoo import resolve_model_source, trained_from_config
-        from easynlp_bp.reward.formats import format_reward_input
+        from easynlp_bp.models.modelzoo import resolve_model_source, trained_from_config
+        from easynlp_bp.text.reward_formats import format_reward_input
         from easynlp_bp.reward.training import reward_preset, set_label_scale, train_reward_model
 
         source = resolve_model_source(self.params.pretrain_model_name_or_path)
@@ -202,7 +202,7 @@ class BeautifulPromptRewardApp(App):
         if dev_rows:
             result["dev"] = self.build_evaluator(dev_rows, label).evaluate(rm)
         if trainer.is_world_process_zero():
-            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+            from easynlp_bp.models.finished_checkpoint import CheckpointCard, finalize_checkpoint
 
             finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
                 kind="reward", base_model=source.location, is_stand_in=source.is_from_scratch,
@@ -238,7 +238,7 @@ class BeautifulPromptRewardApp(App):
         self.table_sources("predict", 1, 1, f"one table to score (a {self.prompt_field!r} column)")
         self.check_outputs_writable(reads=[self.checkpoint_dir])
         rm = self.load_trained()
-        from easynlp_bp.reward.model import EASYNLP_SCORE_COLUMNS, score_columns
+        from easynlp_bp.models.reward_model import EASYNLP_SCORE_COLUMNS, score_columns
 
         output_schema, append = self.output_columns("score", ("score", rm.config.label_name, *EASYNLP_SCORE_COLUMNS))
         table = self.read(self.args.table_list[0], rm.config.reward_type, None)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.reward.data import collate_reward_batch
-from easynlp_bp.training_arguments import build_training_arguments, final_train_loss, resolve_resume_checkpoint
+from easynlp_bp.models.training_checkpoints import resolve_resume_checkpoint
+from easynlp_bp.training_arguments import build_training_arguments, final_train_loss
 
 # The reference RM settings (DESIGN.md section 2) for pretrained backbones.
 PAPER_RM = {

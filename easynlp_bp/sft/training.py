@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.sft.data import collate_left_padded
-from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
+from easynlp_bp.models.training_checkpoints import resolve_resume_checkpoint
+from easynlp_bp.training_arguments import build_training_arguments
 
 # The reference SFT settings (DESIGN.md section 2): flags and filter keys the user leaves unset take these.
 PAPER_SFT = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from easynlp_bp.prompting.faithfulness import content_words, loop_share, protected_spans, subject_kept_share
+from easynlp_bp.text.faithfulness import content_words, loop_share, protected_spans, subject_kept_share
 from easynlp_bp.prompting.guard import GUARD_STATUSES, FaithfulnessGuard
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
