@@ -108,7 +108,8 @@ def test_params_are_frozen_and_constructors_read_no_files(tmp_path, monkeypatch)
 
 
 def test_ppo_app_gives_the_trainer_a_plain_ppo_config(trained_sft_dir, tmp_path):
-    from easynlp_bp.appzoo.beautiful_prompt_ppo import BeautifulPromptPPOApp, EMBEDDED_DEFAULT_PRESET
+    from easynlp_bp.appzoo.beautiful_prompt_ppo import BeautifulPromptPPOApp
+    from easynlp_bp.ppo.config import EMBEDDED_DEFAULT_PRESET
     from easynlp_bp.cli import parse_args
     from easynlp_bp.ppo.config import PPOConfig
 

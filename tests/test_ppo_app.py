@@ -27,7 +27,7 @@ def _argv(sft, out, udp, mode="train"):
     ("num_layers_unfrozen=9 reward=heuristic", "num_layers_unfrozen=9 is larger than the model's 2 decoder layers"),
     ("reward_model_aesthetic=/nonexistent/rm reward_model_pickscore=/nonexistent/rm2", "reward_model_aesthetic=/nonexistent/rm does not exist"),
     ("reward=model", "reward_model_aesthetic=<dir> is required"),
-    ("rl_algorithm=dpo", "rl_algorithm='dpo' must be one of ppo, grpo, rloo"),
+    ("rl_algorithm=dpo", "rl_algorithm='dpo' is not one of ppo, grpo, rloo"),
     ("ppo_epoch=2", "Unknown --user_defined_parameters key"),
 ])
 def test_bad_settings_fail_at_start_up(ppo_sft_dir, tmp_path, capsys, udp, message):

@@ -13,7 +13,7 @@ from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_rejects, write_table
-from easynlp_bp.io.writers import to_json
+from easynlp_bp.io.writers import write_jsonl
 from easynlp_bp.models.folder_checks import check_model_dir
 from easynlp_bp.sft.data import too_long_rows
 from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
@@ -55,14 +55,6 @@ class BeautifulPromptApp(App):
         "predictor": "easynlp_bp.prompting.predictor:BeautifulPromptPredictor",
         "evaluator": "easynlp_bp.sft.evaluator:BeautifulPromptEvaluator",
     }
-
-    @property
-    def first_sequence(self) -> str:
-        return self.args.first_sequence or "raw_prompt"
-
-    @property
-    def second_sequence(self) -> str:
-        return self.args.second_sequence or "prompt"
 
     # ----------------------------------------------------------------- building blocks (also the EasyNLP lookups)
     def read(self, source: str, with_target: bool) -> Table:
@@ -155,10 +147,7 @@ class BeautifulPromptApp(App):
         report = filter_pairs(rows, tokenizer, config, self.second_sequence)
         if report.dropped:
             path = Path(self.checkpoint_dir) / "filtered_pairs.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as handle:
-                for index, reason in report.dropped:
-                    handle.write(to_json({"reason": reason, **rows[index]}, default=str) + "\n")  # strict JSON
+            write_jsonl(str(path), ({"reason": reason, **rows[index]} for index, reason in report.dropped))
             logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(rows), path)
         if not report.kept:
             raise ValueError("No training pairs left after filtering; see filtered_pairs.jsonl in --checkpoint_dir.")
@@ -199,16 +188,15 @@ class BeautifulPromptApp(App):
         if dev_set is not None:
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
         if trainer.is_world_process_zero():
-            from easynlp_bp.models.finished_checkpoint import CheckpointCard, finalize_checkpoint
+            from easynlp_bp.models.finished_checkpoint import CheckpointCard
             from easynlp_bp.prompting.language import training_languages
             from easynlp_bp.prompting.params import seed_generation_settings
 
-            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
+            self.finish_training(CheckpointCard(
                 kind="sft", base_model=source.location, generation=seed_generation_settings(), is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
                 languages=training_languages([r[self.first_sequence] for r in kept_rows]),
-                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"))
-            self.write_run_config(self.checkpoint_dir, model_source=source.__dict__, hyperparameters=hp,
-                                  data=accounting, result=result)
+                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"),
+                model_source=source.__dict__, hyperparameters=hp, data=accounting, result=result)
             logger.info("Saved the SFT model to %s: %s", self.checkpoint_dir, result)
         return result
 

@@ -54,7 +54,7 @@ class BeautifulPromptEvalApp(App):
         tables = self.args.table_list
         if len(tables) != 1:
             raise ValueError(f"--mode=evaluate reads one table of raw prompts (--tables); got {len(tables)}.")
-        first = self.args.first_sequence or "raw_prompt"
+        first = self.first_sequence
         from easynlp_bp.prompting.predictor import PredictorParams
 
         # the methods' predictors refuse longer prompts: reject them here, with their file row
