@@ -1,4 +1,4 @@
-"""The house: six app names, their --help keys, pluggable classes swapped from outside the package, EasyNLP's
+"""App structure: six app names, their --help keys, pluggable classes swapped from outside the package, EasyNLP's
 lookups, the layout measurements (no upward imports, no import circles, no long functions) and one-way config."""
 import dataclasses
 import json

@@ -1,4 +1,4 @@
-"""The embedded default teaches copying an open vocabulary (issue 13): real English words from wordfreq,
+"""The embedded default teaches copying an open vocabulary: real English words from wordfreq,
 targets that keep every content word of the raw prompt, a byte-level tokenizer that spells unseen words."""
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_the_trained_default_copies_real_benchmark_prompts(default_sft_dir, shar
 @pytest.mark.real_data
 def test_the_trained_default_copies_long_real_prompts(default_sft_dir, shared_data):
     """Longer real prompts (T2I-CompBench's eight categories and TIFA captions, the docs' mixed set): every
-    content word kept in at least 80 % of outputs (measured 90 %; 72 % before issue 13's second round)."""
+    content word kept in at least 80 % of outputs (measured 90 %)."""
     import glob
     import json
 

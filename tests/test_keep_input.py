@@ -1,4 +1,4 @@
-"""keep_input=true: the output starts with the user's text verbatim and the model only continues it (issue 13)."""
+"""keep_input=true: the output starts with the user's text verbatim and the model only continues it."""
 from __future__ import annotations
 
 import torch

@@ -97,7 +97,7 @@ def _paired_reward_gain(sft_dir, ppo_dir, prompts, n_samples=4, max_new_tokens=3
 @pytest.mark.slow
 def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
     """On the embedded default's SFT model: held-out reward up against the SFT policy in a paired comparison,
-    subject preservation not falling (issue 13), and β moving toward the target for the KL that evaluation
+    subject preservation not falling, and β moving toward the target for the KL that evaluation
     measures independently (per-sequence units)."""
     out = tmp_path / "ppo"
     udp = ("reward=heuristic learning_rate=1e-3 num_layers_unfrozen=-1 max_new_tokens=32 total_steps=128 "

@@ -10,7 +10,7 @@ scores (aesthetic ~4-7, PickScore ~17-22) so that thresholds such as the SFT fil
 Like real PickScore, which scores the image *against the raw prompt*, the pick stand-in depends on the raw
 prompt: a prompt that drops or swaps the user's subject scores lower, however polished it is. The RM rows
 (:func:`make_reward_rows`) include such drifted prompts, so that an RM trained on them must read the raw
-prompt to predict the label (issue 13).
+prompt to predict the label.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The faithfulness guard: no user receives an output that garbles what they wrote (issue 25).
+"""The faithfulness guard: no user receives an output that garbles what they wrote.
 
 The Predictor's real generation is replaced only where a test needs a known bad output; the rest runs a random
 tiny BLOOM, which garbles everything (the worst case a guard must absorb).
