@@ -42,5 +42,5 @@ setup(
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["easynlp=easynlp_bp.cli:main_entry",
-                                      "easynlp-serve=easynlp_bp.serving.launch:main_entry"]},
+                                      "easynlp-serve=easynlp_bp.serve_cli:main_entry"]},
 )

@@ -92,7 +92,7 @@ def bench_sft(model, tokenizer, pairs, device, steps: int, batch_size: int, peak
 def bench_generate(model, tokenizer, pairs, device, batch_size: int, returns: int, new_tokens: int) -> dict:
     """Decode tokens/s of the fast sampler and of HF generate, same batch, same forced length."""
     from easynlp_bp.prompting import sampling
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     batch = tokenizer([build_prompt(p["raw_prompt"]) for p in pairs[:batch_size]], return_tensors="pt",
                       padding=True).to(device)
@@ -130,7 +130,7 @@ def bench_ppo(model, tokenizer, device, iterations: int, rollouts: int, prompt_t
 
     from easynlp_bp.ppo.config import PPOConfig
     from easynlp_bp.ppo.trainer import PPOTrainer
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     # raw prompts long enough that the instruction prompt has ``prompt_tokens`` tokens, as in the anchor
     filler = ("a castle on a hill, detailed, dramatic light, " * 200).split()

@@ -41,7 +41,7 @@ def prompt_sets(data: Path, limit: int) -> dict[str, list[str]]:
 
 def measure(predictor, prompts: Sequence[str], guard: bool) -> dict:
     """Outputs' faithfulness (by the guard's own rules) and seconds for one pass."""
-    from easynlp_bp.prompting.faithfulness import loop_share, subject_kept_share
+    from easynlp_bp.text.faithfulness import loop_share, subject_kept_share
     from easynlp_bp.prompting.guard import GUARD_STATUSES
 
     start = time.perf_counter()

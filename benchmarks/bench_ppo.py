@@ -179,7 +179,7 @@ def run_trl_group(model_dir: Path, queries: list[str], args, algorithm: str) -> 
 def build_model_dir(directory: Path, hidden_size: int, n_layer: int, vocab_size: int):
     """Save a random BLOOM + project tokenizer to ``directory``; return (raw prompts, queries, special tokens)."""
     from benchmarks.random_bloom import save_random_bloom
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     tokenizer, pairs = save_random_bloom(directory, hidden_size, n_layer, tokenizer_vocab=vocab_size)
     raw = [p["raw_prompt"] for p in pairs]

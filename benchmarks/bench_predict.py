@@ -82,7 +82,7 @@ def decode(tokenizer, ids: torch.Tensor) -> list[str]:
 
 def run_naive(model, tokenizer, prompts, new_tokens, returns):
     """The seed snippet, one prompt at a time."""
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     outputs = []
     for raw in prompts:
@@ -96,7 +96,7 @@ def run_naive(model, tokenizer, prompts, new_tokens, returns):
 
 def run_batched_generate(model, tokenizer, prompts, new_tokens, returns, batch_size):
     """The Predictor's batching before the fast sampler: sorted, left-padded batches through HF generate."""
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     encoded = [tokenizer(build_prompt(raw), add_special_tokens=False).input_ids for raw in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -140,7 +140,7 @@ def measure_decode(model, tokenizer, prompts, batch_size: int, returns: int, ste
                    decoders: Sequence[str] = ("fast_sampler", "hf_generate")) -> dict:
     """Decode tokens/s (prefill excluded) at ``batch_size * returns`` sequences: fast sampler and HF generate."""
     from easynlp_bp.prompting import sampling
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     batch = tokenizer([build_prompt(p) for p in prompts[:batch_size]], return_tensors="pt", padding=True)
     settings = lambda n: sampling.SamplingSettings(  # noqa: E731
@@ -168,7 +168,7 @@ def make_runners(model, tokenizer, pool, n_prompts: int, new_tokens: int, return
                  predictor_copy: bool = True) -> dict:
     """The three variants as zero-argument callables over the same ``n_prompts`` prompts.
 
-    The Predictor fuses BLOOM's GeLU in place (easynlp_bp/fused_gelu.py); the loops a user writes run the model as
+    The Predictor fuses BLOOM's GeLU in place (easynlp_bp/models/fused_gelu.py); the loops a user writes run the model as
     transformers loads it, so the Predictor gets its own copy of the weights unless ``predictor_copy`` is False.
     """
     prompts = (pool * (n_prompts // len(pool) + 1))[:n_prompts]

@@ -51,7 +51,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from easynlp_bp.ppo.rollout import generate_responses
     from easynlp_bp.reward.combined import CombinedReward
     from easynlp_bp.reward.terms import TermContext, parse_reward_terms
-    from easynlp_bp.sft.model import BeautifulPromptModel
+    from easynlp_bp.models.causal_lm import BeautifulPromptModel
 
     pairs = Path(args.pairs or Path(args.sft_dir) / "data" / "train.jsonl")
     with open(pairs, encoding="utf-8") as handle:

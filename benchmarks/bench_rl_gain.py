@@ -53,7 +53,7 @@ def first_outputs(model_dir: str, prompts: list[str]) -> list[str]:
 
 
 def text_quality(raws: Sequence[str], outputs: Sequence[str]) -> dict:
-    from easynlp_bp.prompting.faithfulness import loop_share, subject_kept_share
+    from easynlp_bp.text.faithfulness import loop_share, subject_kept_share
 
     n = len(outputs)
     return {"all_words_kept": round(sum(subject_kept_share(r, o) == 1.0 for r, o in zip(raws, outputs)) / n, 4),

@@ -3,7 +3,7 @@
 All variants run the HF Trainer on the same model initialisation, the same pairs and the same number of
 optimizer steps; only batching and the GeLU kernel differ: ``reference`` (pad to ``--sequence_length``, random
 batches), ``dynamic`` (the project collator: pad to the batch's longest), ``project`` (dynamic + BLOOM's GeLU
-as torch's fused kernel, :mod:`easynlp_bp.fused_gelu`: what ``beautiful_prompt --mode=train`` runs) and
+as torch's fused kernel, :mod:`easynlp_bp.models.fused_gelu`: what ``beautiful_prompt --mode=train`` runs) and
 ``grouped`` (project + the app's ``group_by_length=true``). Reports target tokens/s (labels that are not
 -100) and the held-out loss after training; repetitions are interleaved, each with its own seed (so the loss
 spread is the noise).
@@ -100,7 +100,7 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
 
     model = build_model(tokenizer, args.hidden_size, args.n_layer, seed=0)  # same initialisation everywhere
     if variant in FUSED_GELU:
-        from easynlp_bp.fused_gelu import fuse_bloom_gelu
+        from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
 
         fuse_bloom_gelu(model)
     with tempfile.TemporaryDirectory() as out:
@@ -124,7 +124,7 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
 
 def run_benchmark(args) -> dict:
     from easynlp_bp.sft.data import BeautifulPromptDataset
-    from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
+    from easynlp_bp.text.template import INSTRUCTION_TEMPLATE
     from easynlp_bp.default.tokenizer import train_bpe_tokenizer
 
     rows = load_pairs(args.data, args.pairs + args.dev_pairs)

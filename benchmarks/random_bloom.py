@@ -19,7 +19,7 @@ def random_bloom(hidden_size: int, n_layer: int, n_head: int = 8, vocab_size: Op
     import torch
     from transformers import BloomConfig, BloomForCausalLM
 
-    from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
+    from easynlp_bp.text.template import INSTRUCTION_TEMPLATE
     from easynlp_bp.default.pairs import make_pairs
     from easynlp_bp.default.tokenizer import train_bpe_tokenizer
 

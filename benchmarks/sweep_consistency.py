@@ -28,7 +28,7 @@ from benchmarks.results import emit_result  # noqa: E402
 def build_candidates(raw_prompts: Sequence[str], seed: int = 0) -> list[dict]:
     """Per raw prompt: kept, kept_alt (other modifiers), dropped, drifted and half candidates."""
     from easynlp_bp.default import vocabulary as vocab
-    from easynlp_bp.evaluation.text_metrics import content_words
+    from easynlp_bp.text.metrics import content_words
 
     rng = random.Random(seed)
     pool = vocab.DETAILS + vocab.LIGHTING + vocab.STYLES + vocab.QUALITY
@@ -88,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     elif args.reward_model_pickscore:  # a trained PickScore RM with the heuristic aesthetic stand-in
         from easynlp_bp.default.heuristic_scorer import HeuristicAestheticScorer
         from easynlp_bp.reward.consistency import ConsistencyScorer
-        from easynlp_bp.reward.model import RewardModel
+        from easynlp_bp.models.reward_model import RewardModel
 
         pick = RewardModel.from_pretrained(args.reward_model_pickscore, reward_type="pickscore")
         reward_fn = CombinedReward.from_scorers(HeuristicAestheticScorer(), pick, delta_reward=False,

@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence
 from easynlp_bp.arguments import EasyNLPArgs
 from easynlp_bp.options import option_modes
 from easynlp_bp.easynlp_compat import FLAG_ALIASES, IGNORED_FLAG_DEST_PREFIX, IGNORED_FLAGS, warn_ignored_flags
+from easynlp_bp.options import parse_boolean
 
 
 def _flag_type(field: dataclasses.Field):
@@ -27,11 +28,10 @@ def _flag_type(field: dataclasses.Field):
 
 
 def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes"):
-        return True
-    if text.lower() in ("0", "false", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
+    value = parse_boolean(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use true or false")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -149,6 +149,15 @@ def check_options(params: Any, prefix: str = "") -> None:
                 raise ValueError(f"{name}={value!r} must be {_BOUND_WORDS[bound]} {_number(limit)}{fix}.")
 
 
+BOOLEAN_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def parse_boolean(text: str) -> Optional[bool]:
+    """``True``/``False`` for a yes/no word of :data:`BOOLEAN_WORDS` (any case), ``None`` for anything else:
+    the one reading of a boolean in flags, ``user_defined_parameters`` and environment variables."""
+    return BOOLEAN_WORDS.get(text.strip().lower())
+
+
 def convert_option_text(raw: str, annotation: Any, key: str) -> Any:
     """The text ``raw`` (a command line's or a config's value) as the type ``annotation`` that ``key`` declares."""
     origin = typing.get_origin(annotation)
@@ -158,12 +167,10 @@ def convert_option_text(raw: str, annotation: Any, key: str) -> Any:
             return None
         annotation = args[0]
     if annotation is bool:
-        lowered = raw.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"user_defined_parameters {key}={raw!r} is not a boolean; use true or false.")
+        value = parse_boolean(raw)
+        if value is None:
+            raise ValueError(f"user_defined_parameters {key}={raw!r} is not a boolean; use true or false.")
+        return value
     if annotation in (int, float):
         try:
             return parse_int(raw) if annotation is int else parse_float(raw)

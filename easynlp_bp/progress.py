@@ -19,9 +19,11 @@ def progress_bar(total: Optional[int], desc: str, unit: str, initial: int = 0, e
     """
     from tqdm.auto import tqdm
 
+    from easynlp_bp.options import parse_boolean
+
     if enabled is None:
         forced = os.environ.get("EASYNLP_BP_PROGRESS")
-        enabled = None if forced is None else forced.lower() not in ("0", "false", "no", "off")
+        enabled = None if forced is None else parse_boolean(forced) is not False  # any other text: on
     disable = None if enabled is None else not enabled  # tqdm: None = off when not a TTY
     return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, disable=disable,
                 dynamic_ncols=True, mininterval=0.5)

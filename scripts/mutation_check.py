@@ -63,7 +63,7 @@ class Mutation:
 # Short names of the mutated files, to keep the table below readable.
 A, T, R, L, K, V, S = (f"easynlp_bp/ppo/{n}.py" for n in
                        ("advantages", "trainer", "rollout", "losses", "kl_controller", "value_head", "running_stats"))
-RF, RC, RD = "easynlp_bp/reward/formats.py", "easynlp_bp/reward/combined.py", "easynlp_bp/reward/data.py"
+RF, RC, RD = "easynlp_bp/text/reward_formats.py", "easynlp_bp/reward/combined.py", "easynlp_bp/reward/data.py"
 SD = "easynlp_bp/sft/data.py"
 
 MUTATIONS = [
@@ -205,12 +205,12 @@ MUTATIONS = [
              "labels not normalised"),
     Mutation("RM-label-std", RD, "std = float(values.std()) if len(values) > 1 else 0.0",
              "std = float(values.std(unbiased=False)) if len(values) > 1 else 0.0", "label std not Bessel-corrected"),
-    Mutation("RM-denormalize", "easynlp_bp/reward/model.py", "return outputs * self.config.label_std + self.config.label_mean",
+    Mutation("RM-denormalize", "easynlp_bp/models/reward_model.py", "return outputs * self.config.label_std + self.config.label_mean",
              "return outputs + self.config.label_mean", "scores not mapped back to label units"),
     # ------------------------------------------------------------ SFT stage
     Mutation("SFT-labels-on-prompt", SD, '"labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids',
              '"labels": prompt_ids + target_ids', "the instruction is learned"),
-    Mutation("SFT-no-eos", "easynlp_bp/prompting/template.py", 'return f"{TARGET_SEPARATOR}{prompt.strip()}{eos_token}"',
+    Mutation("SFT-no-eos", "easynlp_bp/text/template.py", 'return f"{TARGET_SEPARATOR}{prompt.strip()}{eos_token}"',
              'return f"{TARGET_SEPARATOR}{prompt.strip()}"', "EOS not appended to the target", stage_name="sft"),
     Mutation("SFT-cut-instruction", SD, "target_ids = target_ids[: max_length - len(prompt_ids)]",
              "target_ids = target_ids[: max_length]", "long examples exceed max_length"),

@@ -38,7 +38,7 @@ def synthetic_pairs() -> list[dict]:
 @pytest.fixture(scope="session")
 def tiny_tokenizer(synthetic_pairs):
     from easynlp_bp.default.tokenizer import train_bpe_tokenizer
-    from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
+    from easynlp_bp.text.template import INSTRUCTION_TEMPLATE
 
     texts = [INSTRUCTION_TEMPLATE] + [f"{p['raw_prompt']}\n{p['prompt']}" for p in synthetic_pairs]
     return train_bpe_tokenizer(texts, vocab_size=600)

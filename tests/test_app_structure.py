@@ -1,4 +1,4 @@
-"""The house: six app names, their --help keys, pluggable classes swapped from outside the package, EasyNLP's
+"""App structure: six app names, their --help keys, pluggable classes swapped from outside the package, EasyNLP's
 lookups, the layout measurements (no upward imports, no import circles, no long functions) and one-way config."""
 import dataclasses
 import json
@@ -41,6 +41,7 @@ def test_layout_measurements():
     report = json.loads(proc.stdout)
     assert report["upward_imports"] == []
     assert report["import_cycles"] == []
+    assert report["folder_cycles"] == [], report["folder_cycle_imports"]
     assert report["functions_over_60_lines"] == []
     assert proc.returncode == 0
 
@@ -60,8 +61,31 @@ def test_architecture_report_sees_an_upward_import(tmp_path):
     assert json.loads(proc.stdout)["upward_imports"] == ["easynlp_bp.io.planted -> easynlp_bp.appzoo.base"]
 
 
+def test_architecture_report_sees_a_folder_cycle(tmp_path):
+    """Two folders that import each other through different modules: no module cycle, one folder cycle."""
+    import shutil
+
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "easynlp_bp", copy / "easynlp_bp", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "scripts", copy / "scripts")
+    for folder, module, target in (("planted_a", "x", "easynlp_bp.planted_b.y"), ("planted_b", "z", "easynlp_bp.planted_a.w")):
+        (copy / "easynlp_bp" / folder).mkdir()
+        (copy / "easynlp_bp" / folder / "__init__.py").write_text("")
+        (copy / "easynlp_bp" / folder / f"{module}.py").write_text(f"import {target}\n")
+    (copy / "easynlp_bp" / "planted_a" / "w.py").write_text("")
+    (copy / "easynlp_bp" / "planted_b" / "y.py").write_text("")
+    proc = subprocess.run([sys.executable, str(copy / "scripts" / "architecture_report.py"), "--check"],
+                          capture_output=True, text=True)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert ["easynlp_bp.planted_a", "easynlp_bp.planted_b"] in report["folder_cycles"]
+    assert {"easynlp_bp.planted_a.x -> easynlp_bp.planted_b.y",
+            "easynlp_bp.planted_b.z -> easynlp_bp.planted_a.w"} <= set(report["folder_cycle_imports"])
+    assert not any("planted" in name for cycle in report["import_cycles"] for name in cycle)
+
+
 def test_serve_entry_point_does_not_load_the_cli_or_the_appzoo():
-    code = ("import sys, easynlp_bp.serving.launch as l; "
+    code = ("import sys, easynlp_bp.serve_cli as l; "
             "assert 'easynlp_bp.cli' not in sys.modules and 'easynlp_bp.appzoo' not in sys.modules, sorted(sys.modules); "
             "print(l.main(['--help']))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -84,7 +108,8 @@ def test_params_are_frozen_and_constructors_read_no_files(tmp_path, monkeypatch)
 
 
 def test_ppo_app_gives_the_trainer_a_plain_ppo_config(trained_sft_dir, tmp_path):
-    from easynlp_bp.appzoo.beautiful_prompt_ppo import BeautifulPromptPPOApp, EMBEDDED_DEFAULT_PRESET
+    from easynlp_bp.appzoo.beautiful_prompt_ppo import BeautifulPromptPPOApp
+    from easynlp_bp.ppo.config import EMBEDDED_DEFAULT_PRESET
     from easynlp_bp.cli import parse_args
     from easynlp_bp.ppo.config import PPOConfig
 

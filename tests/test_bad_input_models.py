@@ -11,7 +11,7 @@ import pytest
 
 from easynlp_bp import get_application_predictor
 from easynlp_bp.cli import main
-from easynlp_bp.reward.model import RewardConfig
+from easynlp_bp.models.reward_model import RewardConfig
 
 
 @pytest.fixture
@@ -122,11 +122,11 @@ def test_torn_tokenizer_json_is_named_at_predict(model_copy, capsys):
 
 
 def test_a_folder_with_only_config_json_warns_that_weights_are_random(model_copy, caplog):
-    from easynlp_bp.modelzoo import resolve_model_source
+    from easynlp_bp.models.modelzoo import resolve_model_source
 
     for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         (model_copy / name).unlink(missing_ok=True)
-    with caplog.at_level(logging.WARNING, logger="easynlp_bp.modelzoo"):
+    with caplog.at_level(logging.WARNING, logger="easynlp_bp.models.modelzoo"):
         assert resolve_model_source(str(model_copy)).is_from_scratch
     assert any(r.levelno == logging.WARNING and "RANDOM weights" in r.getMessage() for r in caplog.records)
 
@@ -148,7 +148,7 @@ def test_a_damaged_pickscore_model_is_named(tmp_path):
 _KILLED_SAVE = """
 import os, sys
 from pathlib import Path
-from easynlp_bp import model_files
+from easynlp_bp.models import folder_checks as model_files
 folder, stage = Path(sys.argv[1]), sys.argv[2]
 real_replace = os.replace
 def replace_then_die(src, dst):
@@ -170,7 +170,7 @@ def test_a_kill_during_the_final_save_never_leaves_a_torn_model(model_copy, tmp_
     import subprocess
     import sys
 
-    from easynlp_bp.model_files import check_model_dir
+    from easynlp_bp.models.folder_checks import check_model_dir
 
     before = (model_copy / "tokenizer.json").read_bytes()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -185,7 +185,7 @@ def test_a_kill_during_the_final_save_never_leaves_a_torn_model(model_copy, tmp_
 
 
 def test_staged_save_replaces_the_model_and_cleans_up(model_copy):
-    from easynlp_bp.model_files import INCOMPLETE_MODEL_MARKER, STAGING_DIR_NAME, staged_model_dir
+    from easynlp_bp.models.folder_checks import INCOMPLETE_MODEL_MARKER, STAGING_DIR_NAME, staged_model_dir
 
     with pytest.raises(RuntimeError):
         with staged_model_dir(model_copy) as staging:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from easynlp_bp.cli import main
-from easynlp_bp.training_arguments import last_complete_checkpoint
+from easynlp_bp.models.training_checkpoints import last_complete_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import copy
 import torch
 from transformers import BloomConfig, BloomForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from easynlp_bp.bloom_sdpa import use_sdpa_bloom_attention
+from easynlp_bp.models.bloom_sdpa import use_sdpa_bloom_attention
 
 
 def tiny_bloom(seed: int = 0) -> BloomForCausalLM:
@@ -83,7 +83,7 @@ def test_other_models_are_untouched():
 def test_last_positions_only_gives_the_full_forwards_last_logits_and_values():
     """With ``logits_to_keep=K`` the last layer computes only the last K positions (queries; keys and values of
     all): the logits and values read there are the full forward's, for the policy and the reference."""
-    from easynlp_bp.bloom_sdpa import last_positions_only
+    from easynlp_bp.models.bloom_sdpa import last_positions_only
     from easynlp_bp.ppo.value_head import PolicyWithValueHead, ReferenceModel
 
     ids, mask = padded_batch()

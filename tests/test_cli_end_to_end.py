@@ -18,7 +18,7 @@ def test_train_evaluate_predict(tmp_path, synthetic_pairs, capsys):
     assert run_config["resolved"]["hyperparameters"]["micro_batch_size"] == 16  # the flag wins
     assert run_config["resolved"]["data"][str(train)] == {"read": 300, "kept": 300, "rejected": 0}
     # random init: ≈ ln(vocabulary) ≈ 7.6; measured 5.42 after 38 steps (the default's open-vocabulary raw
-    # prompts are not yet copied this early, issue 13; the closed-list data of before reached < 3.0)
+    # prompts are not yet copied this early; a closed word list would be learnt by heart and reach < 3.0)
     assert run_config["resolved"]["result"]["eval_loss"] < 6.0
 
     eval_out = tmp_path / "eval.json"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from easynlp_bp.io import Table
-from easynlp_bp.prompting.clip_cap import ClipCapError, ClipLengthCap, boundaries
+from easynlp_bp.text.clip_cap import ClipCapError, ClipLengthCap, boundaries
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams, split_rejected_rows
 
 

@@ -1,4 +1,4 @@
-"""The embedded default teaches copying an open vocabulary (issue 13): real English words from wordfreq,
+"""The embedded default teaches copying an open vocabulary: real English words from wordfreq,
 targets that keep every content word of the raw prompt, a byte-level tokenizer that spells unseen words."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from easynlp_bp.default.pairs import make_pairs, make_raw_prompt
 from easynlp_bp.default.vocabulary import CONNECTORS, MODIFIER_GROUPS, english_words
-from easynlp_bp.evaluation.text_metrics import content_words, subject_kept_share
+from easynlp_bp.text.metrics import content_words, subject_kept_share
 
 
 def test_raw_prompts_come_from_a_large_real_word_list():
@@ -85,7 +85,7 @@ def _first_outputs(model_dir, raw_prompts):
 def test_the_trained_default_copies_prompts_it_never_saw(default_sft_dir):
     """Issue 13: with the predict defaults, the main job's SFT model keeps the user's words on prompts built
     from words it may never have seen (another seed's pairs), instead of writing another subject."""
-    from easynlp_bp.evaluation.text_metrics import subject_preservation
+    from easynlp_bp.text.metrics import subject_preservation
 
     raws = [p["raw_prompt"] for p in make_pairs(1000, seed=2026)][-120:]
     kept = subject_preservation(raws, _first_outputs(default_sft_dir, raws))
@@ -99,7 +99,7 @@ def test_the_trained_default_copies_real_benchmark_prompts(default_sft_dir, shar
     """The issue's own measurement on real prompts: PartiPrompts, predict defaults, seed=42."""
     import csv
 
-    from easynlp_bp.evaluation.text_metrics import subject_preservation
+    from easynlp_bp.text.metrics import subject_preservation
 
     with open(shared_data / "partiprompts" / "PartiPrompts.tsv", encoding="utf-8", newline="") as handle:
         raws = [row["Prompt"].strip() for row in csv.DictReader(handle, delimiter="\t")][:200]
@@ -107,7 +107,7 @@ def test_the_trained_default_copies_real_benchmark_prompts(default_sft_dir, shar
     result = subject_preservation(raws, outputs)
     assert result["subject_all"] >= 0.8 and result["subject_half"] >= 0.95, result
     assert len(set(outputs)) >= 0.95 * len(outputs) and all(o.strip() for o in outputs)
-    from easynlp_bp.evaluation.text_metrics import consistency_scores, load_sentence_encoder
+    from easynlp_bp.text.metrics import consistency_scores, load_sentence_encoder
 
     consistency = consistency_scores(raws, outputs, load_sentence_encoder())
     assert sum(consistency) / len(consistency) >= 0.5  # measured 0.54; with 4-7 modifiers it was 0.47
@@ -117,11 +117,11 @@ def test_the_trained_default_copies_real_benchmark_prompts(default_sft_dir, shar
 @pytest.mark.real_data
 def test_the_trained_default_copies_long_real_prompts(default_sft_dir, shared_data):
     """Longer real prompts (T2I-CompBench's eight categories and TIFA captions, the docs' mixed set): every
-    content word kept in at least 80 % of outputs (measured 90 %; 72 % before issue 13's second round)."""
+    content word kept in at least 80 % of outputs (measured 90 %)."""
     import glob
     import json
 
-    from easynlp_bp.evaluation.text_metrics import subject_preservation
+    from easynlp_bp.text.metrics import subject_preservation
 
     rng = random.Random(7)
     raws = []
@@ -138,7 +138,7 @@ def test_the_tokenizer_learns_its_merges_from_distinct_phrases():
     """A modifier repeated in every target must not claim merges: the model built from a config gets the same
     tokenizer whether "glowing runes" closes 1 or 500 of its training texts (easynlp_bp/default/tokenizer.py)."""
     from easynlp_bp.default.tokenizer import distinct_phrases
-    from easynlp_bp.sft.model import BeautifulPromptModel
+    from easynlp_bp.models.causal_lm import BeautifulPromptModel
 
     raws = [p["raw_prompt"] for p in make_pairs(500, seed=9)]
     once = [f"{r}\n{r}, 8k" for r in raws] + ["x\nx, glowing runes"]

@@ -28,7 +28,7 @@ def _pad_is_eos_tokenizer(tiny_tokenizer, keep_unk: bool):
 
 
 def test_pad_equals_eos_without_unk_is_refused(tiny_tokenizer):
-    from easynlp_bp.sft.model import check_pad_token
+    from easynlp_bp.models.causal_lm import check_pad_token
 
     expected = _quoted("ValueError: The tokenizer of <model>").removeprefix("ValueError: ")
     with pytest.raises(ValueError) as info:
@@ -37,7 +37,7 @@ def test_pad_equals_eos_without_unk_is_refused(tiny_tokenizer):
 
 
 def test_pad_equals_eos_with_unk_pads_with_unk(tiny_tokenizer, caplog):
-    from easynlp_bp.sft.model import check_pad_token
+    from easynlp_bp.models.causal_lm import check_pad_token
 
     tokenizer = _pad_is_eos_tokenizer(tiny_tokenizer, keep_unk=True)
     with caplog.at_level(logging.WARNING):
@@ -47,7 +47,7 @@ def test_pad_equals_eos_with_unk_pads_with_unk(tiny_tokenizer, caplog):
 
 
 def test_reward_model_refuses_pad_equals_eos(tiny_tokenizer, tiny_bloom):
-    from easynlp_bp.reward.model import RewardModel
+    from easynlp_bp.models.reward_model import RewardModel
 
     expected = _quoted("ValueError: The reward tokenizer pads").removeprefix("ValueError: ")
     with pytest.raises(ValueError) as info:

@@ -160,7 +160,7 @@ def tiny_reward_dir(tmp_path, tiny_tokenizer):
     import torch
     from transformers import BloomConfig, BloomForSequenceClassification
 
-    from easynlp_bp.reward.model import RewardConfig
+    from easynlp_bp.models.reward_model import RewardConfig
 
     config = BloomConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, n_layer=2, n_head=4, num_labels=1,
                          pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from easynlp_bp.cli import main
 from easynlp_bp.evaluation.methods import MethodSpec, PromptMethod, parse_methods
-from easynlp_bp.evaluation.text_metrics import (
+from easynlp_bp.text.metrics import (
     clip_token_counter, content_words, is_nsfw, load_sentence_encoder, subject_preservation, text_metrics,
 )
 from easynlp_bp.pipelines.scoring.scorers import AestheticMLP

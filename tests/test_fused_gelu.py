@@ -7,7 +7,7 @@ import json
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, BloomForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from easynlp_bp.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
 
 
 def tiny_bloom(seed: int = 0) -> BloomForCausalLM:
@@ -55,11 +55,11 @@ def test_a_saved_fused_model_is_an_ordinary_bloom_directory(tmp_path):
 
 
 def test_project_loaders_and_trainers_fuse(tmp_path):
-    from easynlp_bp.sft.model import BeautifulPromptModel
+    from easynlp_bp.models.causal_lm import BeautifulPromptModel
     from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
     from easynlp_bp.ppo.config import PPOConfig
     from easynlp_bp.ppo.trainer import PPOTrainer
-    from easynlp_bp.reward.model import RewardModel
+    from easynlp_bp.models.reward_model import RewardModel
 
     texts = ["a cat, highly detailed, 8k"] * 40
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from easynlp_bp.cli import main
+from easynlp_bp.prompting.params import seed_generation_settings
 
 TRANSFORMERS_4 = ["transformers==4.46.3", "tokenizers==0.20.3", "huggingface_hub==0.26.5"]
 PROBE = "a cat on a sofa"
@@ -57,7 +58,7 @@ def test_checkpoint_has_sampling_settings_card_and_portable_tokenizer(short_sft_
 
 
 def test_embedded_default_card_carries_the_stand_in_warning(tmp_path):
-    from easynlp_bp.hf_checkpoint import CheckpointCard, render_model_card
+    from easynlp_bp.models.finished_checkpoint import CheckpointCard, render_model_card
 
     card = render_model_card(CheckpointCard(kind="sft", base_model="tiny-bloom-bp", data="generated",
                                             is_stand_in=True), {"top_k": 50})
@@ -119,8 +120,8 @@ def test_transformers_4_46_loads_the_checkpoint_like_5_does(short_sft_run):
 def test_reward_model_one_liner_gives_label_units(tmp_path, tiny_tokenizer):
     from transformers import AutoModelForSequenceClassification, BloomConfig, BloomForSequenceClassification
 
-    from easynlp_bp.hf_checkpoint import REWARD_SCORE_ONE_LINER, CheckpointCard, finalize_checkpoint
-    from easynlp_bp.reward.model import RewardConfig, RewardModel
+    from easynlp_bp.models.finished_checkpoint import REWARD_SCORE_ONE_LINER, CheckpointCard, finalize_checkpoint
+    from easynlp_bp.models.reward_model import RewardConfig, RewardModel
 
     config = BloomConfig(vocab_size=len(tiny_tokenizer), hidden_size=32, n_layer=2, n_head=4, num_labels=1,
                          pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id)
@@ -152,12 +153,12 @@ def test_model_card_snippet_runs_as_written(tmp_path, tiny_model_dir):
     import re
     import shutil
 
-    from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+    from easynlp_bp.models.finished_checkpoint import CheckpointCard, finalize_checkpoint
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
     finalize_checkpoint(model_dir, CheckpointCard(kind="sft", base_model="tiny", data="generated",
-                                                  languages=["en", "zh"]))
+                                                  languages=["en", "zh"], generation=seed_generation_settings()))
     card = (model_dir / "README.md").read_text(encoding="utf-8")
     snippet = re.search(r"```python\n(.*?)```", card, re.DOTALL).group(1)
     done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=tmp_path)
@@ -175,12 +176,13 @@ def test_chat_template_renders_the_instruction_for_pipeline_users(tmp_path, tiny
 
     from transformers import AutoTokenizer, pipeline
 
-    from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.models.finished_checkpoint import CheckpointCard, finalize_checkpoint
+    from easynlp_bp.text.template import build_prompt
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
-    finalize_checkpoint(model_dir, CheckpointCard(kind="sft", base_model="tiny", data="generated"))
+    finalize_checkpoint(model_dir, CheckpointCard(kind="sft", base_model="tiny", data="generated",
+                                                  generation=seed_generation_settings()))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a castle"},
                 {"role": "assistant", "content": "a castle, 8k"}, {"role": "user", "content": " a red fox "}]

@@ -1,4 +1,4 @@
-"""keep_input=true: the output starts with the user's text verbatim and the model only continues it (issue 13)."""
+"""keep_input=true: the output starts with the user's text verbatim and the model only continues it."""
 from __future__ import annotations
 
 import torch
@@ -54,7 +54,7 @@ def test_keep_input_with_sampling_through_the_python_api(tiny_model_dir):
                                           "keep_input=true seed=3 num_return_sequences=3 max_new_tokens=6 device=cpu")
     outputs = predictor.predict(RAW)
     assert all(out.startswith(raw.strip()) for raw, outs in zip(RAW, outputs) for out in outs)
-    from easynlp_bp.evaluation.text_metrics import subject_kept_share
+    from easynlp_bp.text.metrics import subject_kept_share
 
     assert all(subject_kept_share(raw, out) == 1.0 for raw, outs in zip(RAW, outputs) for out in outs)
     assert all(len(outs) == 3 for outs in outputs)

@@ -1,6 +1,6 @@
 import pytest
 
-from easynlp_bp.modelzoo import resolve_model_source
+from easynlp_bp.models.modelzoo import resolve_model_source
 
 
 def test_modelzoo_name_hub_id_and_local_dir(tiny_model_dir):
@@ -37,7 +37,7 @@ def test_unreachable_hub_model_is_a_clear_cli_error(tmp_path, monkeypatch, capsy
 def test_published_beautifulprompt_models_are_named_in_the_modelzoo_and_docs():
     from pathlib import Path
 
-    from easynlp_bp.hf_checkpoint import PUBLISHED_MODELS
+    from easynlp_bp.models.finished_checkpoint import PUBLISHED_MODELS
 
     for hub_id in PUBLISHED_MODELS:
         source = resolve_model_source(hub_id.split("/")[1])

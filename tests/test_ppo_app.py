@@ -27,7 +27,7 @@ def _argv(sft, out, udp, mode="train"):
     ("num_layers_unfrozen=9 reward=heuristic", "num_layers_unfrozen=9 is larger than the model's 2 decoder layers"),
     ("reward_model_aesthetic=/nonexistent/rm reward_model_pickscore=/nonexistent/rm2", "reward_model_aesthetic=/nonexistent/rm does not exist"),
     ("reward=model", "reward_model_aesthetic=<dir> is required"),
-    ("rl_algorithm=dpo", "rl_algorithm='dpo' must be one of ppo, grpo, rloo"),
+    ("rl_algorithm=dpo", "rl_algorithm='dpo' is not one of ppo, grpo, rloo"),
     ("ppo_epoch=2", "Unknown --user_defined_parameters key"),
 ])
 def test_bad_settings_fail_at_start_up(ppo_sft_dir, tmp_path, capsys, udp, message):
@@ -76,7 +76,7 @@ def _paired_reward_gain(sft_dir, ppo_dir, prompts, n_samples=4, max_new_tokens=3
     sampled under the same seeds (common random numbers), rollout settings (T = 1, no top-k/top-p)."""
     from easynlp_bp.ppo.rollout import generate_responses
     from easynlp_bp.reward.combined import CombinedReward
-    from easynlp_bp.sft.model import BeautifulPromptModel
+    from easynlp_bp.models.causal_lm import BeautifulPromptModel
 
     reward = CombinedReward.heuristic()
 
@@ -97,7 +97,7 @@ def _paired_reward_gain(sft_dir, ppo_dir, prompts, n_samples=4, max_new_tokens=3
 @pytest.mark.slow
 def test_ppo_learns_on_the_embedded_default(trained_sft_dir, tmp_path):
     """On the embedded default's SFT model: held-out reward up against the SFT policy in a paired comparison,
-    subject preservation not falling (issue 13), and β moving toward the target for the KL that evaluation
+    subject preservation not falling, and β moving toward the target for the KL that evaluation
     measures independently (per-sequence units)."""
     out = tmp_path / "ppo"
     udp = ("reward=heuristic learning_rate=1e-3 num_layers_unfrozen=-1 max_new_tokens=32 total_steps=128 "

@@ -1,4 +1,4 @@
-"""Frozen-trunk reuse and response-only logits (issue 17): the fast path equals the plain full forward."""
+"""Frozen-trunk reuse and response-only logits: the fast path equals the plain full forward."""
 import pytest
 import torch
 

@@ -269,7 +269,7 @@ def test_rollout_sampling_is_generate_token_for_token(tiny_tokenizer):
     from transformers import GenerationConfig
 
     from easynlp_bp.ppo.rollout import chunk_sampler, left_pad
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     model = build_tiny_bloom(tiny_tokenizer, seed=4)
     encoded = [tiny_tokenizer(build_prompt(r["raw_prompt"]), add_special_tokens=False).input_ids for r in ROWS[:4]]

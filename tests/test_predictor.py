@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from easynlp_bp import get_application_predictor
-from easynlp_bp.prompting.clip_cap import ClipLengthCap
+from easynlp_bp.text.clip_cap import ClipLengthCap
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
 RAW = ["1 girl", "a cat on the beach", "a castle at night", "an astronaut in a forest", "a dog"]

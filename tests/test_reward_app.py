@@ -73,7 +73,7 @@ def test_tiny_rm_learns_a_known_function_of_the_text(synthetic_rm, capsys):
 
 
 def test_predict_scores_in_label_units_and_rejects_bad_rows(synthetic_rm):
-    from easynlp_bp.reward.model import RewardModel
+    from easynlp_bp.models.reward_model import RewardModel
 
     table = synthetic_rm["root"] / "to_score.tsv"
     table.write_text("prompt\tid\n"
@@ -180,7 +180,7 @@ def test_embedded_default_trains_a_pickscore_rm_on_heuristic_labels(tmp_path, ca
     run = json.loads((out / "run_config.json").read_text())
     assert run["resolved"]["data"]["labels"] == "heuristic stand-in"
     assert math.isfinite(run["resolved"]["result"]["dev"]["mse"])
-    from easynlp_bp.reward.model import RewardModel
+    from easynlp_bp.models.reward_model import RewardModel
 
     rm = RewardModel.from_pretrained(str(out), reward_type="pickscore")
     assert rm.tokenizer.pad_token_id != rm.tokenizer.eos_token_id

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from easynlp_bp.reward.combined import CombinedReward
-from easynlp_bp.reward.model import RewardConfig, RewardModel
+from easynlp_bp.models.reward_model import RewardConfig, RewardModel
 from easynlp_bp.default.heuristic_scorer import heuristic_aesthetic_score, heuristic_pick_score
 from easynlp_bp.default.tokenizer import train_bpe_tokenizer
 
@@ -139,7 +139,7 @@ def test_reward_models_with_their_own_tokenizers_score_policy_text(tmp_path, tin
         CombinedReward.from_pretrained(str(tmp_path / "ps"), str(tmp_path / "aes"))
 
 
-# ---------------------------------------------------------------- the consistency term b·cons(x, y) (issue 13)
+# ---------------------------------------------------------------- the consistency term b·cons(x, y)
 CONS = LookupScorer({"y one two": 0.9, "y a b c d e": 0.2, "ref1": 0.6, "ref2": 0.5})
 
 

@@ -8,13 +8,13 @@ import torch
 
 from easynlp_bp.reward.data import RewardDataset, collate_reward_batch
 from easynlp_bp.reward.metrics import regression_metrics
-from easynlp_bp.reward.formats import (
+from easynlp_bp.text.reward_formats import (
     check_reward_type,
     format_aesthetic_input,
     format_pickscore_input,
     format_reward_input,
 )
-from easynlp_bp.reward.model import RewardConfig, RewardModel
+from easynlp_bp.models.reward_model import RewardConfig, RewardModel
 from easynlp_bp.default.heuristic_scorer import (
     HeuristicAestheticScorer,
     HeuristicPickScorer,

@@ -108,7 +108,7 @@ def test_penalize_prompt_false_penalises_only_sampled_tokens_as_hf_prompt_ignore
 def test_predictor_penalises_the_prompt_only_when_asked_on_the_generate_path(tiny_tokenizer, tiny_bloom):
     """Greedy decoding goes through HF ``generate``: by default the penalty must skip the prompt there too."""
     from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     params = PredictorParams(decoding="greedy", num_return_sequences=1, repetition_penalty=1e9, max_new_tokens=1,
                              guard=False)

@@ -155,7 +155,7 @@ def test_easynlp_serve_script_serves_on_loopback(tiny_model_dir, tmp_path):
 
 def test_default_clip_cap_works_offline(predictor):
     # No clip_tokenizer: OpenAI's CLIP vocabulary packaged in instant-clip-tokenizer, no hub needed.
-    from easynlp_bp.prompting.clip_cap import ClipLengthCap
+    from easynlp_bp.text.clip_cap import ClipLengthCap
 
     with BackgroundServer(predictor, ServeConfig(port=0)) as server:
         response = httpx.post(server.url + "/v1/beautify", json={"prompts": "1 girl", "max_clip_tokens": 10, "seed": 1},

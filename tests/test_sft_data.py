@@ -5,7 +5,7 @@ import torch
 from easynlp_bp.sft.data import (
     IGNORE_INDEX, BeautifulPromptDataset, PairFilterConfig, collate_left_padded, encode_pair, filter_pairs,
 )
-from easynlp_bp.prompting.template import build_prompt, build_target
+from easynlp_bp.text.template import build_prompt, build_target
 
 
 def test_template_is_the_papers():

@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from easynlp_bp.sft.data import BeautifulPromptDataset, collate_left_padded
-from easynlp_bp.prompting.template import build_prompt
+from easynlp_bp.text.template import build_prompt
 from tests.conftest import build_tiny_bloom
 
 

@@ -30,7 +30,7 @@ def test_trained_pickscore_rm_reads_the_raw_prompt(tmp_path, default_sft_dir):
     compare the two in its 216 steps.)"""
     from easynlp_bp.cli import main
     from easynlp_bp.default.pairs import make_pairs
-    from easynlp_bp.reward.model import RewardModel
+    from easynlp_bp.models.reward_model import RewardModel
 
     out = tmp_path / "rm_ps"
     assert main(["--app_name=beautiful_prompt_reward", "--mode=train", f"--checkpoint_dir={out}",

@@ -2,30 +2,23 @@
 
 ``App`` holds the plumbing every app shares, written once: parsing ``--user_defined_parameters`` into the
 app's frozen params (and the ``<kind>_class`` keys that swap a pluggable class), presets for unset flags,
-``--checkpoint_dir`` defaults, ``--tables`` counts, rejects files, output columns and ``eval_results.json``.
+``--checkpoint_dir`` defaults, ``--tables`` counts, the input columns, and the end of a training run (finished model
+folder and ``run_config.json``); rejects files, output columns and ``eval_results.json`` are :mod:`.outputs`.
 Constructors only parse; files are read when a mode runs.
 """
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional
 
 from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
+from easynlp_bp.appzoo.outputs import STDOUT_OUTPUT, AppOutputs
 from easynlp_bp.components import resolve_component
-from easynlp_bp.io import (
-    Table, check_writable, refuse_overwriting_inputs, rejects_path_for, write_rejects, write_table_and_rejects,
-)
+from easynlp_bp.easynlp_compat import flatten_parsed_parameters
 from easynlp_bp.io.writers import write_json
 from easynlp_bp.registry import Registry
-
-logger = logging.getLogger(__name__)
-
-STDOUT_OUTPUT = "-"  # --outputs=- writes the predictions table to standard output
-REJECT_REASON_COLUMN = "reject_reason"  # --keep_rejected_rows: why a row has no predictions ("" when it has)
-_OUTPUT_COLUMNS = ("predictions", "beams", "statuses", "warnings", "scores", REJECT_REASON_COLUMN)
 
 APPS: Registry[type["App"]] = Registry("app")
 
@@ -35,18 +28,7 @@ def with_preset(preset: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str
     return {**preset, **{key: value for key, value in given.items() if value is not None}}
 
 
-def _flatten(parsed: Mapping[str, Any]) -> dict[str, Any]:
-    """EasyNLP's parsed ``user_defined_parameters`` may nest keys (``{"app_parameters": {...}}``)."""
-    flat = {}
-    for key, value in parsed.items():
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value))
-        else:
-            flat[key] = value
-    return flat
-
-
-class App:
+class App(AppOutputs):
     """Base of every ``--app_name``. Subclasses set ``modes``, ``params_cls`` and implement the modes.
 
     Example:
@@ -80,8 +62,8 @@ class App:
     # ----------------------------------------------------------------- parsing
     @staticmethod
     def _raw_user_parameters(value) -> dict[str, Any]:
-        if isinstance(value, Mapping):
-            return _flatten(value)
+        if isinstance(value, Mapping):  # EasyNLP's parsed dict, possibly nested under app_parameters
+            return flatten_parsed_parameters(value)
         return split_user_defined_parameters(value)
 
     def _pop_config_keys(self, raw: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +112,16 @@ class App:
         """``--checkpoint_dir``, else the app's default output directory."""
         return self.args.checkpoint_dir or self.default_checkpoint_dir
 
+    @property
+    def first_sequence(self) -> str:
+        """The raw prompt column: ``--first_sequence``, else ``raw_prompt``."""
+        return self.args.first_sequence or "raw_prompt"
+
+    @property
+    def second_sequence(self) -> str:
+        """The beautified prompt column: ``--second_sequence``, else ``prompt``."""
+        return self.args.second_sequence or "prompt"
+
     # ----------------------------------------------------------------- tables
     def table_sources(self, mode: str, at_least: int, at_most: int, meaning: str) -> list[str]:
         """``--tables`` split, with a clear error when it holds fewer or more files than ``mode`` takes."""
@@ -138,82 +130,6 @@ class App:
             raise ValueError(f"--tables takes {meaning} for --mode={mode}; got {len(tables)} file(s): "
                              f"{self.args.tables or '(none)'}.")
         return tables
-
-    def log_rejects(self, table: Table, directory: Optional[str] = None) -> Optional[str]:
-        """Write ``table``'s rejects to ``<directory>/rejects.<file>.jsonl`` (default the checkpoint dir)."""
-        if not table.rejects:
-            return None
-        path = Path(directory or self.checkpoint_dir) / f"rejects.{Path(table.source).name}.jsonl"
-        write_rejects(str(path), table.rejects, table.source)
-        logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
-        return str(path)
-
-    def output_columns(self, default: str, allowed: Sequence[str]) -> tuple[list[str], list[str]]:
-        """(``--output_schema`` columns, ``--append_cols`` columns); an unknown output column is an error."""
-        output_schema = [c.strip() for c in (self.args.output_schema or default).split(",") if c.strip()]
-        for name in output_schema:
-            if name not in allowed:
-                raise ValueError(f"--output_schema column {name!r} is unknown; use {' and/or '.join(allowed)}.")
-        append = [c.strip() for c in (self.args.append_cols or "").split(",") if c.strip()]
-        return output_schema, append
-
-    @staticmethod
-    def check_append_cols(table: Table, append: Sequence[str]) -> None:
-        for name in append:
-            if table.rows and name not in table.rows[0]:
-                raise ValueError(f"--append_cols column {name!r} is not in {table.source}.")
-
-    def write_predictions(self, rows: list[dict], table: Table, columns: Sequence[str]) -> dict:
-        """Rows to ``--outputs`` (and rejects beside it), to stdout (``--outputs=-``, via the CLI), or back to the
-        CLI to print; rows in = out + rejects. ``table``'s ``row_numbers`` are those of ``rows``.
-
-        ``--keep_rejected_rows``: the rejects are written in place, with empty predictions and a last
-        ``reject_reason`` column, so output row i is input row i (EasyNLP users line them up by position)."""
-        columns, rejects = list(columns), table.rejects
-        if self.args.keep_rejected_rows:
-            rows = rows_with_rejects_in_place(rows, table, columns)
-            columns, rejects = columns + [REJECT_REASON_COLUMN], []
-        result = {"rows": rows, "columns": columns, "rejects": table.rejects, "read": table.n_read}
-        if self.args.outputs == STDOUT_OUTPUT:
-            for reject in rejects:
-                logger.warning("%s row %d rejected: %s", table.source, reject.row, reject.reason)
-            return {**result, "print_table": {"rows": rows, "columns": columns}}
-        if not self.args.outputs:
-            return {**result, "print_rows": [r for r in rows if not r.get(REJECT_REASON_COLUMN)]}
-        rejects_path = write_table_and_rejects(self.args.outputs, rows, columns, rejects, table.source)
-        logger.info("Wrote %d rows to %s and %d rejects%s (read %d).", len(rows), self.args.outputs,
-                    len(table.rejects), f" to {rejects_path}" if rejects_path else "", table.n_read)
-        return {**result, "outputs": self.args.outputs}
-
-    @property
-    def eval_results_path(self) -> Path:
-        """``--outputs``, else ``<checkpoint_dir>/eval_results.json``."""
-        return Path(self.args.outputs or Path(self.checkpoint_dir) / "eval_results.json")
-
-    def log_eval_rejects(self, table: Table) -> Optional[str]:
-        """An evaluated table's rejects go beside the results (``<results>.rejects.jsonl``), never into the
-        model directory that evaluate only reads."""
-        if not table.rejects:
-            return None
-        path = rejects_path_for(str(self.eval_results_path))
-        write_rejects(path, table.rejects, table.source)
-        logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
-        return path
-
-    def check_outputs_writable(self, reads: Sequence[str] = ()) -> None:
-        """Fail before any work when ``--outputs`` cannot be written (:func:`easynlp_bp.io.check_writable`) or
-        would land on a file this run reads: a ``--tables`` file or a file of a model folder in ``reads``."""
-        if self.args.outputs and self.args.outputs != STDOUT_OUTPUT:
-            check_writable(self.args.outputs)
-            refuse_overwriting_inputs([self.args.outputs, rejects_path_for(self.args.outputs)],
-                                      [*self.args.table_list, *reads])
-
-    def write_eval_results(self, results: dict, is_main_process: bool = True) -> Path:
-        """``--outputs``, else ``<checkpoint_dir>/eval_results.json`` (written by the main process only)."""
-        out_path = self.eval_results_path
-        if is_main_process:
-            write_json(str(out_path), results)  # strict JSON: a NaN metric is written as null
-        return out_path
 
     # ----------------------------------------------------------------- run config
     def run_config(self, **resolved: Any) -> dict:
@@ -229,20 +145,17 @@ class App:
         write_json(str(path), self.run_config(**resolved))
         return path
 
+    def finish_training(self, card, directory: Optional[str | Path] = None, **resolved: Any) -> None:
+        """The end of every ``train``: make the model folder a finished one (portable files and the model card of
+        ``card``, a :class:`~easynlp_bp.models.finished_checkpoint.CheckpointCard`) when a model was saved there,
+        and write ``run_config.json`` with ``resolved``. ``directory``: the staging folder the final save fills
+        before it moves into ``--checkpoint_dir`` (default: ``--checkpoint_dir`` itself). Main process only."""
+        from easynlp_bp.models.finished_checkpoint import finalize_checkpoint
 
-def rows_with_rejects_in_place(rows: Sequence[dict], table: Table, columns: Sequence[str]) -> list[dict]:
-    """``rows`` (numbered by ``table.row_numbers``) and ``table.rejects`` merged in input order: a reject becomes a
-    row with its input columns where they were read, empty ``columns`` otherwise, and its reason in
-    ``reject_reason``."""
-    if len(rows) != len(table.row_numbers):
-        raise ValueError(f"{len(rows)} predicted rows for {len(table.row_numbers)} row numbers; the table's rows "
-                         "must be the predicted ones (see split_rejected_rows).")
-    numbered = [(number, {**row, REJECT_REASON_COLUMN: ""}) for number, row in zip(table.row_numbers, rows)]
-    for reject in table.rejects:
-        placeholder = {c: None for c in columns}  # an empty TSV cell, JSON null
-        placeholder.update({k: v for k, v in (reject.fields or {}).items() if k not in _OUTPUT_COLUMNS})
-        numbered.append((reject.row, {**placeholder, REJECT_REASON_COLUMN: reject.reason}))
-    return [row for _, row in sorted(numbered, key=lambda pair: pair[0])]
+        directory = Path(directory or self.checkpoint_dir)
+        if (directory / "config.json").is_file():
+            finalize_checkpoint(directory, card, model_dir=self.checkpoint_dir)
+        self.write_run_config(str(directory), **resolved)
 
 
-__all__ = ["APPS", "App", "REJECT_REASON_COLUMN", "STDOUT_OUTPUT", "rows_with_rejects_in_place", "with_preset"]
+__all__ = ["APPS", "App", "with_preset"]

@@ -13,8 +13,8 @@ from typing import ClassVar, Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_rejects, write_table
-from easynlp_bp.io.writers import to_json
-from easynlp_bp.model_files import check_base_model
+from easynlp_bp.io.writers import write_jsonl
+from easynlp_bp.models.folder_checks import check_base_model
 from easynlp_bp.options import option
 from easynlp_bp.sft.data import too_long_rows
 from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
@@ -55,18 +55,10 @@ class BeautifulPromptApp(App):
     default_checkpoint_dir = "outputs/beautiful_prompt"
     components = {
         "dataset": "easynlp_bp.sft.data:BeautifulPromptDataset",
-        "model": "easynlp_bp.sft.model:BeautifulPromptModel",
+        "model": "easynlp_bp.models.causal_lm:BeautifulPromptModel",
         "predictor": "easynlp_bp.prompting.predictor:BeautifulPromptPredictor",
         "evaluator": "easynlp_bp.sft.evaluator:BeautifulPromptEvaluator",
     }
-
-    @property
-    def first_sequence(self) -> str:
-        return self.args.first_sequence or "raw_prompt"
-
-    @property
-    def second_sequence(self) -> str:
-        return self.args.second_sequence or "prompt"
 
     # ----------------------------------------------------------------- building blocks (also the EasyNLP lookups)
     def read(self, source: str, with_target: bool) -> Table:
@@ -159,17 +151,14 @@ class BeautifulPromptApp(App):
         report = filter_pairs(rows, tokenizer, config, self.second_sequence)
         if report.dropped:
             path = Path(self.checkpoint_dir) / "filtered_pairs.jsonl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "w", encoding="utf-8") as handle:
-                for index, reason in report.dropped:
-                    handle.write(to_json({"reason": reason, **rows[index]}, default=str) + "\n")  # strict JSON
+            write_jsonl(str(path), ({"reason": reason, **rows[index]} for index, reason in report.dropped))
             logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(rows), path)
         if not report.kept:
             raise ValueError("No training pairs left after filtering; see filtered_pairs.jsonl in --checkpoint_dir.")
         return [rows[i] for i in report.kept]
 
     def train(self) -> dict:
-        from easynlp_bp.modelzoo import resolve_model_source
+        from easynlp_bp.models.modelzoo import resolve_model_source
         from easynlp_bp.sft.training import save_final_model, train_sft
         from easynlp_bp.training_arguments import final_train_loss
 
@@ -200,16 +189,15 @@ class BeautifulPromptApp(App):
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
 
         def finalize(staging: Path) -> None:
-            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+            from easynlp_bp.models.finished_checkpoint import CheckpointCard
             from easynlp_bp.prompting.language import training_languages
+            from easynlp_bp.prompting.params import seed_generation_settings
 
-            finalize_checkpoint(staging, CheckpointCard(
-                kind="sft", base_model=source.location, is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
+            self.finish_training(CheckpointCard(
+                kind="sft", base_model=source.location, generation=seed_generation_settings(), is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
                 languages=training_languages([r[self.first_sequence] for r in kept_rows]),
                 data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"),
-                model_dir=self.checkpoint_dir)
-            self.write_run_config(str(staging), model_source=source.__dict__, hyperparameters=hp,
-                                  data=accounting, result=result)
+                directory=staging, model_source=source.__dict__, hyperparameters=hp, data=accounting, result=result)
 
         save_final_model(trainer, bp.tokenizer, self.checkpoint_dir, finalize)
         if trainer.is_world_process_zero():

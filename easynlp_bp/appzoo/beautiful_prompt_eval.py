@@ -48,13 +48,13 @@ class BeautifulPromptEvalApp(App):
         from easynlp_bp.evaluation.evaluate import evaluate_methods
         from easynlp_bp.evaluation.human_ab import build_ab_items, write_ab_page
         from easynlp_bp.evaluation.methods import PromptMethod, parse_methods
-        from easynlp_bp.evaluation.text_metrics import clip_token_counter, load_nsfw_words, load_sentence_encoder
+        from easynlp_bp.text.metrics import clip_token_counter, load_nsfw_words, load_sentence_encoder
 
         p = self.params
         tables = self.args.table_list
         if len(tables) != 1:
             raise ValueError(f"--mode=evaluate reads one table of raw prompts (--tables); got {len(tables)}.")
-        first = self.args.first_sequence or "raw_prompt"
+        first = self.first_sequence
         from easynlp_bp.prompting.predictor import PredictorParams
 
         # the methods' predictors refuse longer prompts: reject them here, with their file row

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
-from easynlp_bp.io import read_table
-from easynlp_bp.modelzoo import trained_from_config
+from easynlp_bp.models.finished_checkpoint import CheckpointCard, is_stand_in_checkpoint
+from easynlp_bp.models.modelzoo import trained_from_config
 from easynlp_bp.options import check_options, option
-from easynlp_bp.ppo.config import PPOConfig
+from easynlp_bp.ppo.config import EMBEDDED_DEFAULT_PRESET, FLAG_TO_FIELD, UNUSED_FLAGS, PPOConfig
+from easynlp_bp.ppo.prompt_tables import hold_out, read_prompt_rows, sft_data_tables
+from easynlp_bp.prompting.params import seed_generation_settings
+from easynlp_bp.reward.spec import build_reward, reward_spec
 
 logger = logging.getLogger(__name__)
 
@@ -26,44 +29,28 @@ RL_ALGORITHMS = ("ppo", "grpo", "rloo")
 # b of the consistency term, chosen by the sweep in docs/consistency.md (benchmarks/sweep_consistency.py).
 DEFAULT_CONSISTENCY_WEIGHT = 1.0
 
-# Settings for the embedded default (a ~1M-parameter model trained from scratch): short prompts, two trainable
-# layers of four, a short run, and a tight leash. Against the stand-in RMs the reward signal of 32 rollouts is
-# weak, so larger steps mostly random-walk the policy away from its SFT copy of the user's words (measured,
-# docs/consistency.md: lr 5e-4 / 1e-4 / 5e-5 took PartiPrompts kept whole from 91 % to 50 / 72 / 88 %).
-# Only keys the user did not give.
-EMBEDDED_DEFAULT_PRESET = {
-    "num_rollouts": 32, "chunk_size": 16, "mini_batch_size": 8, "max_new_tokens": 48, "learning_rate": 2e-5,
-    "init_kl_coef": 0.3, "kl_target": 2.0, "num_layers_unfrozen": 2, "total_steps": 480, "eval_interval": 5,
-    "checkpoint_interval": 5, "eval_size": 64, "kl_horizon": 1000, "init_value_from_scores": True,
-}
-# EasyNLP flags that map onto PPO settings (flag -> PPOConfig field); the rest do not apply to RL.
-FLAG_TO_FIELD = {"learning_rate": "learning_rate", "micro_batch_size": "micro_batch_size",
-                 "max_grad_norm": "max_grad_norm", "weight_decay": "weight_decay",
-                 "save_checkpoint_steps": "checkpoint_interval"}
-UNUSED_FLAGS = {"epoch_num": "total_steps", "sequence_length": "max_new_tokens",
-                "gradient_accumulation_steps": "mini_batch_size (with --micro_batch_size)",
-                "warmup_proportion": None, "logging_steps": None}
-
 
 @dataclass(frozen=True)
 class PPOAppParams:
     """``user_defined_parameters`` of ``beautiful_prompt_ppo`` besides the :class:`PPOConfig` keys."""
 
     pretrain_model_name_or_path: str = field(default=DEFAULT_SFT_DIR, metadata={"help": "SFT model directory the policy (and reference) start from."})
-    rl_algorithm: str = field(default="ppo", metadata={"help": "ppo (this project's, the paper's), grpo or rloo (trl)."})
-    reward: str = field(default="model", metadata={"help": "model (two trained RMs) or heuristic (the embedded default's stand-in scorers)."})
+    rl_algorithm: str = option("ppo", "ppo (this project's, the paper's), grpo or rloo (trl).", choices=RL_ALGORITHMS)
+    reward: str = option("model", "model (two trained RMs) or heuristic (the embedded default's stand-in scorers).",
+                         choices=("model", "heuristic"))
     reward_model_aesthetic: Optional[str] = field(default=None, metadata={"help": "Directory of the aesthetic RM (beautiful_prompt_reward)."})
     reward_model_pickscore: Optional[str] = field(default=None, metadata={"help": "Directory of the PickScore RM."})
     alpha: float = field(default=0.7, metadata={"help": "Weight of the PickScore RM in the combined reward (paper 0.7)."})
     delta_reward: bool = field(default=True, metadata={"help": "Subtract the reference prompt's reward (paper: yes)."})
     length_coef: float = field(default=0.0, metadata={"help": "Weight of the reward's length term (0: off)."})
-    consistency_weight: float = field(default=DEFAULT_CONSISTENCY_WEIGHT, metadata={
-        "help": "b: weight of b·cosine(raw, prompt) of sentence embeddings in the reward, deltaed like the RMs (0: off)."})
+    consistency_weight: float = option(
+        DEFAULT_CONSISTENCY_WEIGHT, "b: weight of b·cosine(raw, prompt) of sentence embeddings in the reward, deltaed "
+                                    "like the RMs (0: off).", ge=0, fix="0 switches the term off")
     consistency_model: str = field(default="all-MiniLM-L6-v2", metadata={
         "help": "Sentence encoder of the consistency term: the bundled all-MiniLM-L6-v2, a sentence-transformers dir or hub id."})
     reward_batch_size: int = field(default=32, metadata={"help": "Prompts per RM forward."})
-    num_generations: int = field(default=4, metadata={"help": "grpo/rloo: completions per prompt (the group)."})
-    beta: float = field(default=0.04, metadata={"help": "grpo/rloo: KL anchor to the SFT model (>0: text-only RMs are easy to game)."})
+    num_generations: int = option(4, "grpo/rloo: completions per prompt (the group).", ge=2, fix="a group baseline needs two")
+    beta: float = option(0.04, "grpo/rloo: KL anchor to the SFT model (>0: text-only RMs are easy to game).", ge=0)
     reward_terms: Optional[str] = option(
         None, "The reward as name:weight,... over the registered terms (aesthetic, pickscore, consistency, "
               "word_recall, repetition, clip_length, length, or your own; see docs/ppo.md). Unset: "
@@ -72,17 +59,7 @@ class PPOAppParams:
                                         "huge row cannot take the machine's memory.", ge=1)
 
     def __post_init__(self) -> None:
-        if self.rl_algorithm not in RL_ALGORITHMS:
-            raise ValueError(f"rl_algorithm={self.rl_algorithm!r} must be one of {', '.join(RL_ALGORITHMS)}.")
-        if self.reward not in ("model", "heuristic"):
-            raise ValueError(f"reward={self.reward!r} must be 'model' or 'heuristic'.")
-        if self.num_generations < 2:
-            raise ValueError(f"num_generations={self.num_generations} must be at least 2 (a group baseline).")
-        if self.beta < 0:
-            raise ValueError(f"beta={self.beta} must not be negative.")
-        if self.consistency_weight < 0:
-            raise ValueError(f"consistency_weight={self.consistency_weight} must not be negative (0 switches the term off).")
-        check_options(self)
+        check_options(self)  # choices and bounds, as declared above
         if self.reward_terms is not None:
             from easynlp_bp.reward.terms import parse_reward_terms, term_class
 
@@ -101,7 +78,7 @@ class BeautifulPromptPPOApp(App):
     config_cls = PPOConfig
     default_checkpoint_dir = DEFAULT_CHECKPOINT_DIR
     components = {
-        "model": "easynlp_bp.sft.model:BeautifulPromptModel",
+        "model": "easynlp_bp.models.causal_lm:BeautifulPromptModel",
         "trainer": "easynlp_bp.ppo.trainer:PPOTrainer",
     }
 
@@ -125,92 +102,42 @@ class BeautifulPromptPPOApp(App):
         preset = EMBEDDED_DEFAULT_PRESET if trained_from_config(sft_dir) else {}
         return PPOConfig(**with_preset(preset, self.config_overrides))
 
-    # ----------------------------------------------------------------- inputs
     def _sft_dir(self) -> str:
         path = self.params.pretrain_model_name_or_path
         if not Path(path).is_dir():
-            raise FileNotFoundError(
-                f"SFT model {path} does not exist. Train one first (easynlp --app_name=beautiful_prompt "
-                "--mode=train) or pass user_defined_parameters pretrain_model_name_or_path=<SFT dir>."
-            )
+            raise FileNotFoundError(f"SFT model {path} does not exist. Train one first (easynlp --app_name=beautiful_prompt "
+                                    "--mode=train) or pass user_defined_parameters pretrain_model_name_or_path=<SFT dir>.")
         return path
 
     def _read_prompts(self, source: str) -> list[dict]:
-        first = self.args.first_sequence or "raw_prompt"
-        second = self.args.second_sequence or "prompt"
-        limit = self.params.max_input_chars
-
-        def reference_not_too_long(row: dict):
-            text = row.get(second)
-            if isinstance(text, str) and len(text) > limit:
-                return f"field {second!r} has {len(text)} characters, more than max_input_chars={limit}"
-            return None
-
-        table = read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
-                           required=[first], text_fields=[first], max_chars=limit,
-                           validators=[reference_not_too_long])
+        rows, table = read_prompt_rows(source, raw_column=self.first_sequence, prompt_column=self.second_sequence,
+                                       max_chars=self.params.max_input_chars, input_schema=self.args.input_schema,
+                                       skip_first_line=self.args.skip_first_line)
         self.log_rejects(table)
-        return [{"raw_prompt": r[first], "prompt": r.get(second) or None} for r in table.rows]
+        return rows
 
     def _prompt_tables(self, sft_dir: str) -> tuple[list[dict], list[dict]]:
-        tables = self.table_sources("train", 0, 2, "train[,dev] prompt tables")
-        if not tables:
-            tables = [str(Path(sft_dir) / "data" / "train.jsonl"), str(Path(sft_dir) / "data" / "dev.jsonl")]
-            for table in tables:
-                if not Path(table).exists():
-                    raise FileNotFoundError(f"No --tables and no {table} (the embedded default's data) in the SFT dir.")
+        tables = self.table_sources("train", 0, 2, "train[,dev] prompt tables") or sft_data_tables(sft_dir)
         train = self._read_prompts(tables[0])
-        dev = self._read_prompts(tables[1]) if len(tables) > 1 else []
         if not train:
             raise ValueError(f"{tables[0]} has no usable prompt rows.")
-        if len(tables) == 1:
-            from easynlp_bp.ppo.training_loop import hold_out_prompts
-
-            train, dev = hold_out_prompts(train, self.ppo_config(sft_dir).eval_size, self.args.random_seed)
-            if dev:
-                logger.info("Held out %d of the %d prompts of %s for evaluation (--tables=train,dev chooses them).",
-                            len(dev), len(train) + len(dev), tables[0])
-            else:
-                logger.warning("%s has %d prompts, too few to hold any out: no held-out evaluation "
-                               "(give --tables=train,dev).", tables[0], len(train))
-        return train, dev
+        if len(tables) > 1:
+            return train, self._read_prompts(tables[1])
+        return hold_out(train, self.ppo_config(sft_dir).eval_size, self.args.random_seed, tables[0])
 
     def reward_spec(self) -> list[tuple[str, float]]:
-        """The reward's terms and weights: ``reward_terms`` if given, else the paper's ``(1-α)·aesthetic +
-        α·pickscore`` (+ ``b·consistency``, + length)."""
-        from easynlp_bp.reward.terms import parse_reward_terms
-
+        """The reward's terms and weights (:func:`easynlp_bp.reward.spec.reward_spec`)."""
         p = self.params
-        if p.reward_terms:
-            return parse_reward_terms(p.reward_terms)
-        spec = [("aesthetic", 1.0 - p.alpha), ("pickscore", p.alpha)]
-        spec += [("consistency", p.consistency_weight)] if p.consistency_weight > 0 else []
-        return spec + ([("length", p.length_coef)] if p.length_coef else [])
+        return reward_spec(p.reward_terms, p.alpha, p.consistency_weight, p.length_coef)
 
     def _reward_fn(self, device: str = "cpu"):
         """The combined reward; RM directories are checked here, at start-up."""
-        from easynlp_bp.reward.combined import CombinedReward
         from easynlp_bp.reward.terms import TermContext
 
         p = self.params
-        spec = self.reward_spec()
-        names = [name for name, _ in spec]
-        if p.reward == "heuristic":
-            logger.info("Reward: the heuristic stand-in scorers (not real reward models).")
-        for kind in ("aesthetic", "pickscore"):
-            path = getattr(p, f"reward_model_{kind}")
-            if kind not in names or p.reward == "heuristic":
-                continue
-            if path is None:
-                raise ValueError(f"user_defined_parameters reward_model_{kind}=<dir> is required with reward=model "
-                                 "(or use reward=heuristic for the embedded default's stand-in).")
-            if not Path(path).is_dir():
-                raise FileNotFoundError(f"reward_model_{kind}={path} does not exist; train it with "
-                                        "--app_name=beautiful_prompt_reward.")
-        logger.info("Reward terms (name: weight): %s.", ", ".join(f"{n}: {w:g}" for n, w in spec))
         context = TermContext(p.reward_model_aesthetic, p.reward_model_pickscore, heuristic=p.reward == "heuristic",
                               consistency_model=p.consistency_model, device=device, batch_size=p.reward_batch_size)
-        return CombinedReward.from_spec(spec, context, delta_reward=p.delta_reward)
+        return build_reward(self.reward_spec(), context, delta_reward=p.delta_reward)
 
     # ----------------------------------------------------------------- modes
     def train(self) -> dict:
@@ -237,17 +164,14 @@ class BeautifulPromptPPOApp(App):
             result = {k: v for k, v in summary.items() if k != "history"}
             if not accelerator.is_main_process:
                 return result
-        self.write_run_config(self.checkpoint_dir, sft_dir=sft_dir, ppo_config=asdict(config),
-                              reward_terms=self.reward_spec(), train_prompts=len(train_rows),
-                              dev_prompts=len(dev_rows), result=result)
-        from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint, is_stand_in_checkpoint
-
-        if (Path(self.checkpoint_dir) / "config.json").is_file():
-            finalize_checkpoint(self.checkpoint_dir, CheckpointCard(
-                kind="ppo", base_model=str(sft_dir), is_stand_in=is_stand_in_checkpoint(sft_dir),
-                data=f"{len(train_rows)} training prompts, {len(dev_rows)} held out",
-                settings=asdict(config) if self.params.rl_algorithm == "ppo" else {},
-                metrics={k: v for k, v in result.items() if isinstance(v, (int, float, str))}))
+        self.finish_training(
+            CheckpointCard(kind="ppo", base_model=str(sft_dir), generation=seed_generation_settings(),
+                           is_stand_in=is_stand_in_checkpoint(sft_dir),
+                           data=f"{len(train_rows)} training prompts, {len(dev_rows)} held out",
+                           settings=asdict(config) if self.params.rl_algorithm == "ppo" else {},
+                           metrics={k: v for k, v in result.items() if isinstance(v, (int, float, str))}),
+            sft_dir=sft_dir, ppo_config=asdict(config), reward_terms=self.reward_spec(), train_prompts=len(train_rows),
+            dev_prompts=len(dev_rows), result=result)
         logger.info("RL (%s) done: %s", self.params.rl_algorithm,
                     {k: v for k, v in result.items() if k not in ("first_eval", "last_eval")})
         return result

@@ -1,6 +1,6 @@
 """App ``beautiful_prompt_reward``: train an aesthetic or PickScore reward model, evaluate it, score prompts.
 
-Glue only: the model is :mod:`easynlp_bp.reward.model`, its inputs :mod:`easynlp_bp.reward.formats`, the
+Glue only: the model is :mod:`easynlp_bp.models.reward_model`, its inputs :mod:`easynlp_bp.text.reward_formats`, the
 recipe :mod:`easynlp_bp.reward.training`. Columns: the prompt is ``--second_sequence`` (default ``prompt``),
 the raw prompt ``--first_sequence`` (default ``raw_prompt``, read by the pickscore RM only), the label
 ``--label_name`` (default ``aesthetic_score`` or ``pick_score`` by ``reward_type``). Without ``--tables``,
@@ -16,9 +16,9 @@ from typing import ClassVar, Optional
 from easynlp_bp.appzoo.base import APPS, App, with_preset
 from easynlp_bp.io import Table, read_table, write_table
 from easynlp_bp.io.readers import float_field_validator
-from easynlp_bp.model_files import is_text_generator
+from easynlp_bp.models.folder_checks import is_text_generator
 from easynlp_bp.options import option
-from easynlp_bp.reward.formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
+from easynlp_bp.text.reward_formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class BeautifulPromptRewardApp(App):
     description = "Train / evaluate a text-only reward model (reward_type=aesthetic|pickscore); score prompts."
     components = {
         "dataset": "easynlp_bp.reward.data:RewardDataset",
-        "model": "easynlp_bp.reward.model:RewardModel",
+        "model": "easynlp_bp.models.reward_model:RewardModel",
         "evaluator": "easynlp_bp.reward.evaluator:RewardEvaluator",
     }
 
@@ -87,18 +87,10 @@ class BeautifulPromptRewardApp(App):
     def checkpoint_dir(self) -> str:
         return self.args.checkpoint_dir or f"outputs/reward_{self.train_reward_type}"
 
-    @property
-    def raw_field(self) -> str:
-        return self.args.first_sequence or "raw_prompt"
-
-    @property
-    def prompt_field(self) -> str:
-        return self.args.second_sequence or "prompt"
-
     # ----------------------------------------------------------------- building blocks (also the EasyNLP lookups)
     def read(self, source: str, reward_type: str, label: Optional[str]) -> Table:
         """Read ``source``; rows with an empty prompt (or raw prompt) or a non-finite label become rejects."""
-        fields = [self.prompt_field] + ([self.raw_field] if reward_type == "pickscore" else [])
+        fields = [self.second_sequence] + ([self.first_sequence] if reward_type == "pickscore" else [])
         return read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
                           required=fields + ([label] if label else []), text_fields=fields,
                           max_chars=self.params.max_input_chars,
@@ -110,13 +102,13 @@ class BeautifulPromptRewardApp(App):
             max_length=max_length, trust_remote_code=self.params.trust_remote_code, seed=self.args.random_seed)
 
     def build_dataset(self, rm, rows, label: str):
-        return self.component("dataset")(rm, rows, label, self.raw_field, self.prompt_field)
+        return self.component("dataset")(rm, rows, label, self.first_sequence, self.second_sequence)
 
     def build_evaluator(self, valid, label: Optional[str] = None):
         """The evaluator for ``valid``: rows, or a dataset that kept its rows and label (``RewardDataset``)."""
         rows = getattr(valid, "rows", valid)
         label = label or getattr(valid, "label_name", None) or self.args.label_name
-        return self.component("evaluator")(rows, label, self.raw_field, self.prompt_field, self.params.batch_size)
+        return self.component("evaluator")(rows, label, self.first_sequence, self.second_sequence, self.params.batch_size)
 
     def dataset_from_file(self, data_file: str, max_seq_length: int = 384):
         """A labelled table read into the app's dataset class (the model of ``pretrain_model_name_or_path``)."""
@@ -128,7 +120,7 @@ class BeautifulPromptRewardApp(App):
     def load_trained(self):
         """The trained RM in ``--checkpoint_dir`` on ``device``; a ``reward_type`` that disagrees is an error."""
         from easynlp_bp.devices import resolve_device
-        from easynlp_bp.reward.model import REWARD_CONFIG_FILE
+        from easynlp_bp.models.reward_model import REWARD_CONFIG_FILE
 
         if not (Path(self.checkpoint_dir) / REWARD_CONFIG_FILE).is_file():
             if is_text_generator(self.checkpoint_dir):
@@ -186,9 +178,9 @@ class BeautifulPromptRewardApp(App):
         return rows[n_dev:], rows[:n_dev], {"embedded_default_rows": len(rows), "labels": "heuristic stand-in"}
 
     def train(self) -> dict:
-        from easynlp_bp.model_files import check_base_model
-        from easynlp_bp.modelzoo import resolve_model_source, trained_from_config
-        from easynlp_bp.reward.formats import format_reward_input
+        from easynlp_bp.models.folder_checks import check_base_model
+        from easynlp_bp.models.modelzoo import resolve_model_source, trained_from_config
+        from easynlp_bp.text.reward_formats import format_reward_input
         from easynlp_bp.reward.training import (reward_preset, save_final_reward_model, set_label_scale,
                                                  train_reward_model)
 
@@ -204,7 +196,7 @@ class BeautifulPromptRewardApp(App):
         label = self.train_label_name
         train_rows, dev_rows, accounting = self._training_tables()
         # The tokenizer of a from-config backbone learns the RM's own input texts (EOS is a special token).
-        rm = self.build_model([format_reward_input(reward_type, r.get(self.raw_field, ""), r[self.prompt_field], "")
+        rm = self.build_model([format_reward_input(reward_type, r.get(self.first_sequence, ""), r[self.second_sequence], "")
                                for r in train_rows], max_length=hp["sequence_length"])
         set_label_scale(rm, train_rows, label, self.params.normalize_labels)  # before the datasets normalise
         datasets = [self.build_dataset(rm, rows, label) if rows else None for rows in (train_rows, dev_rows)]
@@ -217,16 +209,15 @@ class BeautifulPromptRewardApp(App):
             result["dev"] = self.build_evaluator(dev_rows, label).evaluate(rm)
 
         def finalize(staging: Path) -> None:
-            from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+            from easynlp_bp.models.finished_checkpoint import CheckpointCard
 
-            finalize_checkpoint(staging, CheckpointCard(
+            self.finish_training(CheckpointCard(
                 kind="reward", base_model=source.location, is_stand_in=source.is_from_scratch,
                 data=", ".join(self.args.table_list) or "embedded default rows (heuristic stand-in labels)",
                 settings=hp, metrics=result,
                 reward={"type": reward_type, "label_name": label, "label_mean": rm.config.label_mean,
-                        "label_std": rm.config.label_std}), model_dir=self.checkpoint_dir)
-            self.write_run_config(str(staging), model_source=source.__dict__, hyperparameters=hp,
-                                  data=accounting, result=result)
+                        "label_std": rm.config.label_std}),
+                directory=staging, model_source=source.__dict__, hyperparameters=hp, data=accounting, result=result)
 
         save_final_reward_model(trainer, rm, self.checkpoint_dir, finalize)
         if trainer.is_world_process_zero():
@@ -253,16 +244,16 @@ class BeautifulPromptRewardApp(App):
 
     # ----------------------------------------------------------------- predict
     def predict(self) -> dict:
-        self.table_sources("predict", 1, 1, f"one table to score (a {self.prompt_field!r} column)")
+        self.table_sources("predict", 1, 1, f"one table to score (a {self.second_sequence!r} column)")
         self.check_outputs_writable(reads=[self.checkpoint_dir])
         rm = self.load_trained()
-        from easynlp_bp.reward.model import EASYNLP_SCORE_COLUMNS, score_columns
+        from easynlp_bp.models.reward_model import EASYNLP_SCORE_COLUMNS, score_columns
 
         output_schema, append = self.output_columns("score", ("score", rm.config.label_name, *EASYNLP_SCORE_COLUMNS))
         table = self.read(self.args.table_list[0], rm.config.reward_type, None)
         self.check_append_cols(table, append)
-        scores = rm.score([r.get(self.raw_field, "") for r in table.rows], [r[self.prompt_field] for r in table.rows],
+        scores = rm.score([r.get(self.first_sequence, "") for r in table.rows], [r[self.second_sequence] for r in table.rows],
                           batch_size=self.params.batch_size).tolist()
         rows = [{**row, **score_columns(score, rm.config)} for row, score in zip(table.rows, scores)]
         result = self.write_predictions(rows, table, output_schema + append)  # EasyNLP's order
-        return {**result, "print_columns": [output_schema[0], self.prompt_field]}
+        return {**result, "print_columns": [output_schema[0], self.second_sequence]}

@@ -50,8 +50,8 @@ class BeautifulPromptScoreApp(App):
             raise ValueError(f"--mode=predict of beautiful_prompt_score reads one table (--tables); got {len(tables)}.")
         if not self.args.outputs:
             raise ValueError("--outputs is required: it is the label table and where progress is kept for resuming.")
-        prompt_field = self.args.second_sequence or "prompt"
-        against = self.params.score_against or self.args.first_sequence or "raw_prompt"
+        prompt_field = self.second_sequence
+        against = self.params.score_against or self.first_sequence
         needs_text = any(SCORERS.get(n).text_role for n in self.params.scorer_names)
         fields = ([against] if needs_text and against != prompt_field else []) + [prompt_field]
         table = read_table(tables[0], input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,

@@ -10,7 +10,7 @@ scores (aesthetic ~4-7, PickScore ~17-22) so that thresholds such as the SFT fil
 Like real PickScore, which scores the image *against the raw prompt*, the pick stand-in depends on the raw
 prompt: a prompt that drops or swaps the user's subject scores lower, however polished it is. The RM rows
 (:func:`make_reward_rows`) include such drifted prompts, so that an RM trained on them must read the raw
-prompt to predict the label (issue 13).
+prompt to predict the label.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Optional, Sequence
 import torch
 
 from easynlp_bp.default import vocabulary as vocab
-from easynlp_bp.prompting.faithfulness import FUNCTION_WORDS, subject_kept_share
+from easynlp_bp.text.faithfulness import FUNCTION_WORDS, subject_kept_share
 
 STOPWORDS = FUNCTION_WORDS
 VARIANTS_PER_PAIR = 6
@@ -57,7 +57,7 @@ def prompt_features(raw_prompt: str, prompt: str) -> dict[str, float]:
     ``modifiers``: distinct modifier phrases; ``groups``: groups with at least one; ``words``: word count;
     ``repetition``: share of repeated content words (1 - unique/total, function words excluded);
     ``relevance``: share of the raw prompt's content words that the prompt keeps (1 when the raw prompt has
-    none; :func:`~easynlp_bp.prompting.faithfulness.subject_kept_share`, the subject preservation metric).
+    none; :func:`~easynlp_bp.text.faithfulness.subject_kept_share`, the subject preservation metric).
     """
     counts = modifier_counts(prompt)
     words = _words(prompt)

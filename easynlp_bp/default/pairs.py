@@ -8,8 +8,8 @@ Its beautified prompt is the raw prompt **verbatim** (a trailing full stop dropp
 modifiers kept) followed by three or four new modifier phrases: a detail or lighting, a style, quality words
 and sometimes an invented artist. Three or four, not more: each added phrase pulls the sentence's meaning
 away from a one-word prompt (MiniLM cosine with "bond" falls from 0.66 with one phrase to 0.44 with six),
-and the issue asks for a mean of at least 0.5. Because the subjects are drawn from tens of thousands of
-words, the model cannot memorise them and learns to copy whatever the user wrote (issue 13).
+and the consistency of raw and beautified prompt should stay at a mean of at least 0.5. Because the subjects are drawn from tens of thousands of
+words, the model cannot memorise them and learns to copy whatever the user wrote.
 Deterministic for a given seed.
 """
 from __future__ import annotations

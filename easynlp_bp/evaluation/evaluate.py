@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from easynlp_bp.evaluation.grid import save_grid
 from easynlp_bp.evaluation.methods import PromptMethod
 from easynlp_bp.evaluation.report import write_report
-from easynlp_bp.evaluation.text_metrics import text_metrics
+from easynlp_bp.text.metrics import text_metrics
 from easynlp_bp.io.writers import to_json
 from easynlp_bp.progress import progress_bar_over
 

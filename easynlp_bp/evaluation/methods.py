@@ -76,15 +76,12 @@ class CausalLMExpander:
     """A plain continuation model (MagicPrompt, Promptist-style GPT-2): output = raw prompt + greedy continuation."""
 
     def __init__(self, source: str, max_new_tokens: int, device: str = "auto"):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from easynlp_bp.devices import resolve_device
-        from easynlp_bp.fused_gelu import fuse_bloom_gelu
+        from easynlp_bp.models.causal_lm import load_causal_lm
 
         self.device = resolve_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        self.model = AutoModelForCausalLM.from_pretrained(source).to(self.device).eval()
-        fuse_bloom_gelu(self.model)  # a no-op for non-BLOOM expanders
+        model, self.tokenizer = load_causal_lm(source, flag="methods")
+        self.model = model.to(self.device).eval()
         self.max_new_tokens = max_new_tokens
 
     def predict(self, raw_prompts: Sequence[str], progress: bool = False) -> list[list[str]]:

@@ -36,10 +36,12 @@ def save_policy(trainer, directory: str | Path) -> None:
     trainer.tokenizer.save_pretrained(directory)
     save_value_head(policy, str(directory))
     (directory / "ppo_config.json").write_text(json.dumps(trainer.config.to_dict(), indent=2), encoding="utf-8")
-    from easynlp_bp.hf_checkpoint import CheckpointCard, finalize_checkpoint
+    from easynlp_bp.models.finished_checkpoint import CheckpointCard, finalize_checkpoint
+    from easynlp_bp.prompting.params import seed_generation_settings
 
     base = getattr(policy.base.config, "_name_or_path", "") or "the SFT checkpoint"
     finalize_checkpoint(directory, CheckpointCard(kind="ppo", base_model=base, data="PPO training prompts",
+                                                  generation=seed_generation_settings(),
                                                   settings=trainer.config.to_dict()))
 
 
@@ -79,10 +81,11 @@ def save_checkpoint(trainer, output_dir: str | Path, extra_state: Optional[dict]
 
 
 def find_last_checkpoint(output_dir: str | Path) -> Optional[Path]:
-    """The complete ``checkpoint-N`` with the largest N in ``output_dir`` (None if there is none)."""
-    found = [(int(m.group(1)), p) for p in Path(output_dir).glob("checkpoint-*")
-             if (m := CHECKPOINT_PATTERN.match(p.name)) and (p / STATE_FILE).exists()]
-    return max(found)[1] if found else None
+    """The complete ``checkpoint-N`` with the largest N in ``output_dir`` (None if there is none); the same
+    completeness rule as the SFT and RM apps' (:func:`easynlp_bp.models.training_checkpoints.checkpoint_problem`)."""
+    from easynlp_bp.models.training_checkpoints import last_complete_checkpoint
+
+    return last_complete_checkpoint(str(output_dir))
 
 
 def resolve_resume(resume_from: Optional[str], output_dir: str | Path) -> Optional[Path]:

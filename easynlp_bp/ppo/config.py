@@ -143,3 +143,22 @@ class PPOConfig:
 def _divisor_near(n: int, wanted: int) -> int:
     divisors = [d for d in range(1, n + 1) if n % d == 0]
     return min(divisors, key=lambda d: abs(d - wanted))
+
+
+# Settings for the embedded default (a ~1M-parameter model trained from scratch): short prompts, two trainable
+# layers of four, a short run, and a tight leash. Against the stand-in RMs the reward signal of 32 rollouts is
+# weak, so larger steps mostly random-walk the policy away from its SFT copy of the user's words (measured,
+# docs/consistency.md: lr 5e-4 / 1e-4 / 5e-5 took PartiPrompts kept whole from 91 % to 50 / 72 / 88 %).
+# Only keys the user did not give.
+EMBEDDED_DEFAULT_PRESET = {
+    "num_rollouts": 32, "chunk_size": 16, "mini_batch_size": 8, "max_new_tokens": 48, "learning_rate": 2e-5,
+    "init_kl_coef": 0.3, "kl_target": 2.0, "num_layers_unfrozen": 2, "total_steps": 480, "eval_interval": 5,
+    "checkpoint_interval": 5, "eval_size": 64, "kl_horizon": 1000, "init_value_from_scores": True,
+}
+# EasyNLP flags that map onto PPO settings (flag -> PPOConfig field); the rest do not apply to RL.
+FLAG_TO_FIELD = {"learning_rate": "learning_rate", "micro_batch_size": "micro_batch_size",
+                 "max_grad_norm": "max_grad_norm", "weight_decay": "weight_decay",
+                 "save_checkpoint_steps": "checkpoint_interval"}
+UNUSED_FLAGS = {"epoch_num": "total_steps", "sequence_length": "max_new_tokens",
+                "gradient_accumulation_steps": "mini_batch_size (with --micro_batch_size)",
+                "warmup_proportion": None, "logging_steps": None}

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from easynlp_bp.ppo.frozen_trunk import first_tensor
-from easynlp_bp.prompting.template import build_prompt
+from easynlp_bp.text.template import build_prompt
 
 
 @dataclass

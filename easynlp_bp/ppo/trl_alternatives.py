@@ -30,7 +30,7 @@ def build_prompt_dataset(rows: Sequence[dict]):
     """A ``datasets.Dataset`` with the instruction ``prompt`` and the columns the reward needs."""
     from datasets import Dataset
 
-    from easynlp_bp.prompting.template import build_prompt
+    from easynlp_bp.text.template import build_prompt
 
     return Dataset.from_list([
         {"prompt": build_prompt(r["raw_prompt"]), "raw_prompt": r["raw_prompt"], "reference_prompt": r.get("prompt") or ""}
@@ -50,7 +50,7 @@ def train_with_trl(params, ppo, sft_dir: str, reward_fn, train_rows: Sequence[di
     import torch
     from transformers import AutoModelForCausalLM
 
-    from easynlp_bp.sft.model import BeautifulPromptModel
+    from easynlp_bp.models.causal_lm import BeautifulPromptModel
 
     if params.rl_algorithm == "grpo":
         from trl import GRPOConfig as Config

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from easynlp_bp.bloom_sdpa import last_positions_only
+from easynlp_bp.models.bloom_sdpa import last_positions_only
 from easynlp_bp.ppo.frozen_trunk import (  # noqa: F401  (find_decoder_layers: re-exported)
     TrunkSplit, count_decoder_layers, find_decoder_layers, frozen_trunk_modules,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from easynlp_bp.prompting.faithfulness import content_words, loop_share, protected_spans, subject_kept_share
+from easynlp_bp.text.faithfulness import content_words, loop_share, protected_spans, subject_kept_share
 
 #: What happened to one output: ``ok`` (passed first time), ``resampled`` (passed after re-sampling),
 #: ``kept_input`` (the user's text verbatim + the model's continuation), ``unchecked`` (guard off),
@@ -71,7 +71,7 @@ class PromptResult:
 
     def cap(self, clip_cap) -> None:
         """Cut each output to ``clip_cap``'s window; outputs that cannot be cut are dropped (``reason`` says why)."""
-        from easynlp_bp.prompting.clip_cap import ClipCapError
+        from easynlp_bp.text.clip_cap import ClipCapError
 
         kept, statuses, scores = [], [], []
         for index, (text, status) in enumerate(zip(self.outputs, self.statuses)):

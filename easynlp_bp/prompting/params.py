@@ -129,3 +129,11 @@ class PredictorParams:
         if self.max_new_tokens is not None:
             return self.max_new_tokens
         return max(1, self.max_length - prompt_length)
+
+
+def seed_generation_settings() -> dict:
+    """The ``generation_config.json`` of a finished generator checkpoint: the defaults above (the seed snippet's
+    sampling settings), so plain ``generate()`` and ``pipeline()`` sample as the Predictor does by default."""
+    seed = PredictorParams()
+    return {"do_sample": True, "top_k": seed.top_k, "top_p": seed.top_p, "temperature": seed.temperature,
+            "repetition_penalty": seed.repetition_penalty, "max_length": seed.max_length}

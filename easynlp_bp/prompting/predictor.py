@@ -29,9 +29,9 @@ from easynlp_bp.prompting.input_text import visible_text
 from easynlp_bp.prompting.rerank import build_reranker, rerank
 from easynlp_bp.prompting.guard import FaithfulnessGuard, PromptResult, guard_outputs
 from easynlp_bp.prompting.language import detect_language
-from easynlp_bp.prompting.clip_cap import ClipLengthCap
-from easynlp_bp.prompting.template import TARGET_SEPARATOR, build_prompt
-from easynlp_bp.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.text.clip_cap import ClipLengthCap
+from easynlp_bp.text.template import TARGET_SEPARATOR, build_prompt
+from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.components import COMPONENTS
 from easynlp_bp.options import convert_options, options_where, unknown_names_message
 from easynlp_bp.prompting.params import DECODING_MODES, MAX_RETURN_SEQUENCES, PredictorParams  # noqa: F401
@@ -52,15 +52,16 @@ class BeautifulPromptPredictor:
 
     def __init__(self, model_dir: str, params: Optional[PredictorParams] = None, *, model=None, tokenizer=None,
                  first_sequence: str = "raw_prompt"):
-        from easynlp_bp.sft.model import BeautifulPromptModel
+        from easynlp_bp.models.causal_lm import BeautifulPromptModel
 
         self.params = params or PredictorParams()
         self.first_sequence = first_sequence  # the input column run() reads (EasyNLP's first_sequence)
         self.device = resolve_device(self.params.device)
-        if model is None:
+        if model is None:  # the loader fuses BLOOM's GeLU
             loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
             model, tokenizer = loaded.model, loaded.tokenizer
-        fuse_bloom_gelu(model)  # in place, same function (easynlp_bp/fused_gelu.py); weights untouched
+        else:  # in place, same function (easynlp_bp/models/fused_gelu.py); weights untouched
+            fuse_bloom_gelu(model)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"

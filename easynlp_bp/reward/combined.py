@@ -129,7 +129,7 @@ class CombinedReward:
         Raises:
             ValueError: a directory holds the other kind of RM (e.g. a pickscore RM as ``aesthetic_dir``).
         """
-        from easynlp_bp.reward.model import RewardModel
+        from easynlp_bp.models.reward_model import RewardModel
 
         aesthetic = RewardModel.from_pretrained(aesthetic_dir, reward_type="aesthetic").to(device)
         pick = RewardModel.from_pretrained(pickscore_dir, reward_type="pickscore").to(device)

@@ -23,7 +23,7 @@ def load_consistency_encoder(model: Optional[str] = None, device: str = "cpu"):
         ImportError: the ``consistency`` extra is missing.
     """
     if model in (None, "", BUNDLED_ENCODER, f"sentence-transformers/{BUNDLED_ENCODER}"):
-        from easynlp_bp.evaluation.text_metrics import load_sentence_encoder
+        from easynlp_bp.text.metrics import load_sentence_encoder
 
         return load_sentence_encoder(device=device)
     try:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 
 import torch
 
-from easynlp_bp.prompting.faithfulness import loop_share, subject_kept_share
+from easynlp_bp.text.faithfulness import loop_share, subject_kept_share
 from easynlp_bp.registry import Registry
 
 REWARD_TERMS: Registry[type] = Registry("reward term")
@@ -74,7 +74,7 @@ def _rm_term(name: str, reward_type: str, weight: float, context: TermContext) -
 
         scorer = HeuristicAestheticScorer() if reward_type == "aesthetic" else HeuristicPickScorer()
         return ScorerTerm(name, scorer, weight)
-    from easynlp_bp.reward.model import RewardModel
+    from easynlp_bp.models.reward_model import RewardModel
 
     directory = getattr(context, f"reward_model_{reward_type}")
     if directory is None:
@@ -174,7 +174,7 @@ class ClipLengthTerm:
             raise ValueError(f"clip_length window {self.min_tokens}..{self.max_tokens} must satisfy "
                              "1 <= min <= max.")
         if self.counter is None:
-            from easynlp_bp.prompting.clip_cap import clip_token_counter
+            from easynlp_bp.text.clip_cap import clip_token_counter
 
             self.counter = clip_token_counter()
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from easynlp_bp.reward.data import collate_reward_batch
-from easynlp_bp.training_arguments import build_training_arguments, final_train_loss, resolve_resume_checkpoint
+from easynlp_bp.models.training_checkpoints import resolve_resume_checkpoint
+from easynlp_bp.training_arguments import build_training_arguments, final_train_loss
 
 # The reference RM settings (DESIGN.md section 2) for pretrained backbones.
 PAPER_RM = {
@@ -71,8 +72,8 @@ def train_reward_model(rm, train_set, dev_set, output_dir: str, hp: dict, *, see
 def save_final_reward_model(trainer, rm, output_dir: str, finalize: Callable[[Path], None]) -> None:
     """Save the trained RM (model, tokenizer, ``reward_config.json``) to ``output_dir`` atomically: into a staging
     folder, where ``finalize(staging)`` (main process only) adds the model card and run config, then moved into
-    place (:func:`easynlp_bp.model_files.staged_model_dir`), so a kill never leaves a torn model folder."""
-    from easynlp_bp.model_files import staged_model_dir
+    place (:func:`easynlp_bp.models.folder_checks.staged_model_dir`), so a kill never leaves a torn model folder."""
+    from easynlp_bp.models.folder_checks import staged_model_dir
 
     is_main = trainer.is_world_process_zero()
     with staged_model_dir(output_dir, is_main_process=is_main) as staging:

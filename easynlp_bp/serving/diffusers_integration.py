@@ -18,7 +18,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from easynlp_bp.prompting.clip_cap import ClipLengthCap
+from easynlp_bp.text.clip_cap import ClipLengthCap
 
 
 @dataclass

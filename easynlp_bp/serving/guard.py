@@ -56,11 +56,21 @@ class RequestGuard:
             return await self.app(scope, receive, send)
         start, path, status = time.perf_counter(), scope["path"], {}
 
+        def finished() -> None:
+            if status.pop("open", False):
+                elapsed_ms = (time.perf_counter() - start) * 1000
+                if self.metrics is not None and path.startswith("/v1/") and "code" in status:
+                    self.metrics.record_request(status["code"], elapsed_ms)
+                access_logger.info("%s %s %s %.0f ms", scope["method"], path, status.get("code", "-"), elapsed_ms)
+
         async def send_recording(message):
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                finished()  # before the last bytes leave, so a client never sees the answer before its log line
             await send(message)
 
+        status["open"] = True
         try:
             receive = await self._checked(scope, receive)
         except APIError as err:
@@ -68,10 +78,7 @@ class RequestGuard:
         else:
             if receive is not None:  # None: the client went away while sending
                 await self.app(scope, receive, send_recording)
-        elapsed_ms = (time.perf_counter() - start) * 1000
-        if self.metrics is not None and path.startswith("/v1/") and "code" in status:
-            self.metrics.record_request(status["code"], elapsed_ms)
-        access_logger.info("%s %s %s %.0f ms", scope["method"], path, status.get("code", "-"), elapsed_ms)
+        finished()  # no response was sent (the client went away)
 
     async def _checked(self, scope, receive):
         """A ``receive`` that replays the whole (bounded) body; raises :class:`APIError` for 401/413/408/400."""

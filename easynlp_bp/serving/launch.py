@@ -1,14 +1,13 @@
 """Serve a checkpoint: load the Predictor (and an optional diffusers pipeline), then run the HTTP server.
 
-Both ``easynlp --app_name=beautiful_prompt --mode=serve`` and ``easynlp-serve`` end here, so the
-``easynlp-serve`` entry point reaches the server without going through the AppZoo or the ``easynlp`` CLI.
+Both ``easynlp --app_name=beautiful_prompt --mode=serve`` and ``easynlp-serve`` (:mod:`easynlp_bp.serve_cli`) end
+here, so the ``easynlp-serve`` entry point reaches the server without going through the AppZoo or the ``easynlp`` CLI.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 from easynlp_bp.serving.config import ServeConfig, ServeFields
@@ -48,36 +47,3 @@ def serve_checkpoint(model_dir: Optional[str], params, predictor_cls: type = Bea
 
         pipeline = load_pipeline(config.diffusers_pipeline, params.device)
     return run_server(load_predictor(model_dir, predictor_params_of(params), predictor_cls), config, pipeline)
-
-
-def _serve_from_argv(argv: list[str]) -> int:
-    from easynlp_bp.arguments import parse_user_defined_parameters
-    from easynlp_bp.command_line import parse_args
-
-    args, wants_help = parse_args(argv)
-    given = {a.split("=", 1)[0] for a in argv}
-    if args.app_name not in (None, "beautiful_prompt") or ("--mode" in given and args.mode != "serve"):
-        raise ValueError("easynlp-serve only serves beautiful_prompt checkpoints; drop --app_name/--mode "
-                         "or use `easynlp --app_name=... --mode=...`.")
-    if wants_help:
-        from easynlp_bp.arguments import describe_params
-
-        sys.stdout.write("easynlp-serve --checkpoint_dir=DIR --user_defined_parameters='key=value ...'\n"
-                         f"keys:\n{describe_params(ServeParams)}\n")
-        return 0
-    serve_checkpoint(args.checkpoint_dir, parse_user_defined_parameters(args.user_defined_parameters, ServeParams))
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``easynlp-serve [flags]``: the same as ``easynlp --app_name=beautiful_prompt --mode=serve [flags]``."""
-    from easynlp_bp.command_line import configure_logging, run_reporting_errors
-
-    configure_logging()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return run_reporting_errors(lambda: _serve_from_argv(argv), prog="easynlp-serve")
-
-
-def main_entry() -> None:
-    """Console-script wrapper of ``easynlp-serve``."""
-    sys.exit(main())

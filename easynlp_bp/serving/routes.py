@@ -57,7 +57,7 @@ def served_model_name(predictor) -> str:
 
 def stand_in_warning_of(predictor) -> Optional[str]:
     """The model card's stand-in warning, as plain text, when the served model is the embedded default."""
-    from easynlp_bp.hf_checkpoint import STAND_IN_WARNING, is_stand_in_checkpoint
+    from easynlp_bp.models.finished_checkpoint import STAND_IN_WARNING, is_stand_in_checkpoint
 
     folder = served_model_dir(predictor)
     return STAND_IN_WARNING.replace("**", "").replace("`", "").replace("*", "") \

@@ -28,7 +28,7 @@ def load_clip_counter(predictor) -> tuple[Optional[Callable[[str], int]], str]:
         logger.info("CLIP counts use instant-clip-tokenizer: %r did not load (%s).",
                     predictor.params.clip_tokenizer, err)
     try:
-        from easynlp_bp.evaluation.text_metrics import clip_token_counter
+        from easynlp_bp.text.metrics import clip_token_counter
 
         return clip_token_counter(), "instant-clip-tokenizer"
     except ImportError as err:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from easynlp_bp.finite_numbers import finite_or_nan
-from easynlp_bp.prompting.template import build_prompt, build_target
+from easynlp_bp.text.template import build_prompt, build_target
 from easynlp_bp.components import COMPONENTS
 
 IGNORE_INDEX = -100

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 
 from easynlp_bp.components import COMPONENTS
-from easynlp_bp.evaluation.text_statistics import text_statistics
+from easynlp_bp.text.statistics import text_statistics
 from easynlp_bp.sft.data import collate_left_padded
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from easynlp_bp.sft.data import collate_left_padded
-from easynlp_bp.training_arguments import build_training_arguments, resolve_resume_checkpoint
+from easynlp_bp.models.training_checkpoints import resolve_resume_checkpoint
+from easynlp_bp.training_arguments import build_training_arguments
 
 # The reference SFT settings (DESIGN.md section 2): flags and filter keys the user leaves unset take these.
 PAPER_SFT = {
@@ -72,8 +73,8 @@ def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *
 def save_final_model(trainer, tokenizer, output_dir: str, finalize: Callable[[Path], None]) -> None:
     """Save the trained model and tokenizer to ``output_dir`` atomically: into a staging folder, where
     ``finalize(staging)`` (main process only) adds the model card and run config, then moved into place
-    (:func:`easynlp_bp.model_files.staged_model_dir`), so a kill never leaves a torn model folder."""
-    from easynlp_bp.model_files import staged_model_dir
+    (:func:`easynlp_bp.models.folder_checks.staged_model_dir`), so a kill never leaves a torn model folder."""
+    from easynlp_bp.models.folder_checks import staged_model_dir
 
     is_main = trainer.is_world_process_zero()
     with staged_model_dir(output_dir, is_main_process=is_main) as staging:

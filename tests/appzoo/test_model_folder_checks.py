@@ -1,4 +1,4 @@
-"""A model folder that is missing or of the wrong kind gets one clear line at once (issue 26), not a minute of
+"""A model folder that is missing or of the wrong kind gets one clear line at once, not a minute of
 hub retries or garbage predictions."""
 from __future__ import annotations
 

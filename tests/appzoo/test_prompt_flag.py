@@ -1,4 +1,4 @@
-"""One prompt from the shell: ``--prompt "a cat"`` (issue 26), refused where it has no meaning."""
+"""One prompt from the shell: ``--prompt "a cat"``, refused where it has no meaning."""
 from __future__ import annotations
 
 from easynlp_bp.cli import main

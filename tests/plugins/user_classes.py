@@ -4,7 +4,7 @@ from easynlp_bp.prompting.predictor import BeautifulPromptPredictor
 from easynlp_bp.reward.evaluator import RewardEvaluator
 from easynlp_bp.sft.data import BeautifulPromptDataset
 from easynlp_bp.sft.evaluator import BeautifulPromptEvaluator
-from easynlp_bp.sft.model import BeautifulPromptModel
+from easynlp_bp.models.causal_lm import BeautifulPromptModel
 
 
 class ShoutingPredictor(BeautifulPromptPredictor):

@@ -1,4 +1,4 @@
-"""The faithfulness guard: no user receives an output that garbles what they wrote (issue 25).
+"""The faithfulness guard: no user receives an output that garbles what they wrote.
 
 The Predictor's real generation is replaced only where a test needs a known bad output; the rest runs a random
 tiny BLOOM, which garbles everything (the worst case a guard must absorb).
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from easynlp_bp.prompting.faithfulness import content_words, loop_share, protected_spans, subject_kept_share
+from easynlp_bp.text.faithfulness import content_words, loop_share, protected_spans, subject_kept_share
 from easynlp_bp.prompting.guard import GUARD_STATUSES, FaithfulnessGuard
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 

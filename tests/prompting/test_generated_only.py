@@ -1,5 +1,5 @@
 """No decoding option reaches the user's words: the n-gram ban and the repetition penalty see only the
-generated part (issue 25: EasyNLP's ``no_repeat_ngram_size=2 num_beams=3`` turned "a cat on a sofa" into
+generated part (without that, EasyNLP's ``no_repeat_ngram_size=2 num_beams=3`` turned "a cat on a sofa" into
 "cc on the sogea", the ban covering the user's text inside the template)."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Language policy: an input in a language the model was not trained on is kept verbatim (plus modifiers) with a
-warning, or rejected per row on request; a model trained on it answers as for any input (issue 25)."""
+warning, or rejected per row on request; a model trained on it answers as for any input."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Several candidates, best first (issue 25): ``rerank`` orders each input's outputs by a score it reports."""
+"""Several candidates, best first: ``rerank`` orders each input's outputs by a score it reports."""
 from __future__ import annotations
 
 import pytest

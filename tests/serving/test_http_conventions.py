@@ -11,7 +11,7 @@ import pytest
 httpx = pytest.importorskip("httpx", reason="pip install -e .[serving]")
 pytest.importorskip("fastapi", reason="pip install -e .[serving]")
 
-from easynlp_bp.hf_checkpoint import STAND_IN_WARNING  # noqa: E402
+from easynlp_bp.models.finished_checkpoint import STAND_IN_WARNING  # noqa: E402
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams  # noqa: E402
 from easynlp_bp.serving.config import ServeConfig  # noqa: E402
 from easynlp_bp.serving.server import BackgroundServer  # noqa: E402

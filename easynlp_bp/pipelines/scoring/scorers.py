@@ -58,7 +58,7 @@ class ClipEmbedder:
         from transformers import AutoTokenizer, CLIPImageProcessorPil, CLIPModel
 
         from easynlp_bp.devices import resolve_device
-        from easynlp_bp.model_files import check_model_dir
+        from easynlp_bp.models.folder_checks import check_model_dir
 
         if Path(model).is_dir():
             check_model_dir(model, flag=flag, needs_tokenizer=processor is None)

@@ -10,7 +10,7 @@ Only forwards without a KV cache take the fused path (scoring and training); cac
 ``output_attentions`` run transformers' own code, so sampled tokens stay exactly those of ``generate``.
 :func:`last_positions_only` lets the last layer compute only the positions a forward reads (PPO reads the
 response positions): its keys and values still cover the whole sequence.
-Like :mod:`easynlp_bp.fused_gelu` it changes the modules' class only, never weights or the saved config.
+Like :mod:`easynlp_bp.models.fused_gelu` it changes the modules' class only, never weights or the saved config.
 """
 from __future__ import annotations
 

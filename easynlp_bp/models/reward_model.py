@@ -16,16 +16,16 @@ from typing import Iterable, Optional, Sequence
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from easynlp_bp.sft.model import BeautifulPromptModel, check_pad_token
-from easynlp_bp.reward.formats import (
+from easynlp_bp.models.causal_lm import BeautifulPromptModel, check_pad_token
+from easynlp_bp.text.reward_formats import (
     DEFAULT_LABEL_NAME,
     check_reward_type,
     format_reward_input,
 )
-from easynlp_bp.fused_gelu import fuse_bloom_gelu
-from easynlp_bp.modelzoo import resolve_model_source
+from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.models.modelzoo import resolve_model_source
 from easynlp_bp.components import COMPONENTS
-from easynlp_bp.model_files import check_model_dir
+from easynlp_bp.models.folder_checks import check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class RewardModel:
                 "non-pad token, which would skip the real EOS. Give the tokenizer a distinct pad token."
             )
         self.model = model
-        fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/fused_gelu.py
+        fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/models/fused_gelu.py
         self.tokenizer = tokenizer
         self.config = config
         # Left truncation keeps the end of long inputs (the prompt's tail and the EOS the score is read at);

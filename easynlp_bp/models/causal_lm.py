@@ -13,11 +13,11 @@ from typing import Iterable, Optional
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
-from easynlp_bp.fused_gelu import fuse_bloom_gelu
-from easynlp_bp.modelzoo import ModelSource, resolve_model_source
+from easynlp_bp.text.template import INSTRUCTION_TEMPLATE
+from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.models.modelzoo import ModelSource, resolve_model_source
 from easynlp_bp.components import COMPONENTS
-from easynlp_bp.model_files import check_causal_lm, check_model_dir
+from easynlp_bp.models.folder_checks import check_causal_lm, check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class BeautifulPromptModel:
         """Load (or, for a config-only source, build at random) the model and its tokenizer.
 
         BLOOM's GeLU modules are swapped for torch's fused kernel of the same function
-        (:func:`easynlp_bp.fused_gelu.fuse_bloom_gelu`); weights and the saved config are untouched.
+        (:func:`easynlp_bp.models.fused_gelu.fuse_bloom_gelu`); weights and the saved config are untouched.
 
         Args:
             name_or_path: modelzoo name, local directory or hub id (``None``: the embedded default).
@@ -82,20 +82,14 @@ class BeautifulPromptModel:
         if source.is_from_scratch:
             model, tokenizer = _build_from_config(source, train_texts, seed)
         else:
-            check_model_dir(source.location)  # a clear error for an empty or broken local directory
-            if Path(source.location).is_dir():
-                check_causal_lm(source.location)
-            tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(
-                source.location, trust_remote_code=trust_remote_code, dtype=dtype
-            )
+            model, tokenizer = load_causal_lm(source.location, trust_remote_code=trust_remote_code, dtype=dtype)
         check_pad_token(tokenizer, source.location)
         model.config.pad_token_id = tokenizer.pad_token_id
         model.config.eos_token_id = tokenizer.eos_token_id
         if model.generation_config is not None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
             model.generation_config.eos_token_id = tokenizer.eos_token_id
-        fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/fused_gelu.py
+        fuse_bloom_gelu(model)  # a model built from a config too: same function, one kernel (models/fused_gelu.py)
         return cls(model=model, tokenizer=tokenizer, source=source)
 
     def save_pretrained(self, output_dir: str) -> None:
@@ -103,6 +97,22 @@ class BeautifulPromptModel:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(output_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(output_dir)
+
+
+def load_causal_lm(location: str, *, trust_remote_code: bool = False, dtype: Optional[torch.dtype] = None,
+                   flag: str = "--checkpoint_dir"):
+    """``(model, tokenizer)`` of a pretrained causal LM in a local folder or on the hub, BLOOM's GeLU fused.
+
+    A local folder is checked first (:func:`check_model_dir`, :func:`check_causal_lm`) so that a broken copy or a
+    reward model gives one clear error naming ``flag``. The tokenizer is returned as saved (no pad-token fix).
+    """
+    check_model_dir(location, flag)
+    if Path(location).is_dir():
+        check_causal_lm(location, flag)
+    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(location, trust_remote_code=trust_remote_code, dtype=dtype)
+    fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/models/fused_gelu.py
+    return model, tokenizer
 
 
 def _build_from_config(source: ModelSource, train_texts: Optional[Iterable[str]], seed: int):

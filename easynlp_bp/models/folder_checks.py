@@ -98,7 +98,7 @@ def check_causal_lm(path: str | Path, flag: str = "--checkpoint_dir") -> None:
     """Raise ``ValueError`` if the model directory ``path`` holds another kind of model (e.g. a reward model)."""
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     names = config.get("architectures") or []
-    if names and not any(name.endswith("ForCausalLM") for name in names):
+    if names and not any(name.endswith(("ForCausalLM", "LMHeadModel")) for name in names):  # GPT2LMHeadModel too
         raise ValueError(f"{flag}={path} holds a {names[0]}, not a text generator (…ForCausalLM): is it a reward "
                          "model? Pass the beautiful_prompt (SFT) or beautiful_prompt_ppo model folder.")
 

@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from easynlp_bp.evaluation.text_statistics import distinct_n
-from easynlp_bp.prompting.clip_cap import clip_token_counter  # re-exported: one definition
-from easynlp_bp.prompting.faithfulness import FUNCTION_WORDS, content_words, subject_kept_share  # noqa: F401
+from easynlp_bp.text.statistics import distinct_n
+from easynlp_bp.text.clip_cap import clip_token_counter  # re-exported: one definition
+from easynlp_bp.text.faithfulness import FUNCTION_WORDS, content_words, subject_kept_share  # noqa: F401
 
 CLIP_WINDOW = 77
 

@@ -21,7 +21,7 @@ DEFAULT_MODEL = "tiny-bloom-bp"
 def modelzoo_dir() -> Path:
     """The ``modelzoo/`` folder: ``$EASYNLP_BP_MODELZOO`` if set, else the one beside the package."""
     env = os.environ.get("EASYNLP_BP_MODELZOO")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "modelzoo"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "modelzoo"
 
 
 @dataclass(frozen=True)

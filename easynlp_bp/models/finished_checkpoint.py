@@ -48,6 +48,7 @@ class CheckpointCard:
     is_stand_in: bool = False
     reward: Optional[dict] = None  # reward_type, label_name, label_mean, label_std
     languages: Optional[list] = None  # generators: the training prompts' languages (the Predictor's language policy)
+    generation: Optional[dict] = None  # generators: generation_config.json (prompting.params.seed_generation_settings)
 
 
 def make_tokenizer_config_portable(directory: str | Path) -> None:
@@ -65,7 +66,7 @@ def write_chat_template(directory: Path) -> None:
     """``chat_template.jinja``: the last user message rendered into the instruction template, so that
     ``pipeline("text-generation", model=dir)([{"role": "user", "content": "a cat"}])`` beautifies "a cat"
     (transformers reads the file beside the tokenizer; there is no system or assistant turn in this format)."""
-    from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
+    from easynlp_bp.text.template import INSTRUCTION_TEMPLATE
 
     before, after = INSTRUCTION_TEMPLATE.split("{raw_prompt}")
     template = ("{%- set users = messages | selectattr('role', 'equalto', 'user') | list -%}"
@@ -85,19 +86,13 @@ def _update_model_config(directory: Path, card: CheckpointCard) -> None:
     write_text_atomically(str(path), json.dumps(config, indent=2) + "\n")
 
 
-def write_generation_config(directory: str | Path) -> dict:
-    """Write the seed snippet's sampling settings to ``generation_config.json``; returns them."""
+def write_generation_config(directory: str | Path, settings: dict) -> dict:
+    """Write ``settings`` (sampling keys of ``GenerationConfig``) and the model's special token ids to
+    ``generation_config.json``; returns ``settings``."""
     from transformers import GenerationConfig
 
-    from easynlp_bp.prompting.predictor import PredictorParams
-
-    seed = PredictorParams()  # its defaults are the seed snippet's settings
     directory = Path(directory)
     model_config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    settings = {
-        "do_sample": True, "top_k": seed.top_k, "top_p": seed.top_p, "temperature": seed.temperature,
-        "repetition_penalty": seed.repetition_penalty, "max_length": seed.max_length,
-    }
     ids = {k: model_config.get(k) for k in ("bos_token_id", "eos_token_id", "pad_token_id")}
     GenerationConfig(**settings, **{k: v for k, v in ids.items() if v is not None}).save_pretrained(directory)
     return settings
@@ -115,7 +110,7 @@ def render_model_card(card: CheckpointCard, generation: dict, model_dir: str | P
     ``model_dir``), data, settings, metrics."""
     from huggingface_hub import ModelCardData
 
-    from easynlp_bp.prompting.template import INSTRUCTION_TEMPLATE
+    from easynlp_bp.text.template import INSTRUCTION_TEMPLATE
 
     is_reward = card.kind == "reward"
     metadata = ModelCardData(
@@ -163,16 +158,24 @@ def finalize_checkpoint(directory: str | Path, card: CheckpointCard, model_dir: 
     """Make ``directory`` (already saved with ``save_pretrained``) portable and give it a model card.
 
     ``model_dir``: where the model will be loaded from, for the card's snippet, when ``directory`` is a staging
-    folder (:func:`easynlp_bp.model_files.staged_model_dir`); default ``directory``. Every file is replaced
-    atomically, so a kill here never leaves a torn ``config.json``.
+    folder (:func:`easynlp_bp.models.folder_checks.staged_model_dir`); default ``directory``. Every file is
+    replaced atomically, so a kill here never leaves a torn ``config.json``.
+
+    Raises:
+        FileNotFoundError: no ``config.json`` (the model was not saved yet).
+        ValueError: a generator card (sft, ppo) without ``generation`` settings.
     """
     directory = Path(directory)
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"{directory} has no config.json; save the model before finalize_checkpoint.")
+    if card.kind != "reward" and card.generation is None:
+        raise ValueError(f"A {card.kind} checkpoint needs its sampling settings: pass CheckpointCard(generation="
+                         "easynlp_bp.prompting.params.seed_generation_settings()).")
     make_tokenizer_config_portable(directory)
     _update_model_config(directory, card)
-    generation: dict[str, Any] = {} if card.kind == "reward" else write_generation_config(directory)
+    generation: dict[str, Any] = {}
     if card.kind != "reward":
+        generation = write_generation_config(directory, card.generation)
         write_chat_template(directory)
     shown = Path(model_dir if model_dir is not None else directory).resolve()
     write_text_atomically(str(directory / "README.md"), render_model_card(card, generation, shown))
