@@ -52,7 +52,7 @@ def serve_checkpoint(model_dir: Optional[str], params, predictor_cls: type = Bea
 
 def _serve_from_argv(argv: list[str]) -> int:
     from easynlp_bp.arguments import parse_user_defined_parameters
-    from easynlp_bp.command_line import parse_args
+    from easynlp_bp.command_line import parse_args, third_party_output
 
     args, wants_help = parse_args(argv)
     given = {a.split("=", 1)[0] for a in argv}
@@ -65,7 +65,8 @@ def _serve_from_argv(argv: list[str]) -> int:
         sys.stdout.write("easynlp-serve --checkpoint_dir=DIR --user_defined_parameters='key=value ...'\n"
                          f"keys:\n{describe_params(ServeParams)}\n")
         return 0
-    serve_checkpoint(args.checkpoint_dir, parse_user_defined_parameters(args.user_defined_parameters, ServeParams))
+    with third_party_output(verbose=args.verbose):
+        serve_checkpoint(args.checkpoint_dir, parse_user_defined_parameters(args.user_defined_parameters, ServeParams))
     return 0
 
 
