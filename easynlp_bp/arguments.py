@@ -95,6 +95,10 @@ class EasyNLPArgs:
               "accelerate. 0 runs on CPU even where a GPU exists (EasyNLP's CPU switch); -1: not given."
     )
     worker_count: int = _flag(1, "Number of machines for a multi-node run (with --worker_gpu).", ge=1)
+    # What a run shows.
+    verbose: bool = _flag(
+        False, "Also show third-party libraries' warnings, INFO logs and progress bars (transformers' weight "
+               "loading, datasets' map, hub downloads). Off: this project's log lines and bars only.")
 
     def __post_init__(self) -> None:
         require_finite(self, prefix="--")

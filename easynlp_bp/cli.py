@@ -11,7 +11,9 @@ import textwrap
 from typing import Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs, describe_params
-from easynlp_bp.command_line import build_parser, check_mode, configure_logging, parse_args, run_reporting_errors
+from easynlp_bp.command_line import (
+    build_parser, check_mode, configure_logging, parse_args, run_reporting_errors, third_party_output,
+)
 
 __all__ = ["build_parser", "main", "main_entry", "parse_args"]
 
@@ -49,9 +51,14 @@ def _launch_distributed(args: EasyNLPArgs, argv: Sequence[str]) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    args, wants_help = parse_args(argv)
+    with third_party_output(verbose=args.verbose):
+        return _run_parsed(args, wants_help, argv)
+
+
+def _run_parsed(args: EasyNLPArgs, wants_help: bool, argv: list[str]) -> int:
     from easynlp_bp.appzoo import APPS
 
-    args, wants_help = parse_args(argv)
     if wants_help and args.app_name is None:
         sys.stdout.write(_help())
         return 0

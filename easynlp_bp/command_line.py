@@ -7,11 +7,13 @@ code 2, so no traceback reaches a user.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import logging
 import sys
-from typing import Callable, Optional, Sequence
+import warnings
+from typing import Callable, Iterator, Optional, Sequence
 
 from easynlp_bp.arguments import EasyNLPArgs
 from easynlp_bp.options import option_modes
@@ -105,13 +107,67 @@ def check_mode(mode: str, modes: Sequence[str], app_name: str) -> None:
 
 
 def configure_logging() -> None:
-    """INFO logging to stderr unless the caller configured logging already; no weight-loading bar from
-    transformers on every model load (training and predict keep their own progress bars)."""
+    """INFO logging to stderr unless the caller configured logging already (what else a run shows:
+    :func:`third_party_output`)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# Loggers whose INFO lines are the run's own log; other libraries' INFO lines need --verbose.
+_OWN_LOGGERS = ("easynlp_bp", "__main__")
+
+
+class _OwnInfoOnly(logging.Filter):
+    """Passes every WARNING or worse, and INFO or below only from this project's loggers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.split(".")[0] in _OWN_LOGGERS
+
+
+@contextlib.contextmanager
+def third_party_output(verbose: bool) -> Iterator[None]:
+    """Quiet third-party libraries for one command unless ``verbose`` (``--verbose``), restoring all on exit.
+
+    Quiet: no progress bars from transformers (the weight-loading bar on every run), the hub or datasets;
+    transformers and datasets log errors only; Python warnings raised outside ``easynlp_bp`` are dropped; other
+    libraries' INFO lines are kept off the root logger's handlers. This project's own log lines and its own
+    bars (:mod:`easynlp_bp.progress`) are unchanged. Everything is put back when the block ends, so in-process
+    calls (tests, a notebook) do not change each other's output.
+    """
+    if verbose:
+        yield
+        return
+    from datasets import utils as datasets_utils
+    from datasets.utils import logging as datasets_logging
+    from huggingface_hub import utils as hub_utils
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("default", module=r"easynlp_bp(\.|$)")
+        bars = (transformers_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled(),
+                datasets_utils.are_progress_bars_disabled())
+        verbosity = (transformers_logging.get_verbosity(), datasets_logging.get_verbosity())
+        transformers_logging.disable_progress_bar()  # the hub's bars too
+        datasets_utils.disable_progress_bars()
+        transformers_logging.set_verbosity_error()
+        datasets_logging.set_verbosity_error()
+        only_own_info = _OwnInfoOnly()
+        handlers = list(logging.getLogger().handlers)
+        for handler in handlers:
+            handler.addFilter(only_own_info)
+        try:
+            yield
+        finally:
+            for handler in handlers:
+                handler.removeFilter(only_own_info)
+            transformers_logging.set_verbosity(verbosity[0])
+            datasets_logging.set_verbosity(verbosity[1])
+            if bars[0]:
+                transformers_logging.enable_progress_bar()  # (enables the hub's bars too: set just below)
+            (hub_utils.disable_progress_bars if bars[1] else hub_utils.enable_progress_bars)()
+            if not bars[2]:
+                datasets_utils.enable_progress_bars()
 
 
 def run_reporting_errors(command: Callable[[], int], prog: str = "easynlp") -> int:

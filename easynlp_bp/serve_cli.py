@@ -14,7 +14,7 @@ from easynlp_bp.serving.launch import ServeParams, serve_checkpoint
 
 def _serve_from_argv(argv: list[str]) -> int:
     from easynlp_bp.arguments import parse_user_defined_parameters
-    from easynlp_bp.command_line import parse_args
+    from easynlp_bp.command_line import parse_args, third_party_output
 
     args, wants_help = parse_args(argv)
     given = {a.split("=", 1)[0] for a in argv}
@@ -27,7 +27,8 @@ def _serve_from_argv(argv: list[str]) -> int:
         sys.stdout.write("easynlp-serve --checkpoint_dir=DIR --user_defined_parameters='key=value ...'\n"
                          f"keys:\n{describe_params(ServeParams)}\n")
         return 0
-    serve_checkpoint(args.checkpoint_dir, parse_user_defined_parameters(args.user_defined_parameters, ServeParams))
+    with third_party_output(verbose=args.verbose):
+        serve_checkpoint(args.checkpoint_dir, parse_user_defined_parameters(args.user_defined_parameters, ServeParams))
     return 0
 
 

@@ -105,3 +105,65 @@ def test_help_groups_flags_and_keys_by_mode_and_lists_ignored_flags_once_at_the_
     assert "\n  temperature=1.0" in sections["For --mode=evaluate|predict|serve:"]
     assert "\n  port=8000" in sections["For --mode=serve:"] and "temperature" not in sections["For --mode=serve:"]
     assert out.rstrip().endswith("--worker_hosts.")
+
+
+def _third_party_state():
+    import datasets.utils
+    import huggingface_hub.utils
+    from transformers.utils import logging as transformers_logging
+
+    return {"transformers_bar": transformers_logging.is_progress_bar_enabled(),
+            "hub_bars_off": huggingface_hub.utils.are_progress_bars_disabled(),
+            "datasets_bars_off": datasets.utils.are_progress_bars_disabled(),
+            "transformers_level": transformers_logging.get_verbosity()}
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_quiet_by_default_verbose_shows_third_party_output_and_nothing_leaks(verbose, monkeypatch, caplog):
+    """Issue 26: third-party warnings, INFO lines and bars only with --verbose; the project's own always; the
+    settings changed for one in-process call are put back after it."""
+    import logging
+    import warnings
+
+    seen = {}
+
+    def run(app):
+        seen.update(_third_party_state())
+        warnings.warn_explicit("a library's warning", UserWarning, "lib.py", 1, module="somelib.module")
+        warnings.warn_explicit("the project's warning", UserWarning, "own.py", 1, module="easynlp_bp.own")
+        logging.getLogger("somelib.module").info("a library's info line")
+        logging.getLogger("easynlp_bp.own").info("the project's info line")
+        return {}
+
+    monkeypatch.setattr(APPS.get("beautiful_prompt"), "run", run)
+    caplog.set_level(logging.INFO)
+    before = _third_party_state()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        argv = ["--app_name=beautiful_prompt", "--mode=predict"] + (["--verbose"] if verbose else [])
+        assert main(argv) == 0
+    assert _third_party_state() == before
+    messages = [r.getMessage() for r in caplog.records]
+    assert "the project's info line" in messages and "the project's warning" in [str(w.message) for w in caught]
+    assert ("a library's info line" in messages) is verbose
+    assert ("a library's warning" in [str(w.message) for w in caught]) is verbose
+    if verbose:
+        assert seen == before
+    else:
+        assert seen == {"transformers_bar": False, "hub_bars_off": True, "datasets_bars_off": True,
+                        "transformers_level": logging.ERROR}
+
+
+def test_verbose_shows_the_weight_loading_bar(tmp_path, tiny_model_dir):
+    """A fresh process: with --verbose, transformers' weight-loading bar is back on stderr (without it,
+    tests/appzoo/test_prompt_flag.py checks that it is not)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "easynlp_bp.cli", "--app_name=beautiful_prompt", "--mode=predict", "--verbose",
+         f"--checkpoint_dir={tiny_model_dir}", "--prompt=a cat",
+         "--user_defined_parameters=decoding=greedy num_return_sequences=1 max_new_tokens=4 guard=false"],
+        capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and ">>> a cat" in done.stdout, done.stderr[-2000:]
+    assert "Loading weights" in done.stderr, done.stderr[-2000:]

@@ -80,6 +80,107 @@ def test_checkpoint_is_a_predictor_loadable_model_dir(tiny_tokenizer, tmp_path):
     assert find_last_checkpoint(tmp_path) == path
 
 
+
+def _model_files(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != "metrics.jsonl"}
+
+
+def test_a_failure_during_the_final_save_leaves_the_previous_model(tiny_tokenizer, tmp_path, monkeypatch):
+    """Issue 28: the final policy is staged and moved into place; a save that fails midway (disk full, a kill)
+    leaves the previous model whole, and the checkpoints and logs beside it untouched."""
+    from easynlp_bp.models.folder_checks import STAGING_DIR_NAME, check_model_dir
+    from easynlp_bp.ppo import checkpoint
+
+    out = tmp_path / "ppo"
+    run_ppo(_trainer(tiny_tokenizer, 1), ROWS, [], str(out))
+    previous = _model_files(out)
+    assert {"model.safetensors", "value_head.safetensors", "tokenizer.json", "README.md"} <= set(previous)
+    real_save_value_head = checkpoint.save_value_head
+
+    def fail_in_the_final_save(policy, directory):
+        if not Path(directory).name.startswith(".tmp-checkpoint"):  # checkpoint-N saves go through
+            raise OSError("No space left on device")
+        real_save_value_head(policy, directory)
+
+    monkeypatch.setattr(checkpoint, "save_value_head", fail_in_the_final_save)
+    with pytest.raises(OSError, match="No space left"):
+        run_ppo(_trainer(tiny_tokenizer, 2), ROWS, [], str(out))  # other weights: 2 iterations
+    check_model_dir(out)
+    assert _model_files(out) == previous and not (out / STAGING_DIR_NAME).exists()
+    assert find_last_checkpoint(out).name == "checkpoint-4"  # the failed run's checkpoints stay
+
+
+def test_a_kill_while_moving_the_final_policy_is_refused_then_a_save_replaces_it(tiny_tokenizer, tmp_path,
+                                                                                   monkeypatch):
+    from easynlp_bp.models import folder_checks as model_files
+    from easynlp_bp.ppo.checkpoint import save_final_policy
+    from easynlp_bp.models.causal_lm import BeautifulPromptModel
+
+    out = tmp_path / "ppo"
+    first, second = _trainer(tiny_tokenizer, 1), _trainer(tiny_tokenizer, 1)
+    save_final_policy(first, out)
+    (out / "checkpoint-2").mkdir()
+    (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (out / "metrics.jsonl").write_text('{"step": 2}\n')
+    with torch.no_grad():
+        for param in second.unwrapped.base.parameters():
+            param.add_(0.5)
+    real_replace = os.replace
+
+    def replace_then_die(src, dst):
+        real_replace(src, dst)
+        if Path(src).parent.name == model_files.STAGING_DIR_NAME and Path(dst).parent == out:
+            raise KeyboardInterrupt  # stands for a kill after the first model file moved into place
+
+    monkeypatch.setattr(model_files.os, "replace", replace_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        save_final_policy(second, out)
+    monkeypatch.setattr(model_files.os, "replace", real_replace)
+    with pytest.raises(ValueError, match="stopped while it was moving the files into place"):
+        BeautifulPromptModel.from_pretrained(str(out))
+
+    save_final_policy(second, out)
+    loaded = BeautifulPromptModel.from_pretrained(str(out)).model
+    for (name, saved), (_, trained) in zip(loaded.named_parameters(), second.unwrapped.base.named_parameters()):
+        assert torch.equal(saved, trained), name
+    assert not (out / model_files.STAGING_DIR_NAME).exists() and not (out / model_files.INCOMPLETE_MODEL_MARKER).exists()
+    assert (out / "checkpoint-2" / "trainer_state.json").read_text() == "{}"
+    assert (out / "metrics.jsonl").read_text() == '{"step": 2}\n'
+
+
+def test_the_trl_final_save_is_staged(tiny_tokenizer, tmp_path):
+    """GRPO/RLOO through trl: ``trainer.save_model`` writes into the staging folder; a failure midway leaves the
+    previous model and trl's checkpoints as they were."""
+    from easynlp_bp.models.folder_checks import STAGING_DIR_NAME, check_model_dir
+    from easynlp_bp.ppo.trl_alternatives import save_final_trl_model
+
+    class FakeTrlTrainer:
+        def __init__(self, model, fail=False):
+            self.model, self.fail = model, fail
+
+        def is_world_process_zero(self):
+            return True
+
+        def save_model(self, output_dir):
+            self.model.save_pretrained(output_dir)
+            if self.fail:
+                (Path(output_dir) / "config.json").write_text('{"model_ty')  # torn, as a kill leaves it
+                raise OSError("No space left on device")
+
+    out = tmp_path / "grpo"
+    (out / "checkpoint-3").mkdir(parents=True)
+    save_final_trl_model(FakeTrlTrainer(build_tiny_bloom(tiny_tokenizer, seed=1)), tiny_tokenizer, str(out))
+    previous = _model_files(out)
+    with pytest.raises(OSError, match="No space left"):
+        save_final_trl_model(FakeTrlTrainer(build_tiny_bloom(tiny_tokenizer, seed=2), fail=True), tiny_tokenizer,
+                             str(out))
+    check_model_dir(out)
+    assert _model_files(out) == previous and not (out / STAGING_DIR_NAME).exists()
+    save_final_trl_model(FakeTrlTrainer(build_tiny_bloom(tiny_tokenizer, seed=2)), tiny_tokenizer, str(out))
+    assert _model_files(out)["model.safetensors"] != previous["model.safetensors"]
+    assert (out / "checkpoint-3").is_dir() and not (out / STAGING_DIR_NAME).exists()
+
+
 @pytest.mark.slow
 def test_kill_and_resume_through_the_cli(ppo_sft_dir, tmp_path):
     from easynlp_bp.cli import main

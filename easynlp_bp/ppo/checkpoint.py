@@ -27,8 +27,12 @@ STATE_FILE = "trainer_state.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
-def save_policy(trainer, directory: str | Path) -> None:
-    """Write the policy as a HF model directory (+ tokenizer, value head); main process only."""
+def save_policy(trainer, directory: str | Path, model_dir: str | Path | None = None) -> None:
+    """Write the policy as a HF model directory (+ tokenizer, value head) into ``directory``; main process only.
+
+    ``model_dir``: where the model will be loaded from, for the model card's snippet, when ``directory`` is a
+    temporary folder (default ``directory``).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     policy = trainer.unwrapped
@@ -42,7 +46,18 @@ def save_policy(trainer, directory: str | Path) -> None:
     base = getattr(policy.base.config, "_name_or_path", "") or "the SFT checkpoint"
     finalize_checkpoint(directory, CheckpointCard(kind="ppo", base_model=base, data="PPO training prompts",
                                                   generation=seed_generation_settings(),
-                                                  settings=trainer.config.to_dict()))
+                                                  settings=trainer.config.to_dict()), model_dir=model_dir)
+
+
+def save_final_policy(trainer, output_dir: str | Path) -> None:
+    """The final save: :func:`save_policy` into a staging folder whose files then replace the model files in
+    ``output_dir`` (:func:`easynlp_bp.models.folder_checks.staged_model_dir`), so a kill leaves the previous model, the
+    new one, or a folder that loading refuses — never a torn one. The rest of ``output_dir`` (``checkpoint-*``,
+    ``runs/``, ``metrics.jsonl``) is left as it is. Main process only."""
+    from easynlp_bp.models.folder_checks import staged_model_dir
+
+    with staged_model_dir(output_dir) as staging:
+        save_policy(trainer, staging, model_dir=output_dir)
 
 
 def save_checkpoint(trainer, output_dir: str | Path, extra_state: Optional[dict] = None, keep: int = 2) -> Path:
@@ -58,7 +73,7 @@ def save_checkpoint(trainer, output_dir: str | Path, extra_state: Optional[dict]
     torch.save(_rng_state(), tmp / f"rng_state_{acc.process_index}.pth")
     acc.wait_for_everyone()
     if acc.is_main_process:
-        save_policy(trainer, tmp)
+        save_policy(trainer, tmp, model_dir=final)
         torch.save(trainer.optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(trainer.scheduler.state_dict(), tmp / "scheduler.pt")
         state = {

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from easynlp_bp.io.writers import to_json, write_jsonl
-from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_policy
+from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_final_policy
 from easynlp_bp.ppo.trainer import reference_prompts_of
 from easynlp_bp.progress import progress_bar
 
@@ -115,7 +115,7 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
                             keep=keep_checkpoints)
     bar.close()
     if acc.is_main_process:
-        save_policy(trainer, output)
+        save_final_policy(trainer, output)
         plot_ppo_curves(log.history, str(output / "ppo_curves.png"))
         if writer is not None:
             writer.close()

@@ -79,10 +79,22 @@ def train_with_trl(params, ppo, sft_dir: str, reward_fn, train_rows: Sequence[di
         train_dataset=build_prompt_dataset(train_rows), processing_class=bp.tokenizer,
     )
     trainer.train(resume_from_checkpoint=True if resume_from == "last" else resume_from)
-    trainer.save_model(output_dir)
-    if trainer.is_world_process_zero():
-        bp.tokenizer.save_pretrained(output_dir)
+    save_final_trl_model(trainer, bp.tokenizer, output_dir)
     rewards = [e["reward"] for e in trainer.state.log_history if "reward" in e]
     return {"rl_algorithm": params.rl_algorithm, "global_step": trainer.state.global_step,
             "first_reward": rewards[0] if rewards else None, "last_reward": rewards[-1] if rewards else None,
             "output_dir": str(Path(output_dir))}
+
+
+def save_final_trl_model(trainer, tokenizer, output_dir: str) -> None:
+    """Save the trained policy and ``tokenizer`` to ``output_dir`` through a staging folder moved into place
+    (:func:`easynlp_bp.models.folder_checks.staged_model_dir`), so a kill never leaves a torn model folder; trl's
+    ``checkpoint-*`` and ``runs/`` beside it are left as they are. Every process calls it (the save may gather
+    sharded weights); only the main one writes and moves."""
+    from easynlp_bp.models.folder_checks import staged_model_dir
+
+    is_main = trainer.is_world_process_zero()
+    with staged_model_dir(output_dir, is_main_process=is_main) as staging:
+        trainer.save_model(str(staging))
+        if is_main:
+            tokenizer.save_pretrained(str(staging))
