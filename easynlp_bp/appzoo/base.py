@@ -122,6 +122,17 @@ class App(AppOutputs):
         """The beautified prompt column: ``--second_sequence``, else ``prompt``."""
         return self.args.second_sequence or "prompt"
 
+    def resolve_base_model(self):
+        """``pretrain_model_name_or_path`` resolved (a ``ModelSource``); a named folder is checked as the user
+        wrote it, before any loader touches it."""
+        from easynlp_bp.models.folder_checks import check_base_model
+        from easynlp_bp.models.modelzoo import resolve_model_source
+
+        source = resolve_model_source(self.params.pretrain_model_name_or_path)
+        if not source.is_from_scratch:
+            check_base_model(source.location, self.checkpoint_dir)
+        return source
+
     # ----------------------------------------------------------------- tables
     def table_sources(self, mode: str, at_least: int, at_most: int, meaning: str) -> list[str]:
         """``--tables`` split, with a clear error when it holds fewer or more files than ``mode`` takes."""

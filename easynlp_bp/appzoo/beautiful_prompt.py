@@ -1,8 +1,8 @@
 """App ``beautiful_prompt``: SFT (train), held-out loss + text statistics (evaluate), beautify (predict), serve.
 
-Glue only: the recipe is :mod:`easynlp_bp.sft.training`, the data :mod:`easynlp_bp.sft.data`, generation
-:mod:`easynlp_bp.prompting.predictor`. Flags left unset take a preset: the paper's SFT settings for
-pretrained models, and a from-scratch preset for the tiny default.
+Glue only: the recipe is :mod:`easynlp_bp.sft.training`, the data :mod:`easynlp_bp.sft.data` and
+:mod:`easynlp_bp.sft.pair_tables`, generation :mod:`easynlp_bp.prompting.predictor`. Flags left unset take a
+preset: the paper's SFT settings for pretrained models, and a from-scratch preset for the tiny default.
 """
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import ClassVar, Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
-from easynlp_bp.io import Table, read_table, write_rejects, write_table
-from easynlp_bp.io.writers import write_jsonl
-from easynlp_bp.models.folder_checks import check_base_model
+from easynlp_bp.io import Table, read_table
 from easynlp_bp.options import option
-from easynlp_bp.sft.data import too_long_rows
+from easynlp_bp.sft.pair_tables import (SFTData, embedded_default_sft_data, reject_too_long_in_table, select_training_pairs,
+                                   sft_data_from_tables)
 from easynlp_bp.prompting.predictor import PredictorParams, split_rejected_rows
 from easynlp_bp.serving.config import ServeFields
 
@@ -92,46 +91,12 @@ class BeautifulPromptApp(App):
         return self.build_dataset(table.rows, model.tokenizer, max_seq_length)
 
     # ----------------------------------------------------------------- train
-    def _training_tables(self) -> tuple[list[dict], list[dict], dict]:
-        """(train rows, dev rows, accounting) from --tables, or the embedded default's generated pairs."""
+    def _training_data(self) -> SFTData:
+        """Train and dev pairs from --tables, or the embedded default's generated pairs."""
         tables = self.table_sources("train", 0, 2, "train[,dev]")
         if not tables:
-            from easynlp_bp.default.pairs import make_pairs
-
-            pairs = make_pairs(self.params.default_data_size, seed=self.args.random_seed)
-            n_dev = max(16, len(pairs) // 20)
-            data_dir = Path(self.checkpoint_dir) / "data"
-            write_table(str(data_dir / "train.jsonl"), pairs[n_dev:], ["raw_prompt", "prompt"])
-            write_table(str(data_dir / "dev.jsonl"), pairs[:n_dev], ["raw_prompt", "prompt"])
-            logger.info("No --tables: generated %d embedded-default pairs into %s.", len(pairs), data_dir)
-            return pairs[n_dev:], pairs[:n_dev], {"embedded_default_pairs": len(pairs)}
-        accounting, read = {}, []
-        for source in tables:
-            table = self.read(source, with_target=True)
-            self.log_rejects(table)
-            accounting[table.source] = {"read": table.n_read, "kept": len(table.rows), "rejected": len(table.rejects)}
-            read.append(table)
-        self._row_numbers = {id(row): (t.source, n) for t in read for row, n in zip(t.rows, t.row_numbers)}
-        return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
-
-    def _reject_too_long(self, rows: list[dict], tokenizer, sequence_length: int, accounting: dict) -> list[dict]:
-        """``rows`` without those too long for ``sequence_length``; those go to ``rejects.too_long.<table>.jsonl``
-        with their file row (one over-long row must not abort the run)."""
-        too_long = dict(too_long_rows(rows, tokenizer, sequence_length, self.first_sequence))
-        accounting["too_long"] = accounting.get("too_long", 0) + len(too_long)
-        if not too_long:
-            return rows
-        by_source: dict[str, Table] = {}
-        numbers = getattr(self, "_row_numbers", {})
-        for index, reason in too_long.items():
-            source, number = numbers.get(id(rows[index]), ("embedded default", index + 1))
-            by_source.setdefault(source, Table(source=source)).reject(number, reason, rows[index])
-        for table in by_source.values():
-            path = Path(self.checkpoint_dir) / f"rejects.too_long.{Path(table.source).name}.jsonl"
-            write_rejects(str(path), table.rejects, table.source)
-            logger.warning("%s: %d rows do not fit --sequence_length=%d; listed in %s.", table.source,
-                           len(table.rejects), sequence_length, path)
-        return [row for index, row in enumerate(rows) if index not in too_long]
+            return embedded_default_sft_data(self.params.default_data_size, self.args.random_seed, self.checkpoint_dir)
+        return sft_data_from_tables(self.read_each(tables, lambda source: self.read(source, with_target=True)))
 
     def _settings(self, is_from_scratch: bool) -> dict:
         """Flags and filter keys as given, else the preset's value."""
@@ -141,38 +106,19 @@ class BeautifulPromptApp(App):
         given = {key: getattr(self.args, key) if hasattr(self.args, key) else getattr(self.params, key) for key in preset}
         return with_preset(preset, given)
 
-    def _filter(self, rows: list[dict], tokenizer, hp: dict) -> list[dict]:
-        """The paper's pair filters; dropped pairs are listed in ``filtered_pairs.jsonl``."""
-        from easynlp_bp.sft.data import PairFilterConfig, filter_pairs
-
-        config = PairFilterConfig(min_pick_score=hp["min_pick_score"], min_target_tokens=hp["min_target_tokens"],
-                                  short_target_tokens=hp["short_target_tokens"],
-                                  short_target_drop=hp["short_target_drop"], seed=self.args.random_seed)
-        report = filter_pairs(rows, tokenizer, config, self.second_sequence)
-        if report.dropped:
-            path = Path(self.checkpoint_dir) / "filtered_pairs.jsonl"
-            write_jsonl(str(path), ({"reason": reason, **rows[index]} for index, reason in report.dropped))
-            logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(rows), path)
-        if not report.kept:
-            raise ValueError("No training pairs left after filtering; see filtered_pairs.jsonl in --checkpoint_dir.")
-        return [rows[i] for i in report.kept]
-
     def train(self) -> dict:
-        from easynlp_bp.models.modelzoo import resolve_model_source
-        from easynlp_bp.sft.training import save_final_model, train_sft
+        from easynlp_bp.sft.training import save_final_model, sft_checkpoint_card, train_sft
         from easynlp_bp.training_arguments import final_train_loss
 
-        source = resolve_model_source(self.params.pretrain_model_name_or_path)
-        if not source.is_from_scratch:  # named as the user wrote it, before any loader touches the folder
-            check_base_model(source.location, self.checkpoint_dir)
+        source = self.resolve_base_model()
         hp = self._settings(source.is_from_scratch)
         logger.info("SFT settings (%s preset for unset flags): %s",
                     "from-scratch" if source.is_from_scratch else "paper", hp)
-        train_rows, dev_rows, accounting = self._training_tables()
+        data = self._training_data()
+        train_rows, accounting = data.train.rows, data.accounting
         bp = self.build_model([f"{r[self.first_sequence]}\n{r[self.second_sequence]}" for r in train_rows])
-        kept_rows = self._filter(train_rows, bp.tokenizer, hp)
-        kept_rows = self._reject_too_long(kept_rows, bp.tokenizer, hp["sequence_length"], accounting)
-        dev_rows = self._reject_too_long(dev_rows, bp.tokenizer, hp["sequence_length"], accounting)
+        kept_rows, dev_rows = select_training_pairs(data, bp.tokenizer, hp, self.args.random_seed, self.first_sequence,
+                                                    self.second_sequence, self.checkpoint_dir)
         train_set = self.build_dataset(kept_rows, bp.tokenizer, hp["sequence_length"])
         dev_set = self.build_dataset(dev_rows, bp.tokenizer, hp["sequence_length"]) if dev_rows else None
         trainer, train_output = train_sft(bp.model, bp.tokenizer, train_set, dev_set, self.checkpoint_dir, hp,
@@ -189,15 +135,10 @@ class BeautifulPromptApp(App):
             result["eval_loss"] = trainer.evaluate()["eval_loss"]
 
         def finalize(staging: Path) -> None:
-            from easynlp_bp.models.finished_checkpoint import CheckpointCard
-            from easynlp_bp.prompting.language import training_languages
-            from easynlp_bp.prompting.params import seed_generation_settings
-
-            self.finish_training(CheckpointCard(
-                kind="sft", base_model=source.location, generation=seed_generation_settings(), is_stand_in=source.is_from_scratch, settings=hp, metrics=result,
-                languages=training_languages([r[self.first_sequence] for r in kept_rows]),
-                data=", ".join(self.args.table_list) or f"embedded default: {accounting.get('embedded_default_pairs')} generated pairs"),
-                directory=staging, model_source=source.__dict__, hyperparameters=hp, data=accounting, result=result)
+            card = sft_checkpoint_card(source.location, source.is_from_scratch, hp, result,
+                                       [r[self.first_sequence] for r in kept_rows], data.describe(self.args.table_list))
+            self.finish_training(card, directory=staging, model_source=source.__dict__, hyperparameters=hp,
+                                 data=accounting, result=result)
 
         save_final_model(trainer, bp.tokenizer, self.checkpoint_dir, finalize)
         if trainer.is_world_process_zero():
@@ -215,13 +156,7 @@ class BeautifulPromptApp(App):
         source = tables[0] if tables else str(Path(self.checkpoint_dir) / "data" / "dev.jsonl")
         table = self.read(source, with_target=True)
         length = self.args.sequence_length or 384
-        too_long = dict(too_long_rows(table.rows, predictor.tokenizer, length, self.first_sequence))
-        if too_long:  # rejects with their file row, not an abort
-            for index, reason in too_long.items():
-                table.reject(table.row_numbers[index], reason, table.rows[index])
-            keep = [i for i in range(len(table.rows)) if i not in too_long]
-            table.rows, table.row_numbers = [table.rows[i] for i in keep], [table.row_numbers[i] for i in keep]
-            table.rejects.sort(key=lambda r: r.row)
+        reject_too_long_in_table(table, predictor.tokenizer, length, self.first_sequence)  # rejects, not an abort
         self.log_eval_rejects(table)
         dataset = self.build_dataset(table.rows, predictor.tokenizer, length)
         sample = table.rows[: self.params.eval_generation_samples]
@@ -243,15 +178,12 @@ class BeautifulPromptApp(App):
         if self.args.prompt is not None:
             if tables:
                 raise ValueError("--prompt and --tables both give the prompts to beautify; pass one of them.")
-            table = Table(source="--prompt")
-            table.keep(1, {self.first_sequence: self.args.prompt})
+            table = Table.from_texts("--prompt", self.first_sequence, [self.args.prompt])
         elif tables:
             table = self.read(tables[0], with_target=False)
         else:
             logger.info("No --tables: beautifying the demo prompts %s.", DEMO_RAW_PROMPTS)
-            table = Table(source="demo")
-            for number, text in enumerate(DEMO_RAW_PROMPTS, start=1):
-                table.keep(number, {self.first_sequence: text})
+            table = Table.from_texts("demo", self.first_sequence, DEMO_RAW_PROMPTS)
         self.check_append_cols(table, append)
         rows = self.build_predictor().run(table.rows, self.first_sequence)
         rows = split_rejected_rows(table, rows, self.first_sequence)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from easynlp_bp.io import (
     Table, check_writable, refuse_overwriting_inputs, rejects_path_for, write_rejects, write_table_and_rejects,
@@ -31,6 +31,14 @@ class AppOutputs:
         write_rejects(str(path), table.rejects, table.source)
         logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
         return str(path)
+
+    def read_each(self, sources: Sequence[str], read: Callable[[str], Table]) -> list[Table]:
+        """Each of ``sources`` read by ``read``; a table's rejects are listed before the next table is read."""
+        tables = []
+        for source in sources:
+            tables.append(read(source))
+            self.log_rejects(tables[-1])
+        return tables
 
     def output_columns(self, default: str, allowed: Sequence[str]) -> tuple[list[str], list[str]]:
         """(``--output_schema`` columns, ``--append_cols`` columns); an unknown output column is an error."""

@@ -49,6 +49,14 @@ class Table:
     row_numbers: list[int] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
+    @classmethod
+    def from_texts(cls, source: str, column: str, texts: Sequence[str]) -> "Table":
+        """A table of ``texts`` in one ``column``, numbered from 1 (prompts given on the command line, demos)."""
+        table = cls(source=source)
+        for number, text in enumerate(texts, start=1):
+            table.keep(number, {column: text})
+        return table
+
     @property
     def n_read(self) -> int:
         return len(self.rows) + len(self.rejects)

@@ -82,3 +82,14 @@ def save_final_model(trainer, tokenizer, output_dir: str, finalize: Callable[[Pa
         if is_main:
             tokenizer.save_pretrained(staging)
             finalize(staging)
+
+
+def sft_checkpoint_card(base_model: str, is_stand_in: bool, settings: dict, metrics: dict, raw_prompts: list[str],
+                        data: str):
+    """The model card of an SFT model: the seed generation settings and the languages of its ``raw_prompts``."""
+    from easynlp_bp.models.finished_checkpoint import CheckpointCard
+    from easynlp_bp.prompting.language import training_languages
+    from easynlp_bp.prompting.params import seed_generation_settings
+
+    return CheckpointCard(kind="sft", base_model=base_model, generation=seed_generation_settings(), is_stand_in=is_stand_in,
+                          settings=settings, metrics=metrics, languages=training_languages(raw_prompts), data=data)
