@@ -1,7 +1,7 @@
 """App ``beautiful_prompt_reward``: train an aesthetic or PickScore reward model, evaluate it, score prompts.
 
 Glue only: the model is :mod:`easynlp_bp.models.reward_model`, its inputs :mod:`easynlp_bp.text.reward_formats`, the
-recipe :mod:`easynlp_bp.reward.training`. Columns: the prompt is ``--second_sequence`` (default ``prompt``),
+tables :mod:`easynlp_bp.reward.label_tables`, the recipe :mod:`easynlp_bp.reward.training`. Columns: the prompt is ``--second_sequence`` (default ``prompt``),
 the raw prompt ``--first_sequence`` (default ``raw_prompt``, read by the pickscore RM only), the label
 ``--label_name`` (default ``aesthetic_score`` or ``pick_score`` by ``reward_type``). Without ``--tables``,
 train labels the embedded default's pairs with the heuristic stand-in scorer (not real image scores).
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import ClassVar, Optional
 
 from easynlp_bp.appzoo.base import APPS, App, with_preset
-from easynlp_bp.io import Table, read_table, write_table
-from easynlp_bp.io.readers import float_field_validator
-from easynlp_bp.models.folder_checks import is_text_generator
+from easynlp_bp.io import Table
 from easynlp_bp.options import option
+from easynlp_bp.reward.checkpoint import load_trained_reward_model
+from easynlp_bp.reward.label_tables import (embedded_default_reward_rows, read_reward_table, reward_input_texts,
+                                            reward_rows_from_tables)
 from easynlp_bp.text.reward_formats import DEFAULT_LABEL_NAME, REWARD_TYPES, check_reward_type
 
 logger = logging.getLogger(__name__)
@@ -90,11 +91,9 @@ class BeautifulPromptRewardApp(App):
     # ----------------------------------------------------------------- building blocks (also the EasyNLP lookups)
     def read(self, source: str, reward_type: str, label: Optional[str]) -> Table:
         """Read ``source``; rows with an empty prompt (or raw prompt) or a non-finite label become rejects."""
-        fields = [self.second_sequence] + ([self.first_sequence] if reward_type == "pickscore" else [])
-        return read_table(source, input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line,
-                          required=fields + ([label] if label else []), text_fields=fields,
-                          max_chars=self.params.max_input_chars,
-                          validators=[float_field_validator(label)] if label else ())
+        return read_reward_table(source, reward_type=reward_type, label=label, prompt_field=self.second_sequence,
+                                 raw_field=self.first_sequence, max_chars=self.params.max_input_chars,
+                                 input_schema=self.args.input_schema, skip_first_line=self.args.skip_first_line)
 
     def build_model(self, train_texts=None, max_length: int = 384):
         return self.component("model").from_pretrained(
@@ -119,105 +118,49 @@ class BeautifulPromptRewardApp(App):
 
     def load_trained(self):
         """The trained RM in ``--checkpoint_dir`` on ``device``; a ``reward_type`` that disagrees is an error."""
-        from easynlp_bp.devices import resolve_device
-        from easynlp_bp.models.reward_model import REWARD_CONFIG_FILE
-
-        if not (Path(self.checkpoint_dir) / REWARD_CONFIG_FILE).is_file():
-            if is_text_generator(self.checkpoint_dir):
-                raise ValueError(
-                    f"--checkpoint_dir={self.checkpoint_dir} holds a text generator (…ForCausalLM), not a reward "
-                    "model: beautify with it through --app_name=beautiful_prompt, or pass a folder that "
-                    "--app_name=beautiful_prompt_reward --mode=train wrote.")
-            raise FileNotFoundError(
-                f"No trained reward model at {self.checkpoint_dir} (no {REWARD_CONFIG_FILE}). Train one first "
-                "(easynlp --app_name=beautiful_prompt_reward --mode=train) or pass --checkpoint_dir."
-            )
-        rm = self.component("model").from_pretrained(self.checkpoint_dir, trust_remote_code=self.params.trust_remote_code)
-        if self.params.reward_type not in (None, rm.config.reward_type):
-            raise ValueError(
-                f"--checkpoint_dir={self.checkpoint_dir} holds a {rm.config.reward_type} reward model, but "
-                f"reward_type={self.params.reward_type} was given; drop reward_type or pass the other model."
-            )
-        return rm.to(resolve_device(self.params.device))
+        return load_trained_reward_model(self.component("model"), self.checkpoint_dir, self.params.reward_type,
+                                         self.params.device, trust_remote_code=self.params.trust_remote_code)
 
     # ----------------------------------------------------------------- train
     def _training_tables(self) -> tuple[list[dict], list[dict], dict]:
         """(train rows, dev rows, accounting) from --tables, or heuristically labelled default pairs."""
         tables = self.table_sources("train", 0, 2, "train[,dev]")
         if not tables:
-            return self._embedded_default_tables()
-        accounting, read = {}, []
-        for source in tables:
-            table = self.read(source, self.train_reward_type, self.train_label_name)
-            self.log_rejects(table)
-            accounting[table.source] = {"read": table.n_read, "kept": len(table.rows), "rejected": len(table.rejects)}
-            read.append(table)
-        if not read[0].rows:
-            raise ValueError(f"{read[0].source}: no usable rows ({len(read[0].rejects)} rejected); see the rejects file.")
-        return read[0].rows, (read[1].rows if len(read) > 1 else []), accounting
-
-    def _embedded_default_tables(self) -> tuple[list[dict], list[dict], dict]:
-        from easynlp_bp.default.heuristic_scorer import VARIANTS_PER_PAIR, make_reward_rows
-
-        if self.args.label_name is not None or self.args.first_sequence or self.args.second_sequence:
-            raise ValueError("--label_name/--first_sequence/--second_sequence need --tables; the embedded "
-                             "default has the columns raw_prompt, prompt, aesthetic_score, pick_score.")
-        rows = make_reward_rows(self.params.default_data_size, seed=self.args.random_seed)
-        # whole pairs: a pair's variants stay together
-        n_dev = VARIANTS_PER_PAIR * max(10, self.params.default_data_size // 20)
-        columns = ["raw_prompt", "prompt", "aesthetic_score", "pick_score"]
-        data_dir = Path(self.checkpoint_dir) / "data"
-        write_table(str(data_dir / "train.jsonl"), rows[n_dev:], columns)
-        write_table(str(data_dir / "dev.jsonl"), rows[:n_dev], columns)
-        logger.warning(
-            "No --tables: labelled %d embedded-default prompts with the HEURISTIC stand-in scorer "
-            "(modifier counts, length, relevance; easynlp_bp/default/heuristic_scorer.py) into %s. These "
-            "are not image-based aesthetic or PickScore labels; train on real labels for a real RM.",
-            len(rows), data_dir,
-        )
-        return rows[n_dev:], rows[:n_dev], {"embedded_default_rows": len(rows), "labels": "heuristic stand-in"}
+            if self.args.label_name is not None or self.args.first_sequence or self.args.second_sequence:
+                raise ValueError("--label_name/--first_sequence/--second_sequence need --tables; the embedded "
+                                 "default has the columns raw_prompt, prompt, aesthetic_score, pick_score.")
+            return embedded_default_reward_rows(self.params.default_data_size, self.args.random_seed, self.checkpoint_dir)
+        return reward_rows_from_tables(
+            self.read_each(tables, lambda source: self.read(source, self.train_reward_type, self.train_label_name)))
 
     def train(self) -> dict:
-        from easynlp_bp.models.folder_checks import check_base_model
-        from easynlp_bp.models.modelzoo import resolve_model_source, trained_from_config
-        from easynlp_bp.text.reward_formats import format_reward_input
-        from easynlp_bp.reward.training import (reward_preset, save_final_reward_model, set_label_scale,
-                                                 train_reward_model)
+        from easynlp_bp.reward.training import (is_tiny_backbone, reward_checkpoint_card, reward_preset,
+                                                 save_final_reward_model, set_label_scale, train_reward_model)
 
-        source = resolve_model_source(self.params.pretrain_model_name_or_path)
-        if not source.is_from_scratch:  # named as the user wrote it, before any loader touches the folder
-            check_base_model(source.location, self.checkpoint_dir)
-        # the embedded default's SFT model is as small as a model built from a config: same preset
-        tiny = source.is_from_scratch or trained_from_config(source.location)
+        source = self.resolve_base_model()
+        tiny = is_tiny_backbone(source)
         preset = reward_preset(tiny)
         hp = with_preset(preset, {key: getattr(self.args, key) for key in preset})
         logger.info("RM settings (%s preset for unset flags): %s", "from-scratch" if tiny else "paper", hp)
-        reward_type = self.train_reward_type
-        label = self.train_label_name
+        reward_type, label = self.train_reward_type, self.train_label_name
         train_rows, dev_rows, accounting = self._training_tables()
         # The tokenizer of a from-config backbone learns the RM's own input texts (EOS is a special token).
-        rm = self.build_model([format_reward_input(reward_type, r.get(self.first_sequence, ""), r[self.second_sequence], "")
-                               for r in train_rows], max_length=hp["sequence_length"])
+        rm = self.build_model(reward_input_texts(train_rows, reward_type, self.first_sequence, self.second_sequence),
+                              max_length=hp["sequence_length"])
         set_label_scale(rm, train_rows, label, self.params.normalize_labels)  # before the datasets normalise
         datasets = [self.build_dataset(rm, rows, label) if rows else None for rows in (train_rows, dev_rows)]
         trainer, result = train_reward_model(rm, *datasets, self.checkpoint_dir, hp, seed=self.args.random_seed,
-                                             bf16=self.params.bf16,
-                                             resume_from_checkpoint=self.args.resume_from_checkpoint)
+                                             bf16=self.params.bf16, resume_from_checkpoint=self.args.resume_from_checkpoint)
         result = {"reward_type": reward_type, "label_name": label, "train_rows": len(train_rows),
                   "dev_rows": len(dev_rows), **result}
         if dev_rows:
             result["dev"] = self.build_evaluator(dev_rows, label).evaluate(rm)
 
         def finalize(staging: Path) -> None:
-            from easynlp_bp.models.finished_checkpoint import CheckpointCard
-
-            self.finish_training(CheckpointCard(
-                kind="reward", base_model=source.location, is_stand_in=source.is_from_scratch,
-                data=", ".join(self.args.table_list) or "embedded default rows (heuristic stand-in labels)",
-                settings=hp, metrics=result,
-                reward={"type": reward_type, "label_name": label, "label_mean": rm.config.label_mean,
-                        "label_std": rm.config.label_std}),
-                directory=staging, model_source=source.__dict__, hyperparameters=hp, data=accounting, result=result)
+            card = reward_checkpoint_card(rm, source.location, source.is_from_scratch, hp, result,
+                                          ", ".join(self.args.table_list) or "embedded default rows (heuristic stand-in labels)")
+            self.finish_training(card, directory=staging, model_source=source.__dict__, hyperparameters=hp,
+                                 data=accounting, result=result)
 
         save_final_reward_model(trainer, rm, self.checkpoint_dir, finalize)
         if trainer.is_world_process_zero():
@@ -247,13 +190,11 @@ class BeautifulPromptRewardApp(App):
         self.table_sources("predict", 1, 1, f"one table to score (a {self.second_sequence!r} column)")
         self.check_outputs_writable(reads=[self.checkpoint_dir])
         rm = self.load_trained()
-        from easynlp_bp.models.reward_model import EASYNLP_SCORE_COLUMNS, score_columns
+        from easynlp_bp.models.reward_model import EASYNLP_SCORE_COLUMNS, score_rows
 
         output_schema, append = self.output_columns("score", ("score", rm.config.label_name, *EASYNLP_SCORE_COLUMNS))
         table = self.read(self.args.table_list[0], rm.config.reward_type, None)
         self.check_append_cols(table, append)
-        scores = rm.score([r.get(self.first_sequence, "") for r in table.rows], [r[self.second_sequence] for r in table.rows],
-                          batch_size=self.params.batch_size).tolist()
-        rows = [{**row, **score_columns(score, rm.config)} for row, score in zip(table.rows, scores)]
+        rows = score_rows(rm, table.rows, self.first_sequence, self.second_sequence, batch_size=self.params.batch_size)
         result = self.write_predictions(rows, table, output_schema + append)  # EasyNLP's order
         return {**result, "print_columns": [output_schema[0], self.second_sequence]}

@@ -239,6 +239,14 @@ def score_columns(score: float, config: RewardConfig) -> dict:
     }
 
 
+
+def score_rows(rm: "RewardModel", rows: Sequence[dict], raw_field: str, prompt_field: str,
+               batch_size: int = 32) -> list[dict]:
+    """``rows``, each with its :func:`score_columns` added (the raw prompt is read by the pickscore RM only)."""
+    scores = rm.score([r.get(raw_field, "") for r in rows], [r[prompt_field] for r in rows],
+                      batch_size=batch_size).tolist()
+    return [{**row, **score_columns(score, rm.config)} for row, score in zip(rows, scores)]
+
 def _sequence_model_from_config(name_or_path, train_texts, seed: int, trust_remote_code: bool):
     """A random sequence-regression model of the config's architecture, with a project-trained tokenizer.
 

@@ -25,6 +25,14 @@ FROM_SCRATCH_RM = {
 }
 
 
+def is_tiny_backbone(source) -> bool:
+    """Whether the backbone ``source`` (a ``ModelSource``) takes the from-scratch preset: a model built from a
+    config, or one trained from such a model (the embedded default's SFT model is as small)."""
+    from easynlp_bp.models.modelzoo import trained_from_config
+
+    return source.is_from_scratch or trained_from_config(source.location)
+
+
 def reward_preset(is_from_scratch: bool) -> dict:
     """The settings unset flags take: from-scratch for a backbone built from a config, else the paper's."""
     return FROM_SCRATCH_RM if is_from_scratch else PAPER_RM
@@ -81,3 +89,13 @@ def save_final_reward_model(trainer, rm, output_dir: str, finalize: Callable[[Pa
         if is_main:
             rm.save_pretrained(str(staging), save_model=False)
             finalize(staging)
+
+
+def reward_checkpoint_card(rm, base_model: str, is_stand_in: bool, settings: dict, metrics: dict, data: str):
+    """The model card of a trained RM: its type, label name and label scale (``rm.config``)."""
+    from easynlp_bp.models.finished_checkpoint import CheckpointCard
+
+    return CheckpointCard(
+        kind="reward", base_model=base_model, is_stand_in=is_stand_in, data=data, settings=settings, metrics=metrics,
+        reward={"type": rm.config.reward_type, "label_name": rm.config.label_name, "label_mean": rm.config.label_mean,
+                "label_std": rm.config.label_std})
