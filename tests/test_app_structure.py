@@ -43,6 +43,7 @@ def test_layout_measurements():
     assert report["import_cycles"] == []
     assert report["folder_cycles"] == [], report["folder_cycle_imports"]
     assert report["functions_over_60_lines"] == []
+    assert report["app_modules_over_200_lines"] == [], report["app_module_lines"]
     assert proc.returncode == 0
 
 
@@ -82,6 +83,22 @@ def test_architecture_report_sees_a_folder_cycle(tmp_path):
     assert {"easynlp_bp.planted_a.x -> easynlp_bp.planted_b.y",
             "easynlp_bp.planted_b.z -> easynlp_bp.planted_a.w"} <= set(report["folder_cycle_imports"])
     assert not any("planted" in name for cycle in report["import_cycles"] for name in cycle)
+
+
+def test_architecture_report_fails_on_an_app_module_over_200_lines(tmp_path):
+    """An app is glue: a planted 201-line app module fails --check and is named."""
+    import shutil
+
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "easynlp_bp", copy / "easynlp_bp", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "scripts", copy / "scripts")
+    (copy / "easynlp_bp" / "appzoo" / "planted.py").write_text("x = 1\n" * 201)
+    proc = subprocess.run([sys.executable, str(copy / "scripts" / "architecture_report.py"), "--check"],
+                          capture_output=True, text=True)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert report["app_modules_over_200_lines"] == ["easynlp_bp.appzoo.planted"]
+    assert report["upward_imports"] == [] and report["functions_over_60_lines"] == []
 
 
 def test_serve_entry_point_does_not_load_the_cli_or_the_appzoo():
