@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import sys
@@ -25,14 +26,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.results import emit_result  # noqa: E402  (after the checkout is on sys.path)
 
+PROMPT_SETS = ("partiprompts", "imagereward", "t2i_compbench", "coco_captions")
 
-def prompt_sets(data: Path, limit: Optional[int]) -> dict[str, list[str]]:
-    """All PartiPrompts and the ImageReward benchmark prompts (test split), in file order."""
-    with open(data / "partiprompts" / "PartiPrompts.tsv", encoding="utf-8", newline="") as handle:
-        parti = [row["Prompt"].strip() for row in csv.DictReader(handle, delimiter="\t")]
-    imagereward = pd.read_parquet(data / "imagereward_prompts" / "test.parquet")["Prompt"].astype(str).str.strip()
-    sets = {"partiprompts": [p for p in parti if p], "imagereward": [p for p in imagereward.tolist() if p]}
-    return {name: prompts[:limit] if limit else prompts for name, prompts in sets.items()}
+
+def prompt_sets(data: Path, limit: Optional[int], names: Sequence[str] = PROMPT_SETS) -> dict[str, list[str]]:
+    """PartiPrompts and the ImageReward benchmark prompts (test split) in file order; T2I-CompBench (all
+    categories) and COCO 2017 val captions in one fixed shuffled order (their files are sorted by category/id)."""
+    import random
+
+    loaders = {
+        "partiprompts": lambda: [row["Prompt"] for row in csv.DictReader(io.StringIO(
+            (data / "partiprompts" / "PartiPrompts.tsv").read_text(encoding="utf-8"), newline=""), delimiter="\t")],
+        "imagereward": lambda: pd.read_parquet(data / "imagereward_prompts" / "test.parquet")["Prompt"].astype(str).tolist(),
+        "t2i_compbench": lambda: random.Random(0).sample(lines := [
+            line for name in sorted((data / "t2i_compbench").glob("*.txt"))
+            for line in name.read_text(encoding="utf-8").splitlines()], len(lines)),
+        "coco_captions": lambda: random.Random(0).sample(captions := [
+            a["caption"] for a in json.loads((data / "coco_captions" / "captions_val2017.json").read_text())["annotations"]],
+            len(captions)),
+    }
+    sets = {}
+    for name in names:
+        prompts = [p.strip() for p in loaders[name]() if p.strip()]
+        sets[name] = prompts[:limit] if limit else prompts
+    return sets
 
 
 def paired(differences: Sequence[float]) -> dict:
@@ -81,13 +98,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--ppo_dir", required=True)
     parser.add_argument("--data", required=True, help="../shared/data")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts of each set (default: all)")
+    parser.add_argument("--sets", default=",".join(PROMPT_SETS), help="comma separated, of: " + ", ".join(PROMPT_SETS))
     parser.add_argument("--reward_terms", default=None, help="score with these terms instead of the run's")
     parser.add_argument("--output", default=None, help="also write the JSON result here")
     args = parser.parse_args(argv)
 
     reward, spec = load_reward(args.ppo_dir, args.reward_terms)
     result = {"sft_dir": args.sft_dir, "ppo_dir": args.ppo_dir, "reward_terms": spec, "sets": {}}
-    for name, raws in prompt_sets(Path(args.data), args.limit).items():
+    for name, raws in prompt_sets(Path(args.data), args.limit, [n.strip() for n in args.sets.split(",") if n.strip()]).items():
         sft, ppo = first_outputs(args.sft_dir, raws), first_outputs(args.ppo_dir, raws)
         sft_parts, ppo_parts = reward.compute(raws, sft), reward.compute(raws, ppo)
         report = {"reward": paired((ppo_parts.total - sft_parts.total).tolist()),
