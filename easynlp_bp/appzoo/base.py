@@ -57,6 +57,7 @@ class App(AppOutputs):
         raw = self._raw_user_parameters(args.user_defined_parameters)
         self.component_specs = {kind: raw.pop(f"{kind}_class") for kind in self.components if f"{kind}_class" in raw}
         self.config_overrides = self._pop_config_keys(raw)
+        self.given_params = frozenset(raw)  # the params keys the user gave (presets fill only the others)
         self.params = parse_user_defined_parameters(raw, self.params_cls)
 
     # ----------------------------------------------------------------- parsing

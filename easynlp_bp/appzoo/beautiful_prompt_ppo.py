@@ -19,7 +19,7 @@ from easynlp_bp.options import check_options, option
 from easynlp_bp.ppo.config import EMBEDDED_DEFAULT_PRESET, FLAG_TO_FIELD, UNUSED_FLAGS, PPOConfig
 from easynlp_bp.ppo.prompt_tables import hold_out, read_prompt_rows, sft_data_tables
 from easynlp_bp.prompting.params import seed_generation_settings
-from easynlp_bp.reward.spec import build_reward, reward_spec
+from easynlp_bp.reward.spec import REWARD_KEYS, build_reward, reward_spec
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,8 @@ class BeautifulPromptPPOApp(App):
     def reward_spec(self) -> list[tuple[str, float]]:
         """The reward's terms and weights (:func:`easynlp_bp.reward.spec.reward_spec`)."""
         p = self.params
-        return reward_spec(p.reward_terms, p.alpha, p.consistency_weight, p.length_coef)
+        embedded = trained_from_config(p.pretrain_model_name_or_path) and not set(REWARD_KEYS) & self.given_params
+        return reward_spec(p.reward_terms, p.alpha, p.consistency_weight, p.length_coef, embedded_default=embedded)
 
     def _reward_fn(self, device: str = "cpu"):
         """The combined reward; RM directories are checked here, at start-up."""

@@ -12,14 +12,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# The reward when the policy is the embedded default and the user chose none of REWARD_KEYS. Its stand-in PickScore
+# RM gives PPO almost nothing to climb (alone: held-out +0.03, PartiPrompts t = 0.4) while its aesthetic RM does
+# (alone: t = 20), so the aesthetic term leads; word_recall pays for the exact copy of the user's words, which that
+# model gets wrong most ("concentric circles" -> "concentricdescles") and a sentence encoder barely sees.
+# Measured in docs/ppo.md. Real reward models keep the paper's weights.
+EMBEDDED_DEFAULT_REWARD_TERMS = "aesthetic:1,pickscore:0.3,consistency:1,word_recall:1"
+REWARD_KEYS = ("reward_terms", "alpha", "consistency_weight", "length_coef")
+
+
 def reward_spec(reward_terms: Optional[str], alpha: float, consistency_weight: float,
-                length_coef: float) -> list[tuple[str, float]]:
-    """``(name, weight)`` of every term: ``reward_terms`` (``name:weight,...``) if given, else the paper's
+                length_coef: float, embedded_default: bool = False) -> list[tuple[str, float]]:
+    """``(name, weight)`` of every term: ``reward_terms`` (``name:weight,...``) if given, else
+    :data:`EMBEDDED_DEFAULT_REWARD_TERMS` when ``embedded_default``, else the paper's
     ``(1-α)·aesthetic + α·pickscore`` (+ ``b·consistency`` when b > 0, + ``length_coef·length`` when set)."""
     from easynlp_bp.reward.terms import parse_reward_terms  # imports torch: only when terms are given
 
-    if reward_terms:
-        return parse_reward_terms(reward_terms)
+    if reward_terms or embedded_default:
+        return parse_reward_terms(reward_terms or EMBEDDED_DEFAULT_REWARD_TERMS)
     spec = [("aesthetic", 1.0 - alpha), ("pickscore", alpha)]
     spec += [("consistency", consistency_weight)] if consistency_weight > 0 else []
     return spec + ([("length", length_coef)] if length_coef else [])

@@ -108,6 +108,20 @@ def test_default_spec_is_the_papers_reward(tmp_path):
     assert app.reward_spec() == [("aesthetic", pytest.approx(0.4)), ("pickscore", 0.6)]
 
 
+def test_the_embedded_default_has_its_own_reward_unless_the_user_chooses_one(tmp_path):
+    import json
+
+    sft = tmp_path / "sft"
+    sft.mkdir()
+    (sft / "run_config.json").write_text(json.dumps({"resolved": {"model_source": {"kind": "config"}}}))
+    app = _ppo_app(tmp_path / "out", f"reward=heuristic pretrain_model_name_or_path={sft}")
+    assert app.reward_spec() == [("aesthetic", 1.0), ("pickscore", 0.3), ("consistency", 1.0), ("word_recall", 1.0)]
+    given = _ppo_app(tmp_path / "out", f"reward=heuristic pretrain_model_name_or_path={sft} reward_terms=aesthetic:1")
+    assert given.reward_spec() == [("aesthetic", 1.0)]
+    paper = _ppo_app(tmp_path / "out", f"reward=heuristic pretrain_model_name_or_path={sft} alpha=0.7")
+    assert paper.reward_spec() == [("aesthetic", pytest.approx(0.3)), ("pickscore", 0.7), ("consistency", 1.0)]
+
+
 def test_every_term_is_logged_each_iteration_and_in_held_out_evaluation(tiny_tokenizer, tmp_path):
     from conftest import build_tiny_bloom
     from easynlp_bp.ppo.trainer import PPOTrainer
