@@ -60,9 +60,9 @@ class EasyNLPArgs:
         False, "predict: one output row per input row, in input order; a rejected row gets empty predictions and "
                "its reason in a last column, reject_reason (no rejects file). Off: rejected rows go to "
                "<outputs>.rejects.jsonl.", modes=PREDICT)
-    prompt: Optional[str] = _flag(None, "beautiful_prompt predict: one raw prompt to beautify instead of --tables "
-                                        "(printed, or written to --outputs).",
-                                  modes=PREDICT)
+    prompt: Union[str, list[str], None] = _flag(
+        None, "beautiful_prompt predict: a raw prompt to beautify instead of --tables (printed, or written to "
+              "--outputs); repeat it for several (--prompt 'a cat' --prompt 'a dog').", modes=PREDICT)
     # Model and checkpoints.
     checkpoint_dir: Optional[str] = _flag(
         None, "Where train writes the model (a HF model directory); what evaluate/predict load."

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs = {"default": field.default, "help": field.metadata.get("help", ""), "dest": field.name}
         if kind is bool:
             kwargs.update(nargs="?", const=True, type=_parse_bool, metavar="true|false")
+        elif "list[" in str(field.type):  # a repeatable flag: each occurrence adds one value
+            kwargs.update(action="append", type=kind, metavar=field.name.upper())
         else:
             kwargs.update(type=kind, metavar=field.name.upper())
         groups[modes].add_argument(f"--{field.name}", *aliases.get(field.name, []), **kwargs)

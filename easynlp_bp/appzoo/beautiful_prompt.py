@@ -178,7 +178,8 @@ class BeautifulPromptApp(App):
         if self.args.prompt is not None:
             if tables:
                 raise ValueError("--prompt and --tables both give the prompts to beautify; pass one of them.")
-            table = Table.from_texts("--prompt", self.first_sequence, [self.args.prompt])
+            given = self.args.prompt
+            table = Table.from_texts("--prompt", self.first_sequence, [given] if isinstance(given, str) else given)
         elif tables:
             table = self.read(tables[0], with_target=False)
         else:

@@ -13,6 +13,13 @@ def test_one_prompt_from_the_shell(tiny_model_dir, capsys):
     assert out.count("  - 东京の夜景") == 2 and "note: the input looks" in out  # kept verbatim, with the warning
 
 
+def test_prompt_repeats_for_several_prompts(tiny_model_dir, capsys):
+    code = main(["--app_name=beautiful_prompt", "--mode=predict", f"--checkpoint_dir={tiny_model_dir}",
+                 "--prompt", "a cat", "--prompt=a dog", "--user_defined_parameters=num_return_sequences=1 seed=1"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.index(">>> a cat") < out.index(">>> a dog")
+
+
 def test_prompt_is_refused_where_it_does_not_apply(tmp_path, tiny_model_dir, capsys):
     table = tmp_path / "in.tsv"
     table.write_text("raw_prompt\na cat\n", encoding="utf-8")
