@@ -148,3 +148,22 @@ def collate_left_padded(examples: Sequence[dict], pad_token_id: int,
         batch["attention_mask"].append([0] * pad + ex["attention_mask"])
         batch["labels"].append([IGNORE_INDEX] * pad + ex["labels"])
     return {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+
+
+def collate_for_training(examples: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """:func:`collate_left_padded`, plus ``logits_to_keep``: the model projects onto the vocabulary only the
+    last positions that predict a labelled token, and ``labels`` are cut to those positions.
+
+    Left padding puts every target at the end of its row, so the positions from the earliest target's
+    predecessor to the end cover every labelled token; the instruction before them (about half of a row) needs
+    no logits. The loss is the same as over the full sequence (the labels cut off are all ignored), at about
+    half the vocabulary projection's cost, the largest matmul of a small model's step.
+    """
+    batch = collate_left_padded(examples, pad_token_id)
+    labelled = (batch["labels"] != IGNORE_INDEX).any(dim=0).nonzero()
+    if len(labelled) == 0:  # nothing to learn in this batch: keep everything, the loss is what the model says
+        return batch
+    keep = min(batch["labels"].shape[1] - int(labelled[0]) + 1, batch["labels"].shape[1])  # +1: the predecessor
+    batch["labels"] = batch["labels"][:, -keep:]
+    batch["logits_to_keep"] = keep
+    return batch

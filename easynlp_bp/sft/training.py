@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from easynlp_bp.sft.data import collate_left_padded
+from easynlp_bp.sft.data import collate_for_training
 from easynlp_bp.models.training_checkpoints import resolve_resume_checkpoint
 from easynlp_bp.training_arguments import build_training_arguments
 
@@ -59,7 +59,7 @@ def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *
     )
     trainer = Trainer(
         model=model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
-        data_collator=lambda batch: collate_left_padded(batch, tokenizer.pad_token_id),
+        data_collator=lambda batch: collate_for_training(batch, tokenizer.pad_token_id),
     )
     # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
     train_output = trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
