@@ -73,3 +73,12 @@ def test_generate_policy_answers_as_for_any_input(tiny_bloom, tiny_tokenizer):
     predictor = _predictor(tiny_bloom, tiny_tokenizer, unsupported_language="generate", guard=False)
     [result] = predictor.predict_results([OTHER_LANGUAGES["ru"]])
     assert result.statuses == ["unchecked"] * 2 and result.warnings == []
+
+
+def test_training_languages_sample_a_table_sorted_by_language_across_its_length():
+    """A tenth of German rows at the end of a sorted table is still a training language."""
+    from easynlp_bp.prompting.language import training_languages
+
+    rows = ["a red fox in the snow"] * 2700 + ["ein alter Leuchtturm an der stürmischen Küste"] * 300
+    assert training_languages(rows) == ["en", "de"]
+    assert training_languages(rows[:2700]) == ["en"]
