@@ -49,7 +49,7 @@ IGNORED_FLAGS: tuple[IgnoredFlag, ...] = (
     IgnoredFlag("optimizer_type", "training always uses AdamW", allowed=("AdamW", "adamw")),
     IgnoredFlag("optimizer", "training always uses AdamW", allowed=("AdamW", "adamw")),
     IgnoredFlag("label_enumerate_values", "labels are regression scores or text, not classes"),
-    IgnoredFlag("use_amp", "mixed precision is user_defined_parameters bf16=auto (on with a CUDA GPU)",
+    IgnoredFlag("use_amp", "mixed precision is user_defined_parameters bf16=auto (on with a CUDA GPU or a CPU with native bf16)",
                 is_switch=True),
     IgnoredFlag("use_torchacc", "torchacc is not supported", is_switch=True),
     IgnoredFlag("data_threads", "data loading runs in the main process"),

@@ -37,7 +37,7 @@ class BeautifulPromptParams(PredictorParams, ServeFields):
     short_target_drop: Optional[float] = field(default=None, metadata={"help": "... are dropped with this probability (paper 0.3)."})
     default_data_size: int = field(default=4000, metadata={"help": "Pairs the embedded default generates when --tables is not given."})
     eval_generation_samples: int = option(32, "Rows whose generations evaluate measures.", modes=("evaluate",))
-    bf16: str = field(default="auto", metadata={"help": "true, false or auto (on when a CUDA GPU is used)."})
+    bf16: str = field(default="auto", metadata={"help": "true, false or auto (on with a CUDA GPU or a CPU with native bf16: mixed precision, fp32 weights)."})
     group_by_length: bool = field(default=False, metadata={
         "help": "Batch pairs of similar length together (less padding: faster SFT, see docs/benchmarks.md)."})
 

@@ -50,7 +50,7 @@ class RewardParams:
                                         "long ones below it are cut from the left to --sequence_length tokens.",
                                   modes=())
     device: str = option("auto", "cpu, cuda, cuda:N or auto (evaluate/predict).", modes=("evaluate", "predict"))
-    bf16: str = field(default="auto", metadata={"help": "true, false or auto (on when a CUDA GPU is used)."})
+    bf16: str = field(default="auto", metadata={"help": "true, false or auto (on with a CUDA GPU or a CPU with native bf16: mixed precision, fp32 weights)."})
     trust_remote_code: bool = option(False, "Allow model code from the model dir.", modes=())
 
     def __post_init__(self) -> None:
