@@ -156,7 +156,7 @@ def _divisor_near(n: int, wanted: int) -> int:
 EMBEDDED_DEFAULT_PRESET = {
     "num_rollouts": 32, "chunk_size": 16, "group_size": 4, "mini_batch_size": 8, "max_new_tokens": 48,
     "learning_rate": 5e-5, "init_kl_coef": 0.3, "kl_target": 2.0, "num_layers_unfrozen": 2, "total_steps": 480,
-    "eval_interval": 10, "checkpoint_interval": 10, "eval_size": 200, "kl_horizon": 1000,
+    "eval_interval": 15, "checkpoint_interval": 15, "eval_size": 200, "kl_horizon": 1000,
     "init_value_from_scores": True,
 }
 # EasyNLP flags that map onto PPO settings (flag -> PPOConfig field); the rest do not apply to RL.
