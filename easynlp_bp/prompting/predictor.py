@@ -31,7 +31,7 @@ from easynlp_bp.prompting.guard import FaithfulnessGuard, PromptResult, guard_ou
 from easynlp_bp.prompting.language import detect_language
 from easynlp_bp.text.clip_cap import ClipLengthCap
 from easynlp_bp.text.template import TARGET_SEPARATOR, build_prompt
-from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.models.kernels import use_fused_kernels
 from easynlp_bp.components import COMPONENTS
 from easynlp_bp.options import convert_options, options_where, unknown_names_message
 from easynlp_bp.prompting.params import DECODING_MODES, MAX_RETURN_SEQUENCES, PredictorParams  # noqa: F401
@@ -57,11 +57,10 @@ class BeautifulPromptPredictor:
         self.params = params or PredictorParams()
         self.first_sequence = first_sequence  # the input column run() reads (EasyNLP's first_sequence)
         self.device = resolve_device(self.params.device)
-        if model is None:  # the loader fuses BLOOM's GeLU
+        if model is None:
             loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
             model, tokenizer = loaded.model, loaded.tokenizer
-        else:  # in place, same function (easynlp_bp/models/fused_gelu.py); weights untouched
-            fuse_bloom_gelu(model)
+        use_fused_kernels(model)  # a model handed in is patched here; a loaded one already was (a no-op)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
