@@ -63,11 +63,12 @@ def predict_through_cli(model_dir: str, prompts: Sequence[str], user_defined_par
 
 def measure(raw_prompts: Sequence[str], outputs: Sequence[str], encoder=None) -> dict:
     """Subject preservation, consistency, distinct and empty rates, and which targets are met."""
-    from easynlp_bp.text.metrics import consistency_scores, subject_preservation
+    from easynlp_bp.text.metrics import subject_preservation
+    from easynlp_bp.text.sentence_encoder import sentence_cosines
 
     result = dict(subject_preservation(raw_prompts, outputs))
     if encoder is not None:
-        scores = consistency_scores(raw_prompts, outputs, encoder)
+        scores = sentence_cosines(encoder, raw_prompts, outputs).tolist()
         result["consistency"] = sum(scores) / len(scores)
     result["distinct_rate"] = len(set(outputs)) / len(outputs)
     result["empty_rate"] = sum(not o.strip() for o in outputs) / len(outputs)
@@ -93,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     outputs = predict_through_cli(args.model_dir, prompts, args.user_defined_parameters)
     encoder = None
     if not args.no_encoder:
-        from easynlp_bp.text.metrics import load_sentence_encoder
+        from easynlp_bp.text.sentence_encoder import load_sentence_encoder
 
         encoder = load_sentence_encoder()
     result = {"model_dir": args.model_dir, "prompts": args.prompts, "n": len(prompts),
