@@ -104,12 +104,13 @@ class BeautifulPromptPredictor:
             overrides = {**overrides, "num_return_sequences": None}  # the new decoding's own default count
         return dataclasses.replace(self.params, **overrides)
 
-    def _generation_kwargs(self, prompt_length: int, params: Optional[PredictorParams] = None) -> dict:
-        """HF ``generate`` kwargs of ``params``: the one place an option becomes generation behaviour (the fast
-        sampler is used only when it implements every kwarg here, :func:`fast_sampler_handles`)."""
+    def _generation_kwargs(self, max_new_tokens: int, params: Optional[PredictorParams] = None) -> dict:
+        """HF ``generate`` kwargs of ``params`` for a batch whose largest budget is ``max_new_tokens``: the one place
+        an option becomes generation behaviour (the fast sampler is used only when it implements every kwarg here,
+        :func:`fast_sampler_handles`)."""
         p = params or self.params
         kwargs = {
-            "max_new_tokens": p.max_new_tokens_for(prompt_length),
+            "max_new_tokens": max_new_tokens,
             "num_return_sequences": p.num_return_sequences,
             "repetition_penalty": p.repetition_penalty,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -136,11 +137,12 @@ class BeautifulPromptPredictor:
 
         Args:
             lengths: each prompt's own token count (not the padded width): its budget is
-                ``max_length - length``, so one long prompt does not starve its neighbours.
+                ``params.max_new_tokens_for(length)``, so one long prompt does not starve its neighbours; the batch
+                generates up to the largest budget and each row is cut to its own.
             seeds: ``B * R`` per-row seeds for seeded sampling, or None.
         """
         budgets = [params.max_new_tokens_for(n) for n in lengths]
-        kwargs = {**self._generation_kwargs(min(lengths), params), **extra_kwargs}  # the largest budget
+        kwargs = {**self._generation_kwargs(max(budgets), params), **extra_kwargs}
         new_tokens = self._sample_or_generate(batch, params, kwargs, seeds)  # (B * R, T)
         per_input = new_tokens.shape[0] // len(lengths)
         for row, budget in enumerate(budgets):
