@@ -133,7 +133,7 @@ def test_a_folder_with_only_config_json_warns_that_weights_are_random(model_copy
 
 def test_a_damaged_pickscore_model_is_named(tmp_path):
     from easynlp_bp.pipelines.scoring.scorers import ScorerOptions, build_scorers
-    from easynlp_bp.pipelines.scoring.tiny import save_tiny_clip
+    from fixtures.tiny_diffusion import save_tiny_clip
 
     clip = save_tiny_clip(tmp_path / "clip")
     for damage in (_truncate, _huge_header):
