@@ -1,5 +1,5 @@
 """The ComfyUI node (integrations/comfyui/beautiful_prompt), loaded from a copy in a custom_nodes folder as ComfyUI
-loads it: its node contract, in-process against a real Predictor, and against a running server (issue 26)."""
+loads it: its node contract, in-process against a real Predictor, and against a running server."""
 from __future__ import annotations
 
 import importlib.util

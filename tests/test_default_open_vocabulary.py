@@ -83,7 +83,7 @@ def _first_outputs(model_dir, raw_prompts):
 
 @pytest.mark.slow
 def test_the_trained_default_copies_prompts_it_never_saw(default_sft_dir):
-    """Issue 13: with the predict defaults, the main job's SFT model keeps the user's words on prompts built
+    """With the predict defaults, the main job's SFT model keeps the user's words on prompts built
     from words it may never have seen (another seed's pairs), instead of writing another subject."""
     from easynlp_bp.text.metrics import subject_preservation
 

@@ -86,7 +86,7 @@ def _model_files(folder: Path) -> dict:
 
 
 def test_a_failure_during_the_final_save_leaves_the_previous_model(tiny_tokenizer, tmp_path, monkeypatch):
-    """Issue 28: the final policy is staged and moved into place; a save that fails midway (disk full, a kill)
+    """The final policy is staged and moved into place; a save that fails midway (disk full, a kill)
     leaves the previous model whole, and the checkpoints and logs beside it untouched."""
     from easynlp_bp.models.folder_checks import STAGING_DIR_NAME, check_model_dir
     from easynlp_bp.ppo import checkpoint

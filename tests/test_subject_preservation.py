@@ -35,7 +35,7 @@ def test_sft_and_reward_curves_plot_through_the_same_function(tmp_path):
 
 @pytest.mark.slow
 def test_trained_pickscore_rm_reads_the_raw_prompt(tmp_path, default_sft_dir):
-    """Issue 13: the default's PickScore RM, trained on the stand-in labels from the SFT model (as the main job
+    """The default's PickScore RM, trained on the stand-in labels from the SFT model (as the main job
     does), depends on the raw prompt as real PickScore does: shuffling the raw prompts moves its scores, and
     keeping the subject beats dropping it. (Built from a config instead, it moved by 0.05: it never learned to
     compare the two in its 216 steps.)"""
