@@ -11,7 +11,7 @@ import pytest
 
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
-NODE_FOLDER = Path(__file__).resolve().parents[1] / "integrations" / "comfyui" / "beautiful_prompt"
+NODE_FOLDER = Path(__file__).resolve().parents[2] / "integrations" / "comfyui" / "beautiful_prompt"
 
 
 @pytest.fixture(scope="module")

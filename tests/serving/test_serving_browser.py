@@ -17,7 +17,7 @@ from easynlp_bp.serving.config import ServeConfig  # noqa: E402
 from easynlp_bp.serving.diffusers_integration import load_pipeline  # noqa: E402
 from easynlp_bp.serving.server import BackgroundServer  # noqa: E402
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.fixture(scope="module")
