@@ -1,4 +1,4 @@
-"""What the faithfulness guard does on real prompt sets, and what it costs (issue 25).
+"""What the faithfulness guard does on real prompt sets, and what it costs.
 
 For each set, the same model predicts the same prompts twice side by side, guard off and guard on (predict
 defaults otherwise, ``seed=42``, one output per prompt). Reported per set: the share of outputs that drop or

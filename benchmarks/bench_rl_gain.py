@@ -1,4 +1,4 @@
-"""Does the RL stage beat the SFT model it starts from, on real prompts neither saw? (issue 24)
+"""Does the RL stage beat the SFT model it starts from, on real prompts neither saw?
 
 Both models beautify the same prompts (predict defaults: sampling, ``seed=42``, one output each, no
 ``keep_input``, guard off: the models themselves). Each output is scored by one reward, by default the one the

@@ -1,4 +1,4 @@
-"""Sweep the consistency weight b of the combined reward (issue 13): how often does the reward prefer a
+"""Sweep the consistency weight b of the combined reward: how often does the reward prefer a
 prompt that keeps the user's subject, and how much does the term disturb the RMs' own ranking?
 
 For each real raw prompt x (PartiPrompts) it builds candidate prompts that share the same modifiers:

@@ -20,7 +20,7 @@ __all__ = ["build_parser", "main", "main_entry", "parse_args"]
 
 def _app_help(app_cls) -> str:
     """The app's modes and its ``user_defined_parameters`` keys, grouped by the modes they apply to."""
-    swaps = "".join(f"  {kind}_class={default.split(':')[-1]}\n      Swap in a subclass: a name registered in "
+    swaps = "".join(f"  {kind}_class={default}\n      Swap in a subclass: a name registered in "
                     f"easynlp_bp.components.COMPONENTS, or module.path:ClassName.\n"
                     for kind, default in app_cls.components.items())
     return (

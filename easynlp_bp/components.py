@@ -1,7 +1,7 @@
 """The pluggable classes of the apps (dataset, model, predictor, evaluator, trainer), swappable by name.
 
-Each built-in class registers itself here under its class name; an app declares which it uses
-(``App.components``). A user swaps one without editing the package, either from Python::
+Each built-in class registers itself here under its class name; an app names the ones it uses by that name
+(``App.components``; ``appzoo/base.py`` imports the registering modules before the first lookup). A user swaps one without editing the package, either from Python::
 
     from easynlp_bp.components import COMPONENTS
     COMPONENTS.register("MyPredictor")(MyPredictor)     # a subclass of BeautifulPromptPredictor

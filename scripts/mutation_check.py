@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The fast tests each stage's mutants run against (each well under a minute on 2 CPU cores).
 STAGE_TESTS = {
-    "ppo": ["tests/test_ppo_math.py", "tests/test_ppo_call_sites.py", "tests/test_ppo_trainer.py"],  # ~40 s
-    "reward": ["tests/test_reward_formats.py", "tests/test_reward_combined.py"],
-    "sft": ["tests/test_sft_data.py"],
+    "ppo": ["tests/ppo/test_ppo_math.py", "tests/ppo/test_ppo_call_sites.py", "tests/ppo/test_ppo_trainer.py"],  # ~40 s
+    "reward": ["tests/reward/test_reward_formats.py", "tests/reward/test_reward_combined.py"],
+    "sft": ["tests/sft/test_sft_data.py"],
 }
 
 

@@ -72,6 +72,20 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
     return path
 
 
+@pytest.fixture(scope="module")
+def ppo_sft_dir(tmp_path_factory, tiny_model_dir, synthetic_pairs):
+    """A stand-in SFT directory: the tiny random model plus the embedded default's data layout."""
+    import shutil
+
+    from easynlp_bp.io import write_table
+
+    path = tmp_path_factory.mktemp("ppo_sft")
+    shutil.copytree(tiny_model_dir, path, dirs_exist_ok=True)
+    write_table(str(path / "data" / "train.jsonl"), synthetic_pairs[40:200], ["raw_prompt", "prompt"])
+    write_table(str(path / "data" / "dev.jsonl"), synthetic_pairs[:40], ["raw_prompt", "prompt"])
+    return path
+
+
 @pytest.fixture(scope="session")
 def trained_sft_dir(tmp_path_factory):
     """The embedded default trained briefly through the CLI (shared by CLI, predictor and later stages): 71

@@ -9,18 +9,24 @@ Constructors only parse; files are read when a mode runs.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Optional
 
 from easynlp_bp.arguments import EasyNLPArgs, parse_user_defined_parameters, split_user_defined_parameters
 from easynlp_bp.appzoo.outputs import STDOUT_OUTPUT, AppOutputs
-from easynlp_bp.components import resolve_component
+from easynlp_bp.components import COMPONENTS, resolve_component
 from easynlp_bp.easynlp_compat import flatten_parsed_parameters
 from easynlp_bp.io.writers import write_json
 from easynlp_bp.registry import Registry
 
 APPS: Registry[type["App"]] = Registry("app")
+#: The modules whose classes register themselves in ``COMPONENTS`` (``@COMPONENTS.register``). They are imported
+#: on the first class lookup, so their decorators run, and not before, so that ``--help`` loads no model code.
+COMPONENT_MODULES = ("easynlp_bp.sft.data", "easynlp_bp.sft.evaluator", "easynlp_bp.models.causal_lm",
+                     "easynlp_bp.models.reward_model", "easynlp_bp.reward.data", "easynlp_bp.reward.evaluator",
+                     "easynlp_bp.prompting.predictor", "easynlp_bp.ppo.trainer")
 
 
 def with_preset(preset: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,7 +55,7 @@ class App(AppOutputs):
     #: Modes that write a predictions table (:meth:`write_predictions`): they take ``--outputs=-`` (stdout) and
     #: ``--keep_rejected_rows``.
     table_output_modes: ClassVar[tuple[str, ...]] = ()
-    #: Pluggable classes: kind -> the default's "module:Class". ``<kind>_class=`` swaps in a subclass of it.
+    #: Pluggable classes: kind -> the default's name in ``COMPONENTS``. ``<kind>_class=`` swaps in a subclass of it.
     components: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, args: EasyNLPArgs):
@@ -105,7 +111,9 @@ class App(AppOutputs):
         """The class used for ``kind`` (``dataset``, ``model``, ``predictor``, ...): the user's or the default."""
         if kind not in self.components:
             raise KeyError(f"App {self.args.app_name!r} has no {kind!r} class; it has: {', '.join(self.components)}.")
-        default = resolve_component(self.components[kind], kind, object)
+        for module in COMPONENT_MODULES:
+            importlib.import_module(module)
+        default = COMPONENTS.get(self.components[kind])
         return resolve_component(self.component_specs.get(kind, default), kind, default)
 
     @property

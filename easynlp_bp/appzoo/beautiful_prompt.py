@@ -53,10 +53,10 @@ class BeautifulPromptApp(App):
     description = "BeautifulPrompt SFT, evaluation, prediction and serving (the main app)."
     default_checkpoint_dir = "outputs/beautiful_prompt"
     components = {
-        "dataset": "easynlp_bp.sft.data:BeautifulPromptDataset",
-        "model": "easynlp_bp.models.causal_lm:BeautifulPromptModel",
-        "predictor": "easynlp_bp.prompting.predictor:BeautifulPromptPredictor",
-        "evaluator": "easynlp_bp.sft.evaluator:BeautifulPromptEvaluator",
+        "dataset": "BeautifulPromptDataset",
+        "model": "BeautifulPromptModel",
+        "predictor": "BeautifulPromptPredictor",
+        "evaluator": "BeautifulPromptEvaluator",
     }
 
     # ----------------------------------------------------------------- building blocks (also the EasyNLP lookups)

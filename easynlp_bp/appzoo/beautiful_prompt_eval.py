@@ -48,7 +48,8 @@ class BeautifulPromptEvalApp(App):
         from easynlp_bp.evaluation.evaluate import evaluate_methods
         from easynlp_bp.evaluation.human_ab import build_ab_items, write_ab_page
         from easynlp_bp.evaluation.methods import PromptMethod, parse_methods
-        from easynlp_bp.text.metrics import clip_token_counter, load_nsfw_words, load_sentence_encoder
+        from easynlp_bp.text.metrics import clip_token_counter, load_nsfw_words
+        from easynlp_bp.text.sentence_encoder import load_sentence_encoder
 
         p = self.params
         tables = self.args.table_list

@@ -78,8 +78,8 @@ class BeautifulPromptPPOApp(App):
     config_cls = PPOConfig
     default_checkpoint_dir = DEFAULT_CHECKPOINT_DIR
     components = {
-        "model": "easynlp_bp.models.causal_lm:BeautifulPromptModel",
-        "trainer": "easynlp_bp.ppo.trainer:PPOTrainer",
+        "model": "BeautifulPromptModel",
+        "trainer": "PPOTrainer",
     }
 
     def _pop_config_keys(self, raw: dict) -> dict:

@@ -70,9 +70,9 @@ class BeautifulPromptRewardApp(App):
     params_cls = RewardParams
     description = "Train / evaluate a text-only reward model (reward_type=aesthetic|pickscore); score prompts."
     components = {
-        "dataset": "easynlp_bp.reward.data:RewardDataset",
-        "model": "easynlp_bp.models.reward_model:RewardModel",
-        "evaluator": "easynlp_bp.reward.evaluator:RewardEvaluator",
+        "dataset": "RewardDataset",
+        "model": "RewardModel",
+        "evaluator": "RewardEvaluator",
     }
 
     @property

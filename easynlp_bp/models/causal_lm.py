@@ -14,7 +14,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from easynlp_bp.text.template import INSTRUCTION_TEMPLATE
-from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.models.kernels import use_fused_kernels
 from easynlp_bp.models.modelzoo import ModelSource, resolve_model_source
 from easynlp_bp.components import COMPONENTS
 from easynlp_bp.models.folder_checks import check_causal_lm, check_model_dir
@@ -68,8 +68,8 @@ class BeautifulPromptModel:
     ) -> "BeautifulPromptModel":
         """Load (or, for a config-only source, build at random) the model and its tokenizer.
 
-        BLOOM's GeLU modules are swapped for torch's fused kernel of the same function
-        (:func:`easynlp_bp.models.fused_gelu.fuse_bloom_gelu`); weights and the saved config are untouched.
+        BLOOM's GeLU and attention run as torch's fused kernels of the same functions
+        (:func:`easynlp_bp.models.kernels.use_fused_kernels`); weights and the saved config are untouched.
 
         Args:
             name_or_path: modelzoo name, local directory or hub id (``None``: the embedded default).
@@ -89,7 +89,6 @@ class BeautifulPromptModel:
         if model.generation_config is not None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
             model.generation_config.eos_token_id = tokenizer.eos_token_id
-        fuse_bloom_gelu(model)  # a model built from a config too: same function, one kernel (models/fused_gelu.py)
         return cls(model=model, tokenizer=tokenizer, source=source)
 
     def save_pretrained(self, output_dir: str) -> None:
@@ -101,7 +100,7 @@ class BeautifulPromptModel:
 
 def load_causal_lm(location: str, *, trust_remote_code: bool = False, dtype: Optional[torch.dtype] = None,
                    flag: str = "--checkpoint_dir"):
-    """``(model, tokenizer)`` of a pretrained causal LM in a local folder or on the hub, BLOOM's GeLU fused.
+    """``(model, tokenizer)`` of a pretrained causal LM in a local folder or on the hub, BLOOM's kernels fused.
 
     A local folder is checked first (:func:`check_model_dir`, :func:`check_causal_lm`) so that a broken copy or a
     reward model gives one clear error naming ``flag``. The tokenizer is returned as saved (no pad-token fix).
@@ -111,7 +110,7 @@ def load_causal_lm(location: str, *, trust_remote_code: bool = False, dtype: Opt
         check_causal_lm(location, flag)
     tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(location, trust_remote_code=trust_remote_code, dtype=dtype)
-    fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/models/fused_gelu.py
+    use_fused_kernels(model)
     return model, tokenizer
 
 
@@ -133,6 +132,7 @@ def _build_from_config(source: ModelSource, train_texts: Optional[Iterable[str]]
     config.bos_token_id = tokenizer.bos_token_id
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
+    use_fused_kernels(model)
     logger.info(
         "Built %s from %s at random: %.2fM parameters, vocabulary %d.",
         config.model_type, source.location, model.num_parameters() / 1e6, len(tokenizer),

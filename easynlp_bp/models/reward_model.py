@@ -22,10 +22,10 @@ from easynlp_bp.text.reward_formats import (
     check_reward_type,
     format_reward_input,
 )
-from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
 from easynlp_bp.models.modelzoo import resolve_model_source
 from easynlp_bp.components import COMPONENTS
 from easynlp_bp.models.folder_checks import check_model_dir
+from easynlp_bp.models.kernels import use_fused_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class RewardModel:
                 "non-pad token, which would skip the real EOS. Give the tokenizer a distinct pad token."
             )
         self.model = model
-        fuse_bloom_gelu(model)  # same function, one kernel: see easynlp_bp/models/fused_gelu.py
+        use_fused_kernels(model)  # a no-op when the loader patched it
         self.tokenizer = tokenizer
         self.config = config
         # Left truncation keeps the end of long inputs (the prompt's tail and the EOS the score is read at);

@@ -15,6 +15,7 @@ from easynlp_bp.io.writers import to_json, write_jsonl
 from easynlp_bp.ppo.checkpoint import load_checkpoint, save_checkpoint, save_final_policy
 from easynlp_bp.ppo.trainer import reference_prompts_of
 from easynlp_bp.progress import progress_bar
+from easynlp_bp.training_plots import plot_curves
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def run_ppo(trainer, train_rows: Sequence[dict], eval_rows: Sequence[dict], outp
     bar.close()
     if acc.is_main_process:
         save_final_policy(trainer, output)
-        plot_ppo_curves(log.history, str(output / "ppo_curves.png"))
+        plot_curves(log.history, str(output / "ppo_curves.png"), ppo_curve_panels(log.history))
         if writer is not None:
             writer.close()
     acc.wait_for_everyone()
@@ -200,39 +201,3 @@ def ppo_curve_panels(history: Sequence[dict]) -> list[tuple[str, list[str]]]:
     for name in names:
         panels.append((f"term: {name}", [f"reward/term/{name}", f"reward/reference/{name}", f"eval/term/{name}"]))
     return panels
-
-
-def plot_ppo_curves(history: Sequence[dict], path: str) -> bool:
-    """PNG of the PPO curves against the optimizer step, one quantity per panel so each trend is visible.
-
-    Training reward (delta against the reference prompt, near 0) and held-out reward (absolute, ~17) have
-    different scales, so they get separate panels; so do KL, β and held-out subject preservation.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = ppo_curve_panels(history)
-    if not panels:
-        return False
-    columns = min(5, len(panels))
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.6 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-    for ax, (title, keys) in zip(axes.flat, panels):
-        for key in keys:
-            points = [(h["step"], h[key]) for h in history if key in h]
-            if points:
-                steps, values = zip(*points)
-                ax.plot(steps, values, marker="o" if len(points) < 30 else None, label=key)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("optimizer step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True

@@ -31,7 +31,7 @@ from easynlp_bp.prompting.guard import FaithfulnessGuard, PromptResult, guard_ou
 from easynlp_bp.prompting.language import detect_language
 from easynlp_bp.text.clip_cap import ClipLengthCap
 from easynlp_bp.text.template import TARGET_SEPARATOR, build_prompt
-from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
+from easynlp_bp.models.kernels import use_fused_kernels
 from easynlp_bp.components import COMPONENTS
 from easynlp_bp.options import convert_options, options_where, unknown_names_message
 from easynlp_bp.prompting.params import DECODING_MODES, MAX_RETURN_SEQUENCES, PredictorParams  # noqa: F401
@@ -57,11 +57,10 @@ class BeautifulPromptPredictor:
         self.params = params or PredictorParams()
         self.first_sequence = first_sequence  # the input column run() reads (EasyNLP's first_sequence)
         self.device = resolve_device(self.params.device)
-        if model is None:  # the loader fuses BLOOM's GeLU
+        if model is None:
             loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
             model, tokenizer = loaded.model, loaded.tokenizer
-        else:  # in place, same function (easynlp_bp/models/fused_gelu.py); weights untouched
-            fuse_bloom_gelu(model)
+        use_fused_kernels(model)  # a model handed in is patched here; a loaded one already was (a no-op)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
@@ -105,12 +104,13 @@ class BeautifulPromptPredictor:
             overrides = {**overrides, "num_return_sequences": None}  # the new decoding's own default count
         return dataclasses.replace(self.params, **overrides)
 
-    def _generation_kwargs(self, prompt_length: int, params: Optional[PredictorParams] = None) -> dict:
-        """HF ``generate`` kwargs of ``params``: the one place an option becomes generation behaviour (the fast
-        sampler is used only when it implements every kwarg here, :func:`fast_sampler_handles`)."""
+    def _generation_kwargs(self, max_new_tokens: int, params: Optional[PredictorParams] = None) -> dict:
+        """HF ``generate`` kwargs of ``params`` for a batch whose largest budget is ``max_new_tokens``: the one place
+        an option becomes generation behaviour (the fast sampler is used only when it implements every kwarg here,
+        :func:`fast_sampler_handles`)."""
         p = params or self.params
         kwargs = {
-            "max_new_tokens": p.max_new_tokens_for(prompt_length),
+            "max_new_tokens": max_new_tokens,
             "num_return_sequences": p.num_return_sequences,
             "repetition_penalty": p.repetition_penalty,
             "pad_token_id": self.tokenizer.pad_token_id,
@@ -137,11 +137,12 @@ class BeautifulPromptPredictor:
 
         Args:
             lengths: each prompt's own token count (not the padded width): its budget is
-                ``max_length - length``, so one long prompt does not starve its neighbours.
+                ``params.max_new_tokens_for(length)``, so one long prompt does not starve its neighbours; the batch
+                generates up to the largest budget and each row is cut to its own.
             seeds: ``B * R`` per-row seeds for seeded sampling, or None.
         """
         budgets = [params.max_new_tokens_for(n) for n in lengths]
-        kwargs = {**self._generation_kwargs(min(lengths), params), **extra_kwargs}  # the largest budget
+        kwargs = {**self._generation_kwargs(max(budgets), params), **extra_kwargs}
         new_tokens = self._sample_or_generate(batch, params, kwargs, seeds)  # (B * R, T)
         per_input = new_tokens.shape[0] // len(lengths)
         for row, budget in enumerate(budgets):

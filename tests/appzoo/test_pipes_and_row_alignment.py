@@ -1,5 +1,5 @@
 """Predict in a shell pipe (``--tables=-`` reads stdin, ``--outputs=-`` writes the TSV to stdout, logs on stderr)
-and ``--keep_rejected_rows`` (output row i is input row i; a reject is an empty prediction with its reason), issue 26."""
+and ``--keep_rejected_rows`` (output row i is input row i; a reject is an empty prediction with its reason)."""
 from __future__ import annotations
 
 import io

@@ -89,7 +89,7 @@ def recorded_predictor(tiny_tokenizer, monkeypatch):
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    from easynlp_bp.pipelines.scoring.tiny import build_char_clip_tokenizer
+    from fixtures.tiny_diffusion import build_char_clip_tokenizer
 
     path = tmp_path_factory.mktemp("clip")
     build_char_clip_tokenizer().save_pretrained(path)

@@ -126,12 +126,15 @@ def test_every_term_is_logged_each_iteration_and_in_held_out_evaluation(tiny_tok
     from conftest import build_tiny_bloom
     from easynlp_bp.ppo.trainer import PPOTrainer
     from easynlp_bp.ppo.training_loop import ppo_curve_panels, run_ppo
-    from test_ppo_trainer import ROWS, small_config
+    from easynlp_bp.ppo.config import PPOConfig
+    from ppo_policies import ROWS
 
     reward = CombinedReward([WordRecallTerm(1.0), RepetitionTerm(1.0),
                              ClipLengthTerm(0.1, 1, 20, counter=lambda t: len(t.split()))])
     trainer = PPOTrainer(build_tiny_bloom(tiny_tokenizer, n_layer=3), None, reward, tiny_tokenizer,
-                         small_config(total_steps=2, eval_interval=1))
+                         PPOConfig(num_rollouts=8, chunk_size=4, mini_batch_size=4, ppo_epochs=2, max_new_tokens=12,
+                                   learning_rate=1e-3, num_layers_unfrozen=1, forward_batch_size=4, total_steps=2,
+                                   eval_size=4, eval_interval=1))
     summary = run_ppo(trainer, ROWS, ROWS[:4], str(tmp_path))
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in logged if "reward/score_mean" in r]

@@ -1,6 +1,6 @@
 """The server speaks one error envelope on every path (404, 405, 415 included; OpenAI's shape on OpenAI paths, in
 the client's parameter names), logs one access line per request and a start-up line, and tells the demo which
-model it serves and whether it is the embedded default's stand-in (issue 26)."""
+model it serves and whether it is the embedded default's stand-in."""
 from __future__ import annotations
 
 import logging

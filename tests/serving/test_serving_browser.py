@@ -12,12 +12,12 @@ pytest.importorskip("diffusers", reason="pip install -e .[diffusion]")
 from browser_support import chromium_page  # noqa: E402
 
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams  # noqa: E402
-from easynlp_bp.pipelines.scoring.tiny import save_tiny_stable_diffusion  # noqa: E402
+from fixtures.tiny_diffusion import save_tiny_stable_diffusion  # noqa: E402
 from easynlp_bp.serving.config import ServeConfig  # noqa: E402
 from easynlp_bp.serving.diffusers_integration import load_pipeline  # noqa: E402
 from easynlp_bp.serving.server import BackgroundServer  # noqa: E402
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
 @pytest.fixture(scope="module")

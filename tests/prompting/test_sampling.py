@@ -80,7 +80,7 @@ def test_top_k_1_sampling_equals_generate_on_a_padded_batch(tiny_tokenizer, tiny
 
 
 def test_penalize_prompt_false_penalises_only_sampled_tokens_as_hf_prompt_ignore_length(tiny_tokenizer, tiny_bloom):
-    """Issue 13: with ``penalize_prompt=False`` the repetition penalty skips the prompt (copying the user's
+    """With ``penalize_prompt=False`` the repetition penalty skips the prompt (copying the user's
     words is not penalised), exactly as HF's processor with ``prompt_ignore_length`` does."""
     from transformers import LogitsProcessorList
 

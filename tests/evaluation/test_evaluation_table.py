@@ -10,11 +10,10 @@ from PIL import Image
 
 from easynlp_bp.cli import main
 from easynlp_bp.evaluation.methods import MethodSpec, PromptMethod, parse_methods
-from easynlp_bp.text.metrics import (
-    clip_token_counter, content_words, is_nsfw, load_sentence_encoder, subject_preservation, text_metrics,
-)
+from easynlp_bp.text.metrics import clip_token_counter, content_words, is_nsfw, subject_preservation, text_metrics
+from easynlp_bp.text.sentence_encoder import load_sentence_encoder
 from easynlp_bp.pipelines.scoring.scorers import AestheticMLP
-from easynlp_bp.pipelines.scoring.tiny import save_tiny_clip, save_tiny_stable_diffusion
+from fixtures.tiny_diffusion import save_tiny_clip, save_tiny_stable_diffusion
 
 
 def test_parse_methods():

@@ -1,4 +1,5 @@
-"""BLOOM's GeLU swapped for torch's fused kernel: same outputs and gradients, same saved model, applied everywhere."""
+"""BLOOM's GeLU swapped for torch's fused kernel: same outputs and gradients, same saved model (where it is applied:
+tests/models/test_kernels.py)."""
 from __future__ import annotations
 
 import copy
@@ -52,30 +53,3 @@ def test_a_saved_fused_model_is_an_ordinary_bloom_directory(tmp_path):
     assert type(reloaded.transformer.h[0].mlp.gelu_impl).__name__ == "BloomGelu"  # transformers' own, as saved
     for key, value in reloaded.state_dict().items():
         torch.testing.assert_close(value, state[key], rtol=0, atol=0)
-
-
-def test_project_loaders_and_trainers_fuse(tmp_path):
-    from easynlp_bp.models.causal_lm import BeautifulPromptModel
-    from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
-    from easynlp_bp.ppo.config import PPOConfig
-    from easynlp_bp.ppo.trainer import PPOTrainer
-    from easynlp_bp.models.reward_model import RewardModel
-
-    texts = ["a cat, highly detailed, 8k"] * 40
-
-    def gelu_types(model):
-        return {type(m).__name__ for m in model.modules() if "Gelu" in type(m).__name__ or "GELU" in type(m).__name__}
-
-    bp = BeautifulPromptModel.from_pretrained("tiny-bloom-bp", train_texts=texts)
-    assert gelu_types(bp.model) == {"GELU"}
-    bp.save_pretrained(tmp_path / "sft")
-    assert gelu_types(RewardModel.from_pretrained("tiny-bloom-bp", reward_type="aesthetic", train_texts=texts).model) == {"GELU"}
-    plain = AutoModelForCausalLM.from_pretrained(tmp_path / "sft")
-    assert gelu_types(plain) == {"BloomGelu"}
-    BeautifulPromptPredictor(None, PredictorParams(device="cpu"), model=plain, tokenizer=bp.tokenizer)
-    assert gelu_types(plain) == {"GELU"}
-    policy = AutoModelForCausalLM.from_pretrained(tmp_path / "sft")
-    trainer = PPOTrainer(policy, None, lambda raw, prompts, refs: torch.zeros(len(prompts)), bp.tokenizer,
-                         PPOConfig(num_rollouts=2, chunk_size=2, mini_batch_size=2, max_new_tokens=2,
-                                   num_layers_unfrozen=2))
-    assert gelu_types(trainer.unwrapped) == {"GELU"} and gelu_types(trainer.reference) == {"GELU"}

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from easynlp_bp.cli import main
-from test_ppo_resume import ppo_sft_dir  # noqa: F401  (fixture)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ("reward=heuristic num_rollouts=8 chunk_size=8 mini_batch_size=8 ppo_epochs=1 max_new_tokens=10 "
         "num_layers_unfrozen=1 eval_size=8 learning_rate=1e-3")
 

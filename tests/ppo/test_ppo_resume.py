@@ -1,7 +1,6 @@
 """Checkpoints (checklist K5): exact continuation after resume, atomic writes, kill-and-resume through the CLI."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,19 +18,7 @@ from easynlp_bp.ppo.training_loop import run_ppo
 from easynlp_bp.reward.combined import CombinedReward
 from test_ppo_trainer import ROWS
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ppo_sft_dir(tmp_path_factory, tiny_model_dir, synthetic_pairs):
-    """A stand-in SFT directory: the tiny random model plus the embedded default's data layout."""
-    from easynlp_bp.io import write_table
-
-    path = tmp_path_factory.mktemp("ppo_sft")
-    shutil.copytree(tiny_model_dir, path, dirs_exist_ok=True)
-    write_table(str(path / "data" / "train.jsonl"), synthetic_pairs[40:200], ["raw_prompt", "prompt"])
-    write_table(str(path / "data" / "dev.jsonl"), synthetic_pairs[:40], ["raw_prompt", "prompt"])
-    return path
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _trainer(tokenizer, total_iterations):
@@ -86,7 +73,7 @@ def _model_files(folder: Path) -> dict:
 
 
 def test_a_failure_during_the_final_save_leaves_the_previous_model(tiny_tokenizer, tmp_path, monkeypatch):
-    """Issue 28: the final policy is staged and moved into place; a save that fails midway (disk full, a kill)
+    """The final policy is staged and moved into place; a save that fails midway (disk full, a kill)
     leaves the previous model whole, and the checkpoints and logs beside it untouched."""
     from easynlp_bp.models.folder_checks import STAGING_DIR_NAME, check_model_dir
     from easynlp_bp.ppo import checkpoint

@@ -4,7 +4,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from easynlp_bp.sft.data import BeautifulPromptDataset, collate_left_padded
 from easynlp_bp.text.template import build_prompt
-from tests.conftest import build_tiny_bloom
+from conftest import build_tiny_bloom
 
 
 def _loss(model, batch):

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("httpx", reason="pip install -e .[serving]")
 pytest.importorskip("fastapi", reason="pip install -e .[serving]")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "serving_load.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "serving_load.py"
 
 
 def load_benchmark():

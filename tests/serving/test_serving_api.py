@@ -9,7 +9,7 @@ httpx = pytest.importorskip("httpx", reason="pip install -e .[serving]")
 pytest.importorskip("fastapi", reason="pip install -e .[serving]")
 
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams  # noqa: E402
-from easynlp_bp.pipelines.scoring.tiny import build_char_clip_tokenizer  # noqa: E402
+from fixtures.tiny_diffusion import build_char_clip_tokenizer  # noqa: E402
 from easynlp_bp.serving.config import ServeConfig  # noqa: E402
 from easynlp_bp.serving.server import BackgroundServer  # noqa: E402
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from easynlp_bp.ppo.training_loop import plot_ppo_curves, ppo_curve_panels
+from easynlp_bp.ppo.training_loop import ppo_curve_panels
+from easynlp_bp.training_plots import plot_curves
 
 
 def test_train_and_held_out_reward_are_on_separate_panels(tmp_path):
@@ -17,14 +18,24 @@ def test_train_and_held_out_reward_are_on_separate_panels(tmp_path):
     assert where["reward/score_mean"] != where["eval/reward_mean"]   # Δ ≈ 0 and absolute ≈ 17: separate axes
     assert where["eval/subject_mean"] == where["eval/subject_all"] != where["eval/reward_mean"]
     assert len(panels) == 5
-    assert plot_ppo_curves(history, str(tmp_path / "curves.png")) and (tmp_path / "curves.png").stat().st_size > 1000
+    assert plot_curves(history, str(tmp_path / "curves.png"), ppo_curve_panels(history))
+    assert (tmp_path / "curves.png").stat().st_size > 1000
     assert ppo_curve_panels([{"step": 1, "kl/coef": 0.1}]) == [("β", ["kl/coef"])]
-    assert not plot_ppo_curves([{"step": 1}], str(tmp_path / "none.png"))
+    assert not plot_curves([{"step": 1}], str(tmp_path / "none.png"), ppo_curve_panels([{"step": 1}]))
+
+
+def test_sft_and_reward_curves_plot_through_the_same_function(tmp_path):
+    from easynlp_bp.training_plots import plot_log_history
+
+    log_history = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5, "eval_loss": 1.7}, {"train_runtime": 3.0}]
+    assert plot_log_history(log_history, str(tmp_path / "sft.png")) and (tmp_path / "sft.png").stat().st_size > 1000
+    assert not plot_log_history([{"train_runtime": 3.0}], str(tmp_path / "none.png"))
+    assert not (tmp_path / "none.png").exists()
 
 
 @pytest.mark.slow
 def test_trained_pickscore_rm_reads_the_raw_prompt(tmp_path, default_sft_dir):
-    """Issue 13: the default's PickScore RM, trained on the stand-in labels from the SFT model (as the main job
+    """The default's PickScore RM, trained on the stand-in labels from the SFT model (as the main job
     does), depends on the raw prompt as real PickScore does: shuffling the raw prompts moves its scores, and
     keeping the subject beats dropping it. (Built from a config instead, it moved by 0.05: it never learned to
     compare the two in its 216 steps.)"""

@@ -10,6 +10,7 @@ from easynlp_bp.pipelines.collect import CollectConfig, collect_pairs
 from easynlp_bp.pipelines.collect import filters as F
 from easynlp_bp.pipelines.collect.quality_split import QualityClassifier, QualitySplitConfig, split_by_quality
 from easynlp_bp.pipelines.collect.sources import read_corpus
+from easynlp_bp.text.sentence_encoder import load_sentence_encoder
 
 pytestmark = pytest.mark.real_data
 
@@ -59,7 +60,7 @@ def test_consistency_filter_keeps_true_expansions_over_shuffled_pairs(shared_dat
     prompts = [p["prompt"] for p in sample]
     random.Random(1).shuffle(prompts)
     shuffled = [{"raw_prompt": p["raw_prompt"], "prompt": q} for p, q in zip(sample, prompts)]
-    consistency = F.ConsistencyFilter(F.load_sentence_encoder(), min_similarity=0.4, progress=False)
+    consistency = F.ConsistencyFilter(load_sentence_encoder(), min_similarity=0.4, progress=False)
     kept_true = len(consistency(sample).kept) / len(sample)
     kept_shuffled = len(consistency(shuffled).kept) / len(shuffled)
     assert kept_true >= 0.85 and kept_shuffled <= 0.1

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from easynlp_bp.pipelines.scoring.generation import GenerationConfig, ImageGenerator
-from easynlp_bp.pipelines.scoring.tiny import save_tiny_stable_diffusion
+from fixtures.tiny_diffusion import save_tiny_stable_diffusion
 
 
 @pytest.fixture(scope="module")

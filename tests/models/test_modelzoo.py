@@ -42,5 +42,5 @@ def test_published_beautifulprompt_models_are_named_in_the_modelzoo_and_docs():
     for hub_id in PUBLISHED_MODELS:
         source = resolve_model_source(hub_id.split("/")[1])
         assert (source.kind, source.location) == ("hub", hub_id)
-        docs = Path(__file__).resolve().parents[1] / "docs" / "quickstart.md"
+        docs = Path(__file__).resolve().parents[2] / "docs" / "quickstart.md"
         assert hub_id in docs.read_text()

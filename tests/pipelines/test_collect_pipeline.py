@@ -112,7 +112,7 @@ def test_killed_run_resumes_without_asking_again_and_matches_uninterrupted(tmp_p
     killed_out, clean_out = tmp_path / "killed" / "pairs.jsonl", tmp_path / "clean" / "pairs.jsonl"
     cache_file = tmp_path / "killed" / "pairs.teacher_cache.jsonl"
     with FakeChatServer(delay_s=0.08) as server:
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         proc = subprocess.Popen([sys.executable, "-m", "easynlp_bp.cli", *_cli_args(corpus, killed_out, server)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120

@@ -13,7 +13,7 @@ import pytest
 from easynlp_bp.cli import main
 from easynlp_bp.models.training_checkpoints import last_complete_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Runs the CLI in a child process that SIGKILLs itself while the Trainer saves checkpoint-4: after the
 # weights, before the optimizer and trainer_state.json (the state a kill during a save leaves).

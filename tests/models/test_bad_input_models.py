@@ -133,7 +133,7 @@ def test_a_folder_with_only_config_json_warns_that_weights_are_random(model_copy
 
 def test_a_damaged_pickscore_model_is_named(tmp_path):
     from easynlp_bp.pipelines.scoring.scorers import ScorerOptions, build_scorers
-    from easynlp_bp.pipelines.scoring.tiny import save_tiny_clip
+    from fixtures.tiny_diffusion import save_tiny_clip
 
     clip = save_tiny_clip(tmp_path / "clip")
     for damage in (_truncate, _huge_header):
@@ -173,7 +173,7 @@ def test_a_kill_during_the_final_save_never_leaves_a_torn_model(model_copy, tmp_
     from easynlp_bp.models.folder_checks import check_model_dir
 
     before = (model_copy / "tokenizer.json").read_bytes()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     script = tmp_path / "save.py"
     script.write_text(_KILLED_SAVE)
     subprocess.run([sys.executable, str(script), str(model_copy), "saving"], env=env, check=False)

@@ -26,7 +26,7 @@ from easynlp_bp.pipelines.scoring.scorers import (
     build_scorers,
     load_aesthetic_mlp,
 )
-from easynlp_bp.pipelines.scoring.tiny import save_tiny_clip, save_tiny_stable_diffusion
+from fixtures.tiny_diffusion import save_tiny_clip, save_tiny_stable_diffusion
 
 REAL_AESTHETIC = "aesthetic_predictor/sac+logos+ava1-l14-linearMSE.pth"
 

@@ -105,7 +105,7 @@ def test_run_sft_script_schema_lets_the_pick_score_filter_fire(tmp_path):
     from easynlp_bp.cli import main
     from easynlp_bp.default.pairs import make_pairs
 
-    script = (Path(__file__).resolve().parents[1] / "examples" / "beautiful_prompt" / "run_sft.sh").read_text()
+    script = (Path(__file__).resolve().parents[2] / "examples" / "beautiful_prompt" / "run_sft.sh").read_text()
     schema = re.search(r"--input_schema=(\S+)", script).group(1)
     assert "pick_score" in schema.split(",")[2]
     pairs = make_pairs(24, seed=3)

@@ -10,9 +10,8 @@ import pytest
 
 from easynlp_bp.appzoo import APPS
 from easynlp_bp.cli import main
-from test_ppo_resume import ppo_sft_dir  # noqa: F401  (fixture)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = "plugins.user_classes"
 APP_NAMES = ["beautiful_prompt", "beautiful_prompt_data", "beautiful_prompt_eval", "beautiful_prompt_ppo",
              "beautiful_prompt_reward", "beautiful_prompt_score"]

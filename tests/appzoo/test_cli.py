@@ -86,7 +86,7 @@ def test_user_defined_parameters_are_typed():
 
 
 def test_help_groups_flags_and_keys_by_mode_and_lists_ignored_flags_once_at_the_end(capsys):
-    """Issue 26: no placeholder per ignored EasyNLP flag; flags and an app's keys under one heading per mode."""
+    """No placeholder per ignored EasyNLP flag; flags and an app's keys under one heading per mode."""
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "IGNORED_EASYNLP_FLAG" not in out and out.count("--worker_hosts") == 1
@@ -120,7 +120,7 @@ def _third_party_state():
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_quiet_by_default_verbose_shows_third_party_output_and_nothing_leaks(verbose, monkeypatch, caplog):
-    """Issue 26: third-party warnings, INFO lines and bars only with --verbose; the project's own always; the
+    """Third-party warnings, INFO lines and bars only with --verbose; the project's own always; the
     settings changed for one in-process call are put back after it."""
     import logging
     import warnings

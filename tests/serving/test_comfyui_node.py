@@ -1,5 +1,5 @@
 """The ComfyUI node (integrations/comfyui/beautiful_prompt), loaded from a copy in a custom_nodes folder as ComfyUI
-loads it: its node contract, in-process against a real Predictor, and against a running server (issue 26)."""
+loads it: its node contract, in-process against a real Predictor, and against a running server."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +11,7 @@ import pytest
 
 from easynlp_bp.prompting.predictor import BeautifulPromptPredictor, PredictorParams
 
-NODE_FOLDER = Path(__file__).resolve().parents[1] / "integrations" / "comfyui" / "beautiful_prompt"
+NODE_FOLDER = Path(__file__).resolve().parents[2] / "integrations" / "comfyui" / "beautiful_prompt"
 
 
 @pytest.fixture(scope="module")

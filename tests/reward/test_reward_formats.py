@@ -179,7 +179,7 @@ def test_a_saved_causal_lm_becomes_the_backbone_of_a_new_rm(tiny_model_dir):
 
 
 def test_pick_stand_in_labels_depend_on_the_raw_prompt_like_pickscore():
-    """Issue 13: labels that ignore the raw prompt teach an RM that ignores it; these do not."""
+    """Labels that ignore the raw prompt teach an RM that ignores it; these do not."""
     from easynlp_bp.default.heuristic_scorer import VARIANTS_PER_PAIR
 
     rows = make_reward_rows(60, seed=5)
