@@ -26,7 +26,8 @@ def _sdpa_forward(self, hidden_states, residual, alibi, attention_mask, layer_pa
     """BloomAttention.forward with one fused attention kernel (same signature and outputs, probs omitted)."""
     fused = (layer_past is None and not output_attentions and attention_mask is not None
              and attention_mask.is_floating_point() and hidden_states.dtype == torch.float32
-             and not (self.pretraining_tp > 1 and self.slow_but_exact))
+             and not (self.pretraining_tp > 1 and self.slow_but_exact)
+             and not torch.is_autocast_enabled(hidden_states.device.type))  # bf16 q/k/v with an fp32 bias: slower
     if not fused:
         return super(type(self), self).forward(hidden_states, residual, alibi, attention_mask, layer_past=layer_past,
                                                use_cache=use_cache, output_attentions=output_attentions, **kwargs)

@@ -57,6 +57,9 @@ def test_the_fused_path_runs_where_it_should():
         assert len(calls) == 3  # one per layer
         fused(input_ids=ids, attention_mask=mask, use_cache=True)
         assert len(calls) == 3  # a forward that fills a cache runs transformers' own attention
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fused(input_ids=ids, attention_mask=mask, use_cache=False)
+        assert len(calls) == 3  # under autocast (bf16 SFT on CPU) the bf16 q/k/v and fp32 bias run slower fused
     finally:
         torch.nn.functional.scaled_dot_product_attention = original_sdpa
 
