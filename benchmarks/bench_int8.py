@@ -5,7 +5,7 @@ Per model shape (random weights: ``tiny``, ``bloom-560m``, ``bloom-1b1``, both B
 (``PredictorParams(quantize="int8")``), are measured in one run:
 
 * decode tokens/s of batch prediction: the Predictor's fast sampler at ``batch_size * returns`` rows, prefill
-  excluded (bench_predict's ``measure_decode``), repetitions interleaved (the machine is shared), median kept;
+  excluded, per wall second and per CPU second of the process, repetitions interleaved, median kept;
 * peak resident memory: in a fresh process per variant (the allocator of the timing process keeps what it
   freed), after loading (and quantizing) and while one batch is predicted;
 * drift on a fixed prompt set: greedy outputs of both (``new_tokens`` forced), the share that are identical,
@@ -34,13 +34,14 @@ import torch
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.bench_predict import MODEL_SHAPES as PREDICT_SHAPES, PeakRSS, measure_decode  # noqa: E402
+from benchmarks.bench_predict import MODEL_SHAPES as PREDICT_SHAPES, PeakRSS  # noqa: E402
 from benchmarks.random_bloom import random_bloom  # noqa: E402
 from benchmarks.results import emit_result  # noqa: E402
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MODEL_SHAPES = {**PREDICT_SHAPES, "bloom-1b1": {"hidden_size": 1536, "n_layer": 24, "n_head": 16, "vocab_size": 250880}}
 VARIANTS = ("fp32", "int8")
+MEASURES = ("decode", "drift", "memory")
 QUICK = {"shapes": ["tiny"], "batch_size": 2, "returns": 2, "steps": 2, "repeats": 1, "drift_prompts": 4,
          "new_tokens": 3}
 
@@ -57,6 +58,28 @@ def predictor_of(model, tokenizer, variant: str):
 
     params = PredictorParams(device="cpu", quantize="int8" if variant == "int8" else "none")
     return BeautifulPromptPredictor(None, params, model=model, tokenizer=tokenizer)
+
+
+@torch.no_grad()
+def measure_decode(model, tokenizer, prompts: Sequence[str], batch_size: int, returns: int, steps: int) -> dict:
+    """Decode tokens/s of the Predictor's fast sampler at ``batch_size * returns`` rows, prefill excluded (a run
+    of 1 + ``steps`` new tokens minus a run of 1): per wall second, and per CPU second of this process (the
+    figure that other processes on a shared machine disturb least)."""
+    from easynlp_bp.prompting import sampling
+    from easynlp_bp.text.template import build_prompt
+
+    batch = tokenizer([build_prompt(p) for p in prompts[:batch_size]], return_tensors="pt", padding=True,
+                      add_special_tokens=False)
+    wall, cpu = {}, {}
+    for n in (1, 1 + steps):
+        settings = sampling.SamplingSettings(
+            max_new_tokens=n, min_new_tokens=n, num_return_sequences=returns, top_k=50, top_p=0.95,
+            repetition_penalty=1.2, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
+        sampling.sample_sequences(model, batch["input_ids"], batch["attention_mask"], settings)
+        wall[n], cpu[n] = time.perf_counter() - wall_start, time.process_time() - cpu_start
+    tokens = batch_size * returns * steps
+    return {"wall": tokens / max(wall[1 + steps] - wall[1], 1e-9), "cpu": tokens / max(cpu[1 + steps] - cpu[1], 1e-9)}
 
 
 @torch.no_grad()
@@ -125,30 +148,40 @@ def weights_mb(model) -> float:
 
 
 def bench_shape(shape: str, batch_size: int, returns: int, steps: int, repeats: int, drift_prompts: int,
-                new_tokens: int) -> dict:
-    """fp32 and int8 of one random model shape: decode tokens/s, memory and drift."""
+                new_tokens: int, measures: Sequence[str] = MEASURES) -> dict:
+    """fp32 and int8 of one random model shape: decode tokens/s, memory and drift (those in ``measures``)."""
     model, tokenizer, pairs = random_bloom(**MODEL_SHAPES[shape], seed=0)
     prompts = [p["raw_prompt"] for p in pairs]
     predictors = {"fp32": predictor_of(model.eval(), tokenizer, "fp32")}
     predictors["int8"] = predictor_of(copy.deepcopy(predictors["fp32"].model), tokenizer, "int8")
     models = {name: p.model for name, p in predictors.items()}
-    tokens_per_s, load = {name: [] for name in VARIANTS}, []
-    with torch.no_grad():
-        for rep in range(repeats):
-            for name in VARIANTS[rep % 2:] + VARIANTS[:rep % 2]:  # alternate which goes first
-                load.append(os.getloadavg()[0])
-                tps = measure_decode(models[name], tokenizer, prompts, batch_size, returns, steps, ("fast_sampler",))
-                tokens_per_s[name].append(tps["fast_sampler"])
-                print(f"[{shape} rep {rep}] {name}: {tokens_per_s[name][-1]:.1f} tokens/s", file=sys.stderr, flush=True)
-    drift = greedy_drift(models["fp32"], models["int8"], tokenizer, prompts[:drift_prompts], new_tokens)
-    median = {name: statistics.median(v) for name, v in tokens_per_s.items()}
-    memory = {name: measure_memory(shape, name, batch_size, returns, steps + 1) for name in VARIANTS}
-    return {"shape": shape, "parameters": model.num_parameters(), "decode_rows": batch_size * returns,
-            "decode_steps": steps, "weights_mb": {name: weights_mb(m) for name, m in models.items()},
-            "decode_tokens_per_s": tokens_per_s, "median_decode_tokens_per_s": median,
-            "int8_speedup": median["int8"] / median["fp32"], "peak_memory": memory,
-            "int8_memory_ratio": memory["int8"]["peak_mb"] / memory["fp32"]["peak_mb"],
-            "load_avg_1min_during": statistics.median(load), "drift": drift}
+    result = {"shape": shape, "parameters": model.num_parameters(), "decode_rows": batch_size * returns,
+              "decode_steps": steps, "weights_mb": {name: weights_mb(m) for name, m in models.items()}}
+    if "decode" in measures:
+        result.update(compare_decode(shape, models, tokenizer, prompts, batch_size, returns, steps, repeats))
+    if "drift" in measures:
+        result["drift"] = greedy_drift(models["fp32"], models["int8"], tokenizer, prompts[:drift_prompts], new_tokens)
+    if "memory" in measures:
+        memory = {name: measure_memory(shape, name, batch_size, returns, steps + 1) for name in VARIANTS}
+        result.update(peak_memory=memory, int8_memory_ratio=memory["int8"]["peak_mb"] / memory["fp32"]["peak_mb"])
+    return result
+
+
+def compare_decode(shape: str, models: dict, tokenizer, prompts, batch_size: int, returns: int, steps: int,
+                   repeats: int) -> dict:
+    """Decode tokens/s of both variants, repetitions alternating which goes first; medians and int8/fp32."""
+    runs, load = {name: [] for name in VARIANTS}, []
+    for rep in range(repeats):
+        for name in VARIANTS[rep % 2:] + VARIANTS[:rep % 2]:
+            load.append(os.getloadavg()[0])
+            runs[name].append(measure_decode(models[name], tokenizer, prompts, batch_size, returns, steps))
+            print(f"[{shape} rep {rep}] {name}: {runs[name][-1]['wall']:.1f} tokens/s, "
+                  f"{runs[name][-1]['cpu']:.1f} per CPU second", file=sys.stderr, flush=True)
+    median = {clock: {name: statistics.median(r[clock] for r in runs[name]) for name in VARIANTS}
+              for clock in ("wall", "cpu")}
+    return {"decode_tokens_per_s": runs, "median_decode_tokens_per_s": median,
+            "int8_speedup": {clock: m["int8"] / m["fp32"] for clock, m in median.items()},
+            "load_avg_1min_during": statistics.median(load)}
 
 
 def trained_drift(model_dir: str, drift_prompts: int, new_tokens: int) -> dict:
@@ -173,6 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--drift_prompts", type=int, default=32)
     parser.add_argument("--new_tokens", type=int, default=16, help="Greedy tokens per prompt for the drift.")
+    parser.add_argument("--measures", default=",".join(MEASURES), help="Comma separated: decode, drift, memory.")
     parser.add_argument("--model_dir", help="A trained model directory: drift measures on it too (read only).")
     parser.add_argument("--quick", action="store_true", help="Tiny shape, a few prompts: checks the script runs.")
     parser.add_argument("--output", help="Also write the result JSON here.")
@@ -183,19 +217,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     settings = {"shapes": [s for s in args.shapes.split(",") if s], "batch_size": args.batch_size,
                 "returns": args.returns, "steps": args.steps, "repeats": args.repeats,
-                "drift_prompts": args.drift_prompts, "new_tokens": args.new_tokens}
+                "drift_prompts": args.drift_prompts, "new_tokens": args.new_tokens,
+                "measures": [m for m in args.measures.split(",") if m]}
     if args.quick:
         settings.update(QUICK)
-    unknown = sorted(set(settings["shapes"]) - set(MODEL_SHAPES))
-    if unknown:
-        parser.error(f"--shapes: unknown {', '.join(unknown)}; choose from {', '.join(MODEL_SHAPES)}.")
+    for flag, given, known in (("--shapes", settings["shapes"], MODEL_SHAPES), ("--measures", settings["measures"],
+                                                                             MEASURES)):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            parser.error(f"{flag}: unknown {', '.join(unknown)}; choose from {', '.join(known)}.")
     started = time.time()
     result = {"threads": torch.get_num_threads(), "engine": torch.backends.quantized.engine, "settings": settings,
               "load_avg_1min_start": os.getloadavg()[0],
               "shapes": [bench_shape(shape, *(settings[k] for k in ("batch_size", "returns", "steps", "repeats",
-                                                                    "drift_prompts", "new_tokens")))
+                                                                    "drift_prompts", "new_tokens", "measures")))
                          for shape in settings["shapes"]]}
-    if args.model_dir:
+    if args.model_dir and "drift" in settings["measures"]:
         result["trained"] = trained_drift(args.model_dir, settings["drift_prompts"], settings["new_tokens"])
     result["seconds"] = time.time() - started
     return emit_result(result, args.output)
