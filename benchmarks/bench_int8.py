@@ -140,11 +140,14 @@ def measure_memory(shape: str, variant: str, batch_size: int, returns: int, new_
 
 
 def weights_mb(model) -> float:
-    """Bytes of the state dict (int8 packed weights included) in MiB."""
-    tensors = [t for t in model.state_dict().values() if isinstance(t, torch.Tensor)]
-    packed = [v for v in model.state_dict().values() if isinstance(v, tuple)]  # (weight, bias) of int8 Linear
-    tensors += [t for pair in packed for t in pair if isinstance(t, torch.Tensor)]
-    return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+    """MiB of the model's distinct weight tensors (int8 packed weights included; a tied LM head counted once)."""
+    tensors = {}
+    for value in model.state_dict().values():
+        for tensor in value if isinstance(value, tuple) else (value,):  # int8 Linear: (weight, bias)
+            if isinstance(tensor, torch.Tensor):
+                key = tensor.data_ptr() if tensor.is_quantized else tensor.untyped_storage().data_ptr()
+                tensors[key] = tensor
+    return sum(t.numel() * t.element_size() for t in tensors.values()) / 2**20
 
 
 def bench_shape(shape: str, batch_size: int, returns: int, steps: int, repeats: int, drift_prompts: int,
@@ -162,6 +165,8 @@ def bench_shape(shape: str, batch_size: int, returns: int, steps: int, repeats: 
     if "drift" in measures:
         result["drift"] = greedy_drift(models["fp32"], models["int8"], tokenizer, prompts[:drift_prompts], new_tokens)
     if "memory" in measures:
+        del predictors, models, model  # the probes' fresh processes must not share the machine with these
+        gc.collect()
         memory = {name: measure_memory(shape, name, batch_size, returns, steps + 1) for name in VARIANTS}
         result.update(peak_memory=memory, int8_memory_ratio=memory["int8"]["peak_mb"] / memory["fp32"]["peak_mb"])
     return result
