@@ -180,3 +180,18 @@ def test_bench_reward_variance_tiny(tmp_path, tiny_model_dir):
     # within-prompt share of the variance, by hand: prompt 1 scores 0, 2, 4; prompt 2 scores 10, 10, 10
     split = bench.variance_split(__import__("torch").tensor([0.0, 2.0, 4.0, 10.0, 10.0, 10.0]), 2, 3)
     assert split == {"total_sd": 4.5607, "within_prompt_sd": 1.4142, "within_share": 0.096}  # 2 / 20.8
+
+
+def test_bench_int8_quick(tmp_path, tiny_model_dir):
+    out = tmp_path / "int8.json"
+    assert load("bench_int8").main(["--quick", f"--model_dir={tiny_model_dir}", f"--output={out}"]) == 0
+    result = json.loads(out.read_text())
+    shape = result["shapes"][0]
+    assert shape["shape"] == "tiny" and set(shape["median_decode_tokens_per_s"]["cpu"]) == {"fp32", "int8"}
+    assert shape["int8_speedup"]["wall"] > 0 and shape["int8_speedup"]["cpu"] > 0
+    assert shape["weights_mb"]["int8"] < shape["weights_mb"]["fp32"]
+    for probe in shape["peak_memory"].values():  # a fresh process per variant
+        assert probe["peak_mb"] >= probe["model_loaded_mb"] > 0
+    for drift in (shape["drift"], result["trained"]):
+        assert 0 <= drift["identical_greedy_share"] <= 1 and drift["mean_abs_logprob_drift"] >= 0
+        assert drift["prompts"] == 4 and drift["new_tokens"] == 3

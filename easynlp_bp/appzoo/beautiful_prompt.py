@@ -110,6 +110,8 @@ class BeautifulPromptApp(App):
         from easynlp_bp.sft.training import save_final_model, sft_checkpoint_card, train_sft
         from easynlp_bp.training_arguments import final_train_loss
 
+        if self.params.quantize != "none":  # int8 inference only: training updates float weights
+            raise ValueError(f"quantize={self.params.quantize} is for predict/evaluate/serve; drop it for --mode=train.")
         source = self.resolve_base_model()
         hp = self._settings(source.is_from_scratch)
         logger.info("SFT settings (%s preset for unset flags): %s",

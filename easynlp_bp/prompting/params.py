@@ -17,6 +17,7 @@ DECODING_MODES = ("sample", "greedy", "beam")
 MAX_RETURN_SEQUENCES = 16  # the server's limit too: 10,000 sequences of 384 tokens exhaust memory
 MAX_SEED = 2**32 - 1
 RERANK_MODES = ("none", "consistency", "reward")
+QUANTIZE_MODES = ("none", "int8")  # applied by easynlp_bp/models/int8.py when the model loads
 UNSUPPORTED_LANGUAGE_POLICIES = ("keep", "reject", "generate")  # numpy's and most front-ends' range; torch takes it as is
 
 
@@ -91,7 +92,11 @@ class PredictorParams:
     rerank_reward_models: list[str] = option(
         default_factory=list, help="rerank=reward: the aesthetic RM directory, then the PickScore RM directory.",
         max_items=2, fixed=True)
-    device: str = option("auto", "cpu, cuda, cuda:N or auto.", fixed=True)
+    device: str = option("auto", "cpu, cuda, cuda:N or auto (with quantize=int8: cpu).", fixed=True)
+    quantize: str = option(
+        "none", "int8: the model's Linear layers run dynamic int8 matmuls on the CPU (torch's quantize_dynamic): "
+                "faster decoding and less memory, outputs move slightly (docs/benchmarks.md, int8 CPU path). "
+                "Applied when the model loads; CPU only.", choices=QUANTIZE_MODES, fixed=True)
     trust_remote_code: bool = option(False, "Allow model code from the model dir.", fixed=True)
 
     def __post_init__(self) -> None:
@@ -120,6 +125,9 @@ class PredictorParams:
             raise ValueError(
                 f"num_beams={self.num_beams} must be at least num_return_sequences={self.num_return_sequences}."
             )
+        if self.quantize == "int8" and self.device.startswith("cuda"):
+            raise ValueError(f"quantize=int8 runs on the CPU only, but device={self.device}; use device=cpu (or "
+                             "auto), or quantize=none to generate on the GPU.")
         if any(not isinstance(w, str) or not w.strip() for w in self.banned_words):
             raise ValueError(f"banned_words={self.banned_words!r} must be non-empty words.")
 

@@ -31,6 +31,7 @@ from easynlp_bp.prompting.guard import FaithfulnessGuard, PromptResult, guard_ou
 from easynlp_bp.prompting.language import detect_language
 from easynlp_bp.text.clip_cap import ClipLengthCap
 from easynlp_bp.text.template import TARGET_SEPARATOR, build_prompt
+from easynlp_bp.models.int8 import quantize_int8
 from easynlp_bp.models.kernels import use_fused_kernels
 from easynlp_bp.components import COMPONENTS
 from easynlp_bp.options import convert_options, options_where, unknown_names_message
@@ -56,12 +57,15 @@ class BeautifulPromptPredictor:
 
         self.params = params or PredictorParams()
         self.first_sequence = first_sequence  # the input column run() reads (EasyNLP's first_sequence)
-        self.device = resolve_device(self.params.device)
+        int8 = self.params.quantize == "int8"
+        self.device = resolve_device("cpu" if int8 and self.params.device == "auto" else self.params.device)
         if model is None:
             loaded = BeautifulPromptModel.from_pretrained(model_dir, trust_remote_code=self.params.trust_remote_code)
             model, tokenizer = loaded.model, loaded.tokenizer
         use_fused_kernels(model)  # a model handed in is patched here; a loaded one already was (a no-op)
         self.model = model.to(self.device).eval()
+        if int8:  # a given model too, in place: its Linear layers become int8 ones (easynlp_bp/models/int8.py)
+            quantize_int8(self.model)
         self.tokenizer = tokenizer
         self.tokenizer.padding_side = "left"
         self._clip_tokenizers: dict[str, object] = {}

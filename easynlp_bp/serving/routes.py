@@ -181,6 +181,7 @@ async def health(request: Request) -> dict:
             "images": ctx.pipeline is not None, "api_key_required": ctx.api_key_required,
             "clip_cap": None if ctx.clip_cap_error is _UNPROBED else ctx.clip_cap_error is None,
             "queue_depth": ctx.batcher.queue_depth, "in_flight": ctx.batcher.in_flight,
+            "quantize": getattr(ctx.predictor.params, "quantize", "none"),
             "defaults": {name: getattr(ctx.predictor.params, name) for name in REPORTED_OPTIONS},
             "options": accepted_options()}
 

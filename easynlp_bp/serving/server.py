@@ -90,7 +90,8 @@ def build_server(predictor, config: ServeConfig, pipeline: Any = None):
 
     app = create_app(predictor, config, pipeline)
     sock = _bind(config.host, config.port)
-    logger.info("Model %s on %s; API key %s.", served_model_dir(predictor), getattr(predictor, "device", "cpu"),
+    logger.info("Model %s on %s (quantize=%s); API key %s.", served_model_dir(predictor),
+                getattr(predictor, "device", "cpu"), getattr(getattr(predictor, "params", None), "quantize", "none"),
                 "required (clients send 'Authorization: Bearer KEY')" if app.state.serving.api_key_required
                 else "not required")
     server = uvicorn.Server(uvicorn.Config(

@@ -45,6 +45,7 @@ EXAMPLES = {
     "rerank": ({"rerank": "consistency"}, {}),
     "rerank_reward_models": ({"rerank_reward_models": ["rm_aesthetic", "rm_pickscore"]}, {}),
     "device": ({"device": "cpu"}, {}),
+    "quantize": ({"quantize": "int8"}, {}),
     "trust_remote_code": ({"trust_remote_code": True}, {}),
 }
 OUTPUT_TEXT = " red, blue sky, green hills, golden light"
