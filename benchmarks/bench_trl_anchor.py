@@ -8,7 +8,9 @@ horizon; both in per-sequence-sum units), GAE, clip ranges, value weight, gradie
 scaling and its clip, undistorted sampling (top_k 0, top_p 1, the model's own generation config ignored), the
 frozen bottom layers (trl's ``num_shared_layers = n_layer - num_layers_unfrozen``). What stays trl's own: no
 leave-one-out baseline over a prompt's ``group_size`` responses, no value-head bias from the first scores,
-trl's value head initialisation and its ratio threshold.
+trl's value head initialisation and its ratio threshold. The variant ``trl_0_11_group`` is trl 0.11 given the
+project's group baseline: this process sends it each score minus the mean of its ``group_size - 1`` siblings'
+(``leave_one_out_centered``, before the running-std scaling, as the project's trainer does).
 
 trl 0.11 needs transformers 4.x, so it runs in a subprocess with its ``--target`` install (``bench_ppo.py``'s
 :func:`install_trl`). That process cannot import the project's reward (transformers 5): it sends each batch of
@@ -37,7 +39,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 HERE = Path(__file__).resolve()
-VARIANTS = ("project", "trl_0_11")
+VARIANTS = ("project", "trl_0_11", "trl_0_11_group")
 EVAL_SEED_OFFSET = 1_000_003  # PPOTrainer.evaluate samples under config.seed + this
 
 
@@ -117,8 +119,9 @@ def trl_worker(spec: dict) -> dict:
     return {}
 
 
-def run_trl(target: Path, spec: dict, reward) -> dict:
-    """Start the trl 0.11 worker and score its batches with ``reward`` until it reports done."""
+def run_trl(target: Path, spec: dict, reward, group_size: int = 1) -> dict:
+    """Start the trl 0.11 worker and score its batches with ``reward`` until it reports done; ``group_size`` > 1:
+    it gets the scores centred on each group's leave-one-out mean."""
     env = {**os.environ, "PYTHONPATH": str(target), "TOKENIZERS_PARALLELISM": "false"}
     spec_path = Path(spec["snapshot_dir"]) / "trl_spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -126,7 +129,7 @@ def run_trl(target: Path, spec: dict, reward) -> dict:
         worker = subprocess.Popen([sys.executable, str(HERE), "--_trl_worker", str(spec_path)], env=env,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True,
                                   cwd=str(HERE.parent))
-        result = serve_scores(worker, reward)
+        result = serve_scores(worker, reward, group_size)
         if worker.wait() != 0 or result is None:
             errors.seek(0)
             raise RuntimeError(f"trl 0.11 worker failed (exit {worker.returncode}):\n{errors.read()[-3000:]}")
@@ -134,14 +137,24 @@ def run_trl(target: Path, spec: dict, reward) -> dict:
     return result
 
 
-def serve_scores(worker: subprocess.Popen, reward) -> Optional[dict]:
-    """Answer the worker's ``{"score": ...}`` lines with ``{"scores": [...]}``; return its ``done`` payload."""
+def serve_scores(worker: subprocess.Popen, reward, group_size: int = 1) -> Optional[dict]:
+    """Answer the worker's ``{"score": ...}`` lines with ``{"scores": [...]}``; return its ``done`` payload.
+
+    ``group_size`` > 1: the batch is consecutive groups of answers to one prompt, and each score is sent minus the
+    mean of its group siblings' (the project trainer's baseline).
+    """
+    import torch
+
+    from easynlp_bp.ppo.advantages import leave_one_out_centered
+
     for line in worker.stdout:
         message = json.loads(line)
         if "done" in message:
             return message["done"]
         batch = message["score"]
-        scores = reward(batch["raw_prompts"], batch["responses"], batch["references"])
+        scores = torch.as_tensor(reward(batch["raw_prompts"], batch["responses"], batch["references"]),
+                                 dtype=torch.float32)
+        scores = leave_one_out_centered(scores, group_size)
         worker.stdin.write(json.dumps({"scores": [float(s) for s in scores]}) + "\n")
         worker.stdin.flush()
     return None
@@ -276,19 +289,23 @@ def curve(evaluator: HeldOutEvaluator, run: dict, eval_at: Sequence[int]) -> lis
 
 
 def compare(curves: dict[str, list[dict]]) -> dict:
-    """Paired (per held-out prompt) difference project - trl 0.11 at the last point, and the gains over iteration 0."""
+    """The held-out reward gains over iteration 0; against each other trainer (with the project's run): the paired
+    (per held-out prompt) difference project - it at the last point, whether both started from the same numbers,
+    and which is higher at the last point (|t| > 2)."""
     from benchmarks.bench_rl_gain import paired
 
-    gains = {name: [round(r["reward"] - rows[0]["reward"], 4) for r in rows] for name, rows in curves.items()}
-    if set(curves) != set(VARIANTS):
-        return {"reward_gain_over_iteration_0": gains}
-    ours, theirs = curves["project"][-1], curves["trl_0_11"][-1]
-    difference = paired([a - b for a, b in zip(ours["per_prompt_reward"], theirs["per_prompt_reward"])])
-    same_start = curves["project"][0]["per_prompt_reward"] == curves["trl_0_11"][0]["per_prompt_reward"]
-    t = difference["t"] or 0.0
-    verdict = ("project" if t > 2 else "trl_0_11" if t < -2 else "neither (|t| <= 2)")
-    return {"reward_gain_over_iteration_0": gains, "last_point_difference_project_minus_trl": difference,
-            "same_start": same_start, "higher_at_last_point": verdict}
+    result = {"reward_gain_over_iteration_0": {name: [round(r["reward"] - rows[0]["reward"], 4) for r in rows]
+                                               for name, rows in curves.items()},
+              "last_point_difference_project_minus": {}, "same_start": {}, "higher_at_last_point": {}}
+    others = [name for name in curves if name != "project"] if "project" in curves else []
+    for name in others:
+        ours, theirs = curves["project"], curves[name]
+        difference = paired([a - b for a, b in zip(ours[-1]["per_prompt_reward"], theirs[-1]["per_prompt_reward"])])
+        t = difference["t"] or 0.0
+        result["last_point_difference_project_minus"][name] = difference
+        result["same_start"][name] = ours[0]["per_prompt_reward"] == theirs[0]["per_prompt_reward"]
+        result["higher_at_last_point"][name] = "project" if t > 2 else name if t < -2 else "neither (|t| <= 2)"
+    return result
 
 
 def run_benchmark(args) -> dict:
@@ -304,7 +321,7 @@ def run_benchmark(args) -> dict:
     if eval_at[0] != 0:
         raise ValueError(f"--eval_at={args.eval_at!r} must start at 0 (the SFT model, the curves' common start).")
     config, reward, spec, train_rows, dev_rows = load_run(args.sft_dir, args.ppo_dir, args.eval_size, args.seed)
-    if "trl_0_11" in variants:
+    if any(name.startswith("trl_0_11") for name in variants):
         install_trl(Path(args.trl_target))
     batches = training_batches(train_rows, config, eval_at[-1])
     load = [os.getloadavg()[0]]
@@ -319,12 +336,14 @@ def run_benchmark(args) -> dict:
                 tokenizer = AutoTokenizer.from_pretrained(args.sft_dir)
                 n_layer = AutoConfig.from_pretrained(args.sft_dir).num_hidden_layers
                 unfrozen = config.num_layers_unfrozen
+                (Path(work) / name).mkdir()
                 runs[name] = run_trl(Path(args.trl_target), {
                     "sft_dir": str(Path(args.sft_dir).resolve()), "ppo": config.to_dict(), "seed": config.seed,
-                    "batches": batches, "eval_at": eval_at, "snapshot_dir": work,
+                    "batches": batches, "eval_at": eval_at, "snapshot_dir": str(Path(work) / name),
                     "num_shared_layers": n_layer - unfrozen if 0 < unfrozen < n_layer else None,
                     "special_tokens": {k: getattr(tokenizer, k) for k in ("bos_token", "eos_token", "unk_token",
-                                                                          "pad_token")}}, reward)
+                                                                          "pad_token")}},
+                    reward, config.group_size if name == "trl_0_11_group" else 1)
             load.append(os.getloadavg()[0])
             print(f"{name}: {len(runs[name]['iterations'])} iterations, "
                   f"{sum(i['seconds'] for i in runs[name]['iterations']):.1f} s", file=sys.stderr, flush=True)
@@ -339,8 +358,9 @@ def run_benchmark(args) -> dict:
         "training": {name: run["iterations"] for name, run in runs.items()},
         "comparison": compare(curves),
     }
-    if "trl_0_11" in runs:
-        result["trl_versions"] = runs["trl_0_11"]["versions"]
+    trl_runs = [run for name, run in runs.items() if name.startswith("trl_0_11")]
+    if trl_runs:
+        result["trl_versions"] = trl_runs[0]["versions"]
     return result
 
 
@@ -363,8 +383,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "(default 0,10,20,30).")
     parser.add_argument("--eval_size", type=int, default=None, help="Held-out prompts (default: the run's eval_size).")
     parser.add_argument("--seed", type=int, default=None, help="Seed of both trainers (default: the run's seed).")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="Trainers, comma-separated; trl_0_11 needs the install into --trl_target.")
+    parser.add_argument("--variants", default=",".join(VARIANTS[:2]),
+                        help=f"Trainers, comma-separated, of {', '.join(VARIANTS)}; trl_0_11* need the install into "
+                             "--trl_target.")
     parser.add_argument("--trl_target", default=str(Path(tempfile.gettempdir()) / "easynlp_bp_trl011"),
                         help="Directory trl 0.11 is pip-installed into (kept between runs; shared with bench_ppo).")
     parser.add_argument("--quick", action="store_true", help="Defaults --eval_at=0,1,2 --eval_size=16: a check that it runs.")

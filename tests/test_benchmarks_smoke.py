@@ -243,6 +243,23 @@ def test_bench_trl_anchor_scores_the_workers_batches_over_the_pipe():
     assert worker.wait() == 0 and calls == [["a", "bb"], ["ccc"]]
 
 
+def test_bench_trl_anchor_sends_group_centred_scores_to_the_group_variant():
+    """trl_0_11_group gets each score minus its group siblings' mean: groups (1, 2) and (4, 8) of size 2."""
+    import subprocess
+    import sys
+
+    worker_code = (
+        "import json, sys\n"
+        "texts = ['a', 'bb', 'cccc', 'dddddddd']\n"
+        "print(json.dumps({'score': {'raw_prompts': texts, 'responses': texts, 'references': texts}}), flush=True)\n"
+        "print(json.dumps({'done': {'seen': json.loads(sys.stdin.readline())['scores']}}), flush=True)\n")
+    worker = subprocess.Popen([sys.executable, "-c", worker_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    reward = lambda raw, responses, references: [float(len(r)) for r in responses]  # noqa: E731
+    assert load("bench_trl_anchor").serve_scores(worker, reward, group_size=2) == {"seen": [-1.0, 1.0, -4.0, 4.0]}
+    assert worker.wait() == 0
+
+
 def test_bench_trl_anchor_refuses_a_curve_not_starting_at_the_sft_model(tmp_path, tiny_model_dir, synthetic_pairs):
     sft, ppo = anchor_dirs(tmp_path, tiny_model_dir, synthetic_pairs)
     bench = load("bench_trl_anchor")
@@ -264,9 +281,12 @@ def test_bench_trl_anchor_tiny_with_trl_0_11(tmp_path, tiny_model_dir, synthetic
     sft, ppo = anchor_dirs(tmp_path, tiny_model_dir, synthetic_pairs)
     out = tmp_path / "anchor.json"
     assert load("bench_trl_anchor").main([f"--sft_dir={sft}", f"--ppo_dir={ppo}", "--quick", "--eval_size=4",
-                                          f"--trl_target={target}", f"--output={out}"]) == 0
+                                          "--variants=project,trl_0_11,trl_0_11_group", f"--trl_target={target}",
+                                          f"--output={out}"]) == 0
     result = json.loads(out.read_text())
-    assert result["trl_versions"]["trl"] == "0.11.4" and result["comparison"]["same_start"] is True
-    assert result["curves"]["trl_0_11"][0] == result["curves"]["project"][0]
-    assert len(result["training"]["trl_0_11"]) == 2 and result["curves"]["trl_0_11"][2]["kl"] != 0.0
-    assert result["comparison"]["last_point_difference_project_minus_trl"]["n"] == 4
+    assert result["trl_versions"]["trl"] == "0.11.4"
+    assert result["comparison"]["same_start"] == {"trl_0_11": True, "trl_0_11_group": True}
+    for name in ("trl_0_11", "trl_0_11_group"):
+        assert result["curves"][name][0] == result["curves"]["project"][0]
+        assert len(result["training"][name]) == 2 and result["curves"][name][2]["kl"] != 0.0
+        assert result["comparison"]["last_point_difference_project_minus"][name]["n"] == 4
