@@ -44,17 +44,11 @@ EVAL_SEED_OFFSET = 1_000_003  # PPOTrainer.evaluate samples under config.seed + 
 
 
 # ---------------------------------------------------------------------------------------------- trl 0.11 side
-def trl_worker(spec: dict) -> dict:
-    """In the subprocess (trl 0.11 first on sys.path): PPO on ``spec["batches"]``; scores come from the parent.
-
-    stdout is the channel to the parent (one JSON line per request); anything else printed goes to stderr.
-    """
-    channel = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+def build_trl_trainer(spec: dict):
+    """(trl 0.11 PPOTrainer, its tokenizer) from the SFT dir, with the project run's settings ``spec["ppo"]``."""
     import torch
     from transformers import GenerationConfig, PreTrainedTokenizerFast
     from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer, create_reference_model
-    from trl.trainer.utils import RunningMoments
 
     c = spec["ppo"]
     torch.manual_seed(spec["seed"])
@@ -75,7 +69,21 @@ def trl_worker(spec: dict) -> dict:
         cliprange=c["cliprange"], cliprange_value=c["cliprange_value"], vf_coef=c["vf_coef"],
         max_grad_norm=c["max_grad_norm"] or None, score_clip=c["cliprange_reward"] or None, seed=spec["seed"],
         log_with=None)
-    trainer = PPOTrainer(config, model, ref_model=ref_model, tokenizer=tokenizer, optimizer=optimizer)
+    return PPOTrainer(config, model, ref_model=ref_model, tokenizer=tokenizer, optimizer=optimizer), tokenizer
+
+
+def trl_worker(spec: dict) -> None:
+    """In the subprocess (trl 0.11 first on sys.path): PPO on ``spec["batches"]``; scores come from the parent.
+
+    stdout is the channel to the parent (one JSON line per request); anything else printed goes to stderr.
+    """
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    import torch
+    from trl.trainer.utils import RunningMoments
+
+    c = spec["ppo"]
+    trainer, tokenizer = build_trl_trainer(spec)
     # trl 0.11.4's use_score_scaling fails on one process (RunningMoments.std is a float, step() calls .to on it),
     # so its scaling is done here with its own RunningMoments, as step() would: scores / (running std + eps)
     running = RunningMoments(trainer.accelerator) if c["scale_reward"] == "running" else None
@@ -87,7 +95,7 @@ def trl_worker(spec: dict) -> dict:
 
     def snapshot(iteration: int) -> None:
         path = Path(spec["snapshot_dir"]) / f"trl_0_11_{iteration}.pt"
-        torch.save(model.pretrained_model.state_dict(), path)
+        torch.save(trainer.accelerator.unwrap_model(trainer.model).pretrained_model.state_dict(), path)
         snapshots[iteration] = str(path)
 
     for iteration, rows in enumerate(spec["batches"]):
@@ -116,7 +124,6 @@ def trl_worker(spec: dict) -> dict:
     channel.write(json.dumps({"done": {"iterations": iterations, "snapshots": snapshots,
                                        "versions": {"trl": trl.__version__,
                                                     "transformers": transformers.__version__}}}) + "\n")
-    return {}
 
 
 def run_trl(target: Path, spec: dict, reward, group_size: int = 1) -> dict:
