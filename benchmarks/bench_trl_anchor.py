@@ -395,7 +395,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              "--trl_target.")
     parser.add_argument("--trl_target", default=str(Path(tempfile.gettempdir()) / "easynlp_bp_trl011"),
                         help="Directory trl 0.11 is pip-installed into (kept between runs; shared with bench_ppo).")
-    parser.add_argument("--quick", action="store_true", help="Defaults --eval_at=0,1,2 --eval_size=16: a check that it runs.")
+    parser.add_argument("--quick", action="store_true",
+                        help="Defaults --eval_at=0,1,2 --eval_size=16: a check that it runs.")
     parser.add_argument("--output", help="Also write the result JSON here.")
     args = parser.parse_args(argv)
     if args.eval_at is None:

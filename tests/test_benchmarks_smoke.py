@@ -1,6 +1,8 @@
 """Each benchmark script still runs end to end on tiny sizes (the figures themselves live in docs/benchmarks.md).
 
-serving_load.py has its own smoke test (test_serving_load.py); bench_ppo runs its project and trl 1.16 GRPO sides here, without the trl 0.11 install, and bench_trl_anchor its project side (its trl 0.11 side only where that install exists).
+serving_load.py has its own smoke test (test_serving_load.py); bench_ppo runs its project and trl 1.16 GRPO sides
+here, without the trl 0.11 install, and bench_trl_anchor its project side (its trl 0.11 side only where that
+install exists).
 """
 from __future__ import annotations
 
