@@ -1,6 +1,8 @@
 """Each benchmark script still runs end to end on tiny sizes (the figures themselves live in docs/benchmarks.md).
 
-serving_load.py has its own smoke test (test_serving_load.py); bench_ppo runs its project and trl 1.16 GRPO sides here, without the trl 0.11 install.
+serving_load.py has its own smoke test (test_serving_load.py); bench_ppo runs its project and trl 1.16 GRPO sides
+here, without the trl 0.11 install, and bench_trl_anchor its project side (its trl 0.11 side only where that
+install exists).
 """
 from __future__ import annotations
 
@@ -195,3 +197,113 @@ def test_bench_int8_quick(tmp_path, tiny_model_dir):
     for drift in (shape["drift"], result["trained"]):
         assert 0 <= drift["identical_greedy_share"] <= 1 and drift["mean_abs_logprob_drift"] >= 0
         assert drift["prompts"] == 4 and drift["new_tokens"] == 3
+
+
+def anchor_dirs(tmp_path, tiny_model_dir, synthetic_pairs):
+    """A tiny SFT dir with its data/train.jsonl and dev.jsonl, and a PPO run dir whose run_config.json names a
+    reward without trained RMs (heuristic stand-ins) and small PPO settings."""
+    import shutil
+
+    sft, ppo = tmp_path / "sft", tmp_path / "ppo"
+    shutil.copytree(tiny_model_dir, sft)
+    (sft / "data").mkdir()
+    for name, rows in (("train", synthetic_pairs[:40]), ("dev", synthetic_pairs[40:46])):
+        (sft / "data" / f"{name}.jsonl").write_text("".join(
+            json.dumps({"raw_prompt": p["raw_prompt"], "prompt": p["prompt"]}) + "\n" for p in rows))
+    ppo.mkdir()
+    (ppo / "run_config.json").write_text(json.dumps({
+        "user_defined_parameters": {"reward": "heuristic", "delta_reward": True},
+        "resolved": {"reward_terms": [["aesthetic", 1.0], ["word_recall", 1.0]], "ppo_config": {
+            "num_rollouts": 4, "chunk_size": 2, "group_size": 2, "max_new_tokens": 4, "mini_batch_size": 2,
+            "ppo_epochs": 1, "forward_batch_size": 2, "num_layers_unfrozen": 1, "learning_rate": 1e-3,
+            "init_value_from_scores": True, "eval_size": 200, "seed": 3}}}))
+    return sft, ppo
+
+
+def test_bench_trl_anchor_project_curve_without_the_trl_0_11_install(tmp_path, tiny_model_dir, synthetic_pairs):
+    sft, ppo = anchor_dirs(tmp_path, tiny_model_dir, synthetic_pairs)
+    out = tmp_path / "anchor.json"
+    assert load("bench_trl_anchor").main([f"--sft_dir={sft}", f"--ppo_dir={ppo}", "--variants=project", "--quick",
+                                          "--eval_size=4", f"--output={out}"]) == 0
+    result = json.loads(out.read_text())
+    assert result["eval_at"] == [0, 1, 2] and result["held_out_prompts"] == 4 and result["train_prompts"] == 40
+    assert result["ppo_config"]["seed"] == 3 and result["reward_terms"] == [["aesthetic", 1.0], ["word_recall", 1.0]]
+    points = result["curves"]["project"]
+    assert [p["iteration"] for p in points] == [0, 1, 2] and len(result["training"]["project"]) == 2
+    # iteration 0 is the SFT model itself: no KL to it, no training time yet; training moves the policy away
+    assert points[0]["kl"] == 0.0 and points[0]["train_seconds"] == 0 and points[2]["train_seconds"] > 0
+    assert points[2]["kl"] != 0.0 and 0 <= points[2]["all_words_kept"] <= 1
+    assert result["comparison"]["reward_gain_over_iteration_0"]["project"][0] == 0.0
+
+
+def test_bench_trl_anchor_scores_the_workers_batches_over_the_pipe():
+    """The parent answers each JSON line of texts with their scores, in order, until the worker says done."""
+    import subprocess
+    import sys
+
+    worker_code = (
+        "import json, sys\n"
+        "seen = []\n"
+        "for texts in (['a', 'bb'], ['ccc']):\n"
+        "    print(json.dumps({'score': {'raw_prompts': texts, 'responses': texts, 'references': texts}}), flush=True)\n"
+        "    seen.append(json.loads(sys.stdin.readline())['scores'])\n"
+        "print(json.dumps({'done': {'seen': seen}}), flush=True)\n")
+    worker = subprocess.Popen([sys.executable, "-c", worker_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    calls = []
+
+    def reward(raw, responses, references):
+        calls.append(list(responses))
+        return [float(len(r)) for r in responses]
+
+    assert load("bench_trl_anchor").serve_scores(worker, reward) == {"seen": [[1.0, 2.0], [3.0]]}
+    assert worker.wait() == 0 and calls == [["a", "bb"], ["ccc"]]
+
+
+def test_bench_trl_anchor_sends_group_centred_scores_to_the_group_variant():
+    """trl_0_11_group gets each score minus its group siblings' mean: groups (1, 2) and (4, 8) of size 2."""
+    import subprocess
+    import sys
+
+    worker_code = (
+        "import json, sys\n"
+        "texts = ['a', 'bb', 'cccc', 'dddddddd']\n"
+        "print(json.dumps({'score': {'raw_prompts': texts, 'responses': texts, 'references': texts}}), flush=True)\n"
+        "print(json.dumps({'done': {'seen': json.loads(sys.stdin.readline())['scores']}}), flush=True)\n")
+    worker = subprocess.Popen([sys.executable, "-c", worker_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    reward = lambda raw, responses, references: [float(len(r)) for r in responses]  # noqa: E731
+    assert load("bench_trl_anchor").serve_scores(worker, reward, group_size=2) == {"seen": [-1.0, 1.0, -4.0, 4.0]}
+    assert worker.wait() == 0
+
+
+def test_bench_trl_anchor_refuses_a_curve_not_starting_at_the_sft_model(tmp_path, tiny_model_dir, synthetic_pairs):
+    sft, ppo = anchor_dirs(tmp_path, tiny_model_dir, synthetic_pairs)
+    bench = load("bench_trl_anchor")
+    with pytest.raises(ValueError, match="must start at 0"):
+        bench.main([f"--sft_dir={sft}", f"--ppo_dir={ppo}", "--variants=project", "--eval_at=1,2"])
+    with pytest.raises(ValueError, match="choose from project, trl_0_11"):
+        bench.main([f"--sft_dir={sft}", f"--ppo_dir={ppo}", "--variants=project,ppo2"])
+
+
+@pytest.mark.slow
+def test_bench_trl_anchor_tiny_with_trl_0_11(tmp_path, tiny_model_dir, synthetic_pairs):
+    """Both trainers from the same weights: identical held-out numbers at iteration 0 (same evaluation); needs the
+    trl 0.11 install of bench_ppo (pip, network), skipped without it."""
+    import tempfile
+
+    target = Path(tempfile.gettempdir()) / "easynlp_bp_trl011"
+    if not (target / ".bench_ppo_installed").exists():
+        pytest.skip(f"trl 0.11 is not installed in {target} (benchmarks/bench_ppo.py installs it, needs PyPI)")
+    sft, ppo = anchor_dirs(tmp_path, tiny_model_dir, synthetic_pairs)
+    out = tmp_path / "anchor.json"
+    assert load("bench_trl_anchor").main([f"--sft_dir={sft}", f"--ppo_dir={ppo}", "--quick", "--eval_size=4",
+                                          "--variants=project,trl_0_11,trl_0_11_group", f"--trl_target={target}",
+                                          f"--output={out}"]) == 0
+    result = json.loads(out.read_text())
+    assert result["trl_versions"]["trl"] == "0.11.4"
+    assert result["comparison"]["same_start"] == {"trl_0_11": True, "trl_0_11_group": True}
+    for name in ("trl_0_11", "trl_0_11_group"):
+        assert result["curves"][name][0] == result["curves"]["project"][0]
+        assert len(result["training"][name]) == 2 and result["curves"][name][2]["kl"] != 0.0
+        assert result["comparison"]["last_point_difference_project_minus"][name]["n"] == 4
