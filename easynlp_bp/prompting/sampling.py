@@ -23,6 +23,8 @@ from typing import Optional
 
 import torch
 
+from easynlp_bp.prompting.bloom_decoding import BloomStaticDecoder, supports_static_bloom_decoding
+
 logger = logging.getLogger(__name__)
 
 # generation_config fields that add logits processors this module does not implement: if a model sets one,
@@ -262,32 +264,41 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
         return model(**kwargs)
 
     # Prefill each prompt once, then repeat its cache R times (HF runs the prompt R times).
-    cache = preallocated_cache(input_ids.shape[1] + settings.max_new_tokens) if "past_key_values" in accepted else None
+    capacity = input_ids.shape[1] + settings.max_new_tokens
+    cache = preallocated_cache(capacity) if "past_key_values" in accepted else None
     output = forward(input_ids, attention_mask, cache, logits_to_keep=1)
     cache = output.past_key_values
     cache.batch_repeat_interleave(repeats)
     scores = output.logits[:, -1, :].float().repeat_interleave(repeats, 0)  # (N, V)
-    sequences = input_ids.repeat_interleave(repeats, 0)  # (N, L + t): what the repetition penalty sees
-    if generators is not None:
-        sequences = _without_padding(sequences, attention_mask.repeat_interleave(repeats, 0))
     mask = attention_mask.repeat_interleave(repeats, 0)
-    unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
-    new_tokens = []
+    decoder = BloomStaticDecoder(model, cache, mask, capacity) \
+        if cache is not None and supports_static_bloom_decoding(model) else None
+    # what the repetition penalty and the processors see: the prompt, then each sampled token written in place
+    prompt = input_ids.repeat_interleave(repeats, 0)
+    if generators is not None:
+        prompt = _without_padding(prompt, mask)
+    sequences = prompt.new_empty(prompt.shape[0], capacity)  # (N, L + max_new)
+    sequences[:, : prompt.shape[1]] = prompt
+    length = prompt.shape[1]
+    unfinished = torch.ones(prompt.shape[0], dtype=torch.bool, device=prompt.device)
+    pad = torch.full_like(unfinished, settings.pad_token_id, dtype=torch.long)
     seen_from = 0 if settings.penalize_prompt else input_ids.shape[1]
     for step in range(settings.max_new_tokens):
-        apply_repetition_penalty_(scores, sequences[:, seen_from:], settings.repetition_penalty)
+        apply_repetition_penalty_(scores, sequences[:, seen_from:length], settings.repetition_penalty)
         if logits_processor is not None:
-            scores = logits_processor(sequences, scores)
+            scores = logits_processor(sequences[:, :length], scores)
         if settings.eos_token_id is not None and step < settings.min_new_tokens:
             scores[:, settings.eos_token_id] = -float("inf")
-        tokens = sample_next_tokens(scores, settings, generators)
-        tokens = torch.where(unfinished, tokens, torch.full_like(tokens, settings.pad_token_id))
-        new_tokens.append(tokens)
-        sequences = torch.cat([sequences, tokens[:, None]], dim=1)
+        tokens = torch.where(unfinished, sample_next_tokens(scores, settings, generators), pad)
+        sequences[:, length] = tokens
+        length += 1
         if settings.eos_token_id is not None:
             unfinished &= tokens != settings.eos_token_id
         if not bool(unfinished.any()) or step == settings.max_new_tokens - 1:
             break
-        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-        scores = forward(tokens[:, None], mask, cache).logits[:, -1, :].float()
-    return torch.stack(new_tokens, dim=1)
+        if decoder is not None:
+            scores = decoder.step(tokens).float()
+        else:
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            scores = forward(tokens[:, None], mask, cache).logits[:, -1, :].float()
+    return sequences[:, prompt.shape[1] : length].clone()
