@@ -59,7 +59,7 @@ class BloomStaticDecoder:
         self.model = model
         self.transformer = model.transformer
         self.length = attention_mask.shape[1]
-        rows, dtype = attention_mask.shape[0], model.lm_head.weight.dtype
+        rows, dtype = attention_mask.shape[0], self.transformer.word_embeddings.weight.dtype  # the hidden states' dtype
         full = torch.cat([attention_mask, attention_mask.new_ones(rows, capacity - self.length)], dim=1)  # (N, C)
         self.alibi = build_alibi_tensor(full, self.transformer.num_heads, dtype)  # (N*H, 1, C): HF's per-step values
         # HF's eager mask for a one-token step: 0 where a key is real, the dtype's min where it is padding
