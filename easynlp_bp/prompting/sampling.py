@@ -9,6 +9,9 @@ top-p works on the ``top_k`` survivors only. The sampling distribution is the on
 ``repetition penalty -> temperature -> top-k -> top-p`` (``tests/test_sampling.py`` checks it against HF);
 rows with ties at a cut fall back to HF's own warpers so that tie-breaking is HF's too.
 
+On BLOOM the decode steps skip ``BloomModel.forward``'s per-step rebuild of ALiBi and masks
+(:mod:`easynlp_bp.prompting.bloom_decoding`: bitwise the same logits, so the same tokens).
+
 With per-row generators (:func:`row_generators`, seeded from the seed, the prompt and the sequence index),
 each row draws its own uniforms and samples by inverse CDF, so a seeded prompt's output does not depend on
 its batch neighbours or on ``num_return_sequences``.
