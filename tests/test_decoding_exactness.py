@@ -104,9 +104,10 @@ def test_top_k_tie_check_decides_as_the_full_vocabulary_count():
     assert bool(top_k_top_p_candidates(torch.randn(8, 500), 0, 0.9, 1.0)[2].all())  # no cut, no tie: exact
 
 
-def test_cache_repeat_is_repeat_interleave():
+@pytest.mark.parametrize("rows", [3, 1], ids=["batch", "one_prompt"])
+def test_cache_repeat_is_repeat_interleave(rows):
     model = _bloom()
-    ids, mask = _padded_prompts()
+    ids, mask = (t[:rows] for t in _padded_prompts())
     cache = preallocated_cache(ids.shape[1] + 2)
     with torch.no_grad():
         model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True)
@@ -116,3 +117,6 @@ def test_cache_repeat_is_repeat_interleave():
     for layer, (keys, values) in zip(cache.layers, expected):
         assert torch.equal(layer.key_buffer, keys) and torch.equal(layer.value_buffer, values)
         assert torch.equal(layer.keys, keys[:, :, : ids.shape[1]])
+    with torch.no_grad():  # the repeated rows are separate memory: the next step writes each of them
+        model(input_ids=torch.ones(rows * 3, 1, dtype=torch.long), attention_mask=torch.ones(rows * 3, ids.shape[1] + 1,
+              dtype=torch.long), past_key_values=cache, use_cache=True)

@@ -213,6 +213,14 @@ def _without_padding(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.bool(), ids, ids.gather(1, first))
 
 
+def _sequence_buffer(prompt: torch.Tensor, mask: torch.Tensor, capacity: int, unpadded: bool) -> torch.Tensor:
+    """(N, capacity) ids the repetition penalty and the processors see: the prompt (left pads replaced by each
+    row's first token when ``unpadded``, see :func:`_without_padding`), then each sampled token written in place."""
+    sequences = prompt.new_empty(prompt.shape[0], capacity)
+    sequences[:, : prompt.shape[1]] = _without_padding(prompt, mask) if unpadded else prompt
+    return sequences
+
+
 def _forward_kwargs(model) -> set[str]:
     return set(inspect.signature(model.forward).parameters)
 
@@ -221,7 +229,8 @@ def _repeat_rows(buffer: torch.Tensor, repeats: int) -> torch.Tensor:
     """``buffer.repeat_interleave(repeats, dim=0)`` as one broadcast copy (the same values): torch's CPU
     ``repeat_interleave`` gathers through an index and took ~0.1 s per (16, 16, 101, 64) cache buffer, 5 s of a
     BLOOM-560m prefill at 5 return sequences."""
-    return buffer.unsqueeze(1).expand(buffer.shape[0], repeats, *buffer.shape[1:]).reshape(-1, *buffer.shape[1:])
+    repeated = buffer.unsqueeze(1).expand(buffer.shape[0], repeats, *buffer.shape[1:]).reshape(-1, *buffer.shape[1:])
+    return repeated.contiguous()  # one prompt: reshape keeps the expanded view, whose rows share memory
 
 
 def preallocated_cache(capacity: int):
@@ -295,14 +304,9 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     mask = attention_mask.repeat_interleave(repeats, 0)
     decoder = BloomStaticDecoder(model, cache, mask, capacity) \
         if cache is not None and supports_static_bloom_decoding(model) else None
-    # what the repetition penalty and the processors see: the prompt, then each sampled token written in place
-    prompt = input_ids.repeat_interleave(repeats, 0)
-    if generators is not None:
-        prompt = _without_padding(prompt, mask)
-    sequences = prompt.new_empty(prompt.shape[0], capacity)  # (N, L + max_new)
-    sequences[:, : prompt.shape[1]] = prompt
-    length = prompt.shape[1]
-    unfinished = torch.ones(prompt.shape[0], dtype=torch.bool, device=prompt.device)
+    sequences = _sequence_buffer(input_ids.repeat_interleave(repeats, 0), mask, capacity, generators is not None)
+    length = input_ids.shape[1]
+    unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
     pad = torch.full_like(unfinished, settings.pad_token_id, dtype=torch.long)
     seen_from = 0 if settings.penalize_prompt else input_ids.shape[1]
     for step in range(settings.max_new_tokens):
@@ -323,4 +327,4 @@ def sample_sequences(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
         else:
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
             scores = forward(tokens[:, None], mask, cache).logits[:, -1, :].float()
-    return sequences[:, prompt.shape[1] : length].clone()
+    return sequences[:, input_ids.shape[1] : length].clone()
