@@ -6,7 +6,7 @@ attention mask (a cumsum over every position), the causal mask through ``create_
 length bookkeeping and the output containers. Here they are built once for the whole capacity (ALiBi of position
 ``j`` depends on the mask up to ``j`` only, and generated positions are always real), and each step slices them
 and calls the model's own blocks, norms and head, so every arithmetic op is transformers' own on the same
-inputs: the logits are bitwise equal (``tests/test_decoding_exactness.py``). Only the prefill goes through
+inputs: the logits are bitwise equal (``tests/prompting/test_decoding_exactness.py``). Only the prefill goes through
 ``model(...)`` as before. ``torch.compile`` is not used: on CPU its fused kernels reorder float sums, so sampled
 tokens would drift from ``generate``'s, and its compile time exceeds a rollout batch's decode time.
 """
