@@ -9,6 +9,7 @@ from easynlp_bp.reward.combined import CombinedReward
 from easynlp_bp.models.reward_model import RewardConfig, RewardModel
 from easynlp_bp.default.heuristic_scorer import heuristic_aesthetic_score, heuristic_pick_score
 from easynlp_bp.default.tokenizer import train_bpe_tokenizer
+from fixtures.word_count_encoder import WordCountEncoder
 
 
 class LookupScorer:
@@ -168,24 +169,10 @@ def test_consistency_term_errors_name_the_setting():
         CombinedReward.from_scorers(AES, PICK, consistency_weight=0.5)
 
 
-class _BagOfWordsEncoder:
-    """A sentence-transformers-like encoder: normalised counts over a fixed word list."""
-
-    words = ["cat", "beach", "bridge", "8k", "girl", "boy"]
-
-    def __init__(self):
-        self.seen: list[str] = []
-
-    def encode(self, texts, **kwargs):
-        self.seen.extend(texts)
-        rows = torch.tensor([[float(t.count(w)) for w in self.words] for t in texts]) + 1e-6
-        return rows / rows.norm(dim=-1, keepdim=True)
-
-
 def test_consistency_scorer_is_the_cosine_of_embeddings_and_embeds_each_text_once():
     from easynlp_bp.reward.consistency import ConsistencyScorer
 
-    encoder = _BagOfWordsEncoder()
+    encoder = WordCountEncoder()
     scorer = ConsistencyScorer(encoder)
     raw = ["a cat on the beach", "a cat on the beach", "1 girl"]
     scores = scorer.score(raw, ["a cat on the beach, 8k", "a bridge on the beach, 8k", "1 boy"])

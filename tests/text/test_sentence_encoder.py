@@ -5,24 +5,11 @@ import pytest
 import torch
 
 from easynlp_bp.text.sentence_encoder import load_sentence_encoder, sentence_cosines
-
-
-class _CountingEncoder:
-    """Embeds ``word`` counts, unit norm; records each text it embeds."""
-
-    words = ["cat", "beach", "bridge"]
-
-    def __init__(self):
-        self.seen: list[str] = []
-
-    def encode(self, texts, **kwargs):
-        self.seen.extend(texts)
-        rows = torch.tensor([[float(t.count(w)) for w in self.words] for t in texts]) + 1e-6
-        return rows / rows.norm(dim=-1, keepdim=True)
+from fixtures.word_count_encoder import WordCountEncoder
 
 
 def test_cosines_of_aligned_pairs_embed_each_text_once():
-    encoder = _CountingEncoder()
+    encoder = WordCountEncoder(("cat", "beach", "bridge"))
     scores = sentence_cosines(encoder, ["a cat", "a cat"], ["a cat", "a bridge"])
     torch.testing.assert_close(scores, torch.tensor([1.0, 0.0]), atol=1e-4, rtol=0)
     assert sorted(encoder.seen) == ["a bridge", "a cat"]
@@ -37,11 +24,11 @@ def test_every_user_of_the_encoder_shares_the_loader_and_the_cosine(monkeypatch)
     from easynlp_bp.text.metrics import text_metrics
 
     raw, prompts = ["a cat on the beach"], ["a bridge on the beach"]
-    expected = sentence_cosines(_CountingEncoder(), raw, prompts).tolist()
-    assert ConsistencyScorer(_CountingEncoder()).score(raw, prompts).tolist() == expected
+    expected = sentence_cosines(WordCountEncoder(("cat", "beach", "bridge")), raw, prompts).tolist()
+    assert ConsistencyScorer(WordCountEncoder(("cat", "beach", "bridge"))).score(raw, prompts).tolist() == expected
     pairs = [{"raw_prompt": raw[0], "prompt": prompts[0]}]
-    assert ConsistencyFilter(_CountingEncoder(), progress=False).similarities(pairs) == expected
-    assert text_metrics(raw, prompts, encoder=_CountingEncoder(), count_tokens=len)["consistency"] == expected[0]
+    assert ConsistencyFilter(WordCountEncoder(("cat", "beach", "bridge")), progress=False).similarities(pairs) == expected
+    assert text_metrics(raw, prompts, encoder=WordCountEncoder(("cat", "beach", "bridge")), count_tokens=len)["consistency"] == expected[0]
     import easynlp_bp.reward.consistency as consistency
 
     monkeypatch.setattr(consistency, "load_sentence_encoder", lambda model, device: ("loaded", model, device))
