@@ -90,8 +90,9 @@ def build_server(predictor, config: ServeConfig, pipeline: Any = None):
 
     app = create_app(predictor, config, pipeline)
     sock = _bind(config.host, config.port)
-    logger.info("Model %s on %s (quantize=%s); API key %s.", served_model_dir(predictor),
-                getattr(predictor, "device", "cpu"), getattr(getattr(predictor, "params", None), "quantize", "none"),
+    quantize = getattr(getattr(predictor, "params", None), "quantize", "none")
+    logger.info("Model %s on %s%s; API key %s.", served_model_dir(predictor), getattr(predictor, "device", "cpu"),
+                f" (quantize={quantize})" if quantize != "none" else "",
                 "required (clients send 'Authorization: Bearer KEY')" if app.state.serving.api_key_required
                 else "not required")
     server = uvicorn.Server(uvicorn.Config(
