@@ -51,15 +51,13 @@ def timed(fn):
 
 def bench_ppo(samplers: dict, repeats: int) -> dict:
     from benchmarks.random_bloom import random_bloom
-    from easynlp_bp.models.bloom_sdpa import use_sdpa_bloom_attention
-    from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
+    from easynlp_bp.models.kernels import use_fused_kernels
     from easynlp_bp.ppo.rollout import generate_responses
     from easynlp_bp.prompting import sampling
 
     model, tokenizer, pairs = random_bloom(256, 6)
     model.eval()
-    fuse_bloom_gelu(model)
-    use_sdpa_bloom_attention(model)
+    use_fused_kernels(model)  # as the PPO trainer prepares its policy
     raw = [p["raw_prompt"] for p in pairs[:64]]
 
     def run():

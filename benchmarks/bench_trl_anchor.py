@@ -242,15 +242,11 @@ class HeldOutEvaluator:
     with per-prompt numbers (for paired differences)."""
 
     def __init__(self, sft_dir: str, config, reward, dev_rows: list[dict]):
-        from easynlp_bp.models.bloom_sdpa import use_sdpa_bloom_attention
         from easynlp_bp.models.causal_lm import BeautifulPromptModel
-        from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
         from easynlp_bp.ppo.value_head import PolicyWithValueHead, ReferenceModel
 
+        # the loader applies the kernel patches, as for the trainer's models (models/kernels.py)
         policy, reference = BeautifulPromptModel.from_pretrained(sft_dir), BeautifulPromptModel.from_pretrained(sft_dir)
-        for model in (policy.model, reference.model):  # as the trainer prepares its models
-            fuse_bloom_gelu(model)
-            use_sdpa_bloom_attention(model)
         self.policy = PolicyWithValueHead(policy.model, -1)
         self.reference = ReferenceModel(reference.model)
         self.tokenizer, self.config, self.reward, self.rows = policy.tokenizer, config, reward, dev_rows
