@@ -27,6 +27,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def is_main_process() -> bool:
+    """Whether this is the first process of the run (or the only one): the one that writes shared files.
+
+    Read from ``RANK``, which torchrun and ``accelerate launch`` set, so asking needs no process group."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def launch_command(args: EasyNLPArgs, argv: Sequence[str], use_cuda: bool) -> list[str]:
     """The launcher command line for this run (the original flags are passed through unchanged)."""
     per_machine = args.worker_gpu or 1

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from easynlp_bp.distributed import is_main_process
 from easynlp_bp.io import (
     Table, check_writable, refuse_overwriting_inputs, rejects_path_for, write_rejects, write_table_and_rejects,
 )
@@ -24,11 +25,13 @@ class AppOutputs:
     """Output helpers of an app: where rejects, predictions and evaluation results go."""
 
     def log_rejects(self, table: Table, directory: Optional[str] = None) -> Optional[str]:
-        """Write ``table``'s rejects to ``<directory>/rejects.<file>.jsonl`` (default the checkpoint dir)."""
+        """Write ``table``'s rejects to ``<directory>/rejects.<file>.jsonl`` (default the checkpoint dir); in a
+        distributed run the first process writes it."""
         if not table.rejects:
             return None
         path = Path(directory or self.checkpoint_dir) / f"rejects.{Path(table.source).name}.jsonl"
-        write_rejects(str(path), table.rejects, table.source)
+        if is_main_process():
+            write_rejects(str(path), table.rejects, table.source)
         logger.warning("%s: %d of %d rows rejected, listed in %s.", table.source, len(table.rejects), table.n_read, path)
         return str(path)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from easynlp_bp.distributed import is_main_process
 from easynlp_bp.io import Table, write_rejects, write_table
 from easynlp_bp.io.writers import write_jsonl
 from easynlp_bp.sft.data import PairFilterConfig, filter_pairs, too_long_rows
@@ -63,15 +64,19 @@ def sft_data_from_tables(tables: Sequence[Table]) -> SFTData:
 
 
 def embedded_default_sft_data(n_pairs: int, seed: int, checkpoint_dir: str) -> SFTData:
-    """``n_pairs`` generated pairs (a twentieth, at least 16, for dev), also written to ``<checkpoint_dir>/data``."""
+    """``n_pairs`` generated pairs (a twentieth, at least 16, for dev), also written to ``<checkpoint_dir>/data``.
+
+    Every process of a distributed run generates the same pairs; only the first writes the copy (two writers of
+    one file would remove each other's temporary files)."""
     from easynlp_bp.default.pairs import make_pairs
 
     pairs = make_pairs(n_pairs, seed=seed)
     n_dev = max(16, len(pairs) // 20)
-    data_dir = Path(checkpoint_dir) / "data"
-    write_table(str(data_dir / "train.jsonl"), pairs[n_dev:], ["raw_prompt", "prompt"])
-    write_table(str(data_dir / "dev.jsonl"), pairs[:n_dev], ["raw_prompt", "prompt"])
-    logger.info("No --tables: generated %d embedded-default pairs into %s.", len(pairs), data_dir)
+    if is_main_process():
+        data_dir = Path(checkpoint_dir) / "data"
+        write_table(str(data_dir / "train.jsonl"), pairs[n_dev:], ["raw_prompt", "prompt"])
+        write_table(str(data_dir / "dev.jsonl"), pairs[:n_dev], ["raw_prompt", "prompt"])
+        logger.info("No --tables: generated %d embedded-default pairs into %s.", len(pairs), data_dir)
     return SFTData(PairRows(pairs[n_dev:]), PairRows(pairs[:n_dev]), {"embedded_default_pairs": len(pairs)})
 
 
@@ -91,7 +96,7 @@ def filter_training_pairs(pairs: PairRows, tokenizer, config: PairFilterConfig, 
     """
     rows = pairs.rows
     report = filter_pairs(rows, tokenizer, config, target_field)
-    if report.dropped:
+    if report.dropped and is_main_process():
         path = Path(checkpoint_dir) / "filtered_pairs.jsonl"
         write_jsonl(str(path), ({"reason": reason, **rows[index]} for index, reason in report.dropped))
         logger.info("Data filter dropped %d of %d pairs (listed in %s).", len(report.dropped), len(rows), path)
@@ -113,7 +118,7 @@ def reject_too_long(pairs: PairRows, tokenizer, sequence_length: int, first_sequ
     for index, reason in too_long.items():
         source, number = pairs.origin(index)
         by_source.setdefault(source, Table(source=source)).reject(number, reason, pairs.rows[index])
-    for table in by_source.values():
+    for table in by_source.values() if is_main_process() else ():
         path = Path(checkpoint_dir) / f"rejects.too_long.{Path(table.source).name}.jsonl"
         write_rejects(str(path), table.rejects, table.source)
         logger.warning("%s: %d rows do not fit --sequence_length=%d; listed in %s.", table.source,

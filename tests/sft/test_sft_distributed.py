@@ -19,3 +19,15 @@ def test_two_process_cpu_sft_finishes_and_saves_once(tmp_path, capfd):
     # steps (1 process: 18).
     assert result["global_step"] == 9
     assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("rank, writes", [("0", True), ("1", False)])
+def test_only_the_first_process_writes_the_generated_pairs(tmp_path, monkeypatch, rank, writes):
+    # Two processes writing one file remove each other's temporary files; the second reads its pairs from memory.
+    from easynlp_bp.sft.pair_tables import embedded_default_sft_data
+
+    monkeypatch.setenv("RANK", rank)
+    data = embedded_default_sft_data(40, seed=0, checkpoint_dir=str(tmp_path))
+    assert len(data.train.rows) == 24 and len(data.dev.rows) == 16
+    assert (tmp_path / "data" / "train.jsonl").exists() is writes
+    assert (tmp_path / "data" / "dev.jsonl").exists() is writes
