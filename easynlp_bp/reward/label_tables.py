@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Optional, Sequence
 
+from easynlp_bp.distributed import is_main_process
 from easynlp_bp.io import Table, read_table, write_table
 from easynlp_bp.io.readers import float_field_validator
 
@@ -52,8 +53,9 @@ def embedded_default_reward_rows(n_pairs: int, seed: int, checkpoint_dir: str) -
     n_dev = VARIANTS_PER_PAIR * max(10, n_pairs // 20)
     columns = ["raw_prompt", "prompt", "aesthetic_score", "pick_score"]
     data_dir = Path(checkpoint_dir) / "data"
-    write_table(str(data_dir / "train.jsonl"), rows[n_dev:], columns)
-    write_table(str(data_dir / "dev.jsonl"), rows[:n_dev], columns)
+    if is_main_process():  # every process has the same rows; two writers of one file collide
+        write_table(str(data_dir / "train.jsonl"), rows[n_dev:], columns)
+        write_table(str(data_dir / "dev.jsonl"), rows[:n_dev], columns)
     logger.warning(
         "No --tables: labelled %d embedded-default prompts with the HEURISTIC stand-in scorer "
         "(modifier counts, length, relevance; easynlp_bp/default/heuristic_scorer.py) into %s. These "

@@ -185,3 +185,13 @@ def test_embedded_default_trains_a_pickscore_rm_on_heuristic_labels(tmp_path, ca
     rm = RewardModel.from_pretrained(str(out), reward_type="pickscore")
     assert rm.tokenizer.pad_token_id != rm.tokenizer.eos_token_id
     assert rm.score(["a cat"], ["a cat, 8k"]).dtype == torch.float32
+
+
+@pytest.mark.parametrize("rank, writes", [("0", True), ("1", False)])
+def test_only_the_first_process_writes_the_labelled_default_rows(tmp_path, monkeypatch, rank, writes):
+    from easynlp_bp.reward.label_tables import embedded_default_reward_rows
+
+    monkeypatch.setenv("RANK", rank)
+    train, dev, _ = embedded_default_reward_rows(40, seed=0, checkpoint_dir=str(tmp_path))
+    assert train and dev
+    assert (tmp_path / "data" / "train.jsonl").exists() is writes
