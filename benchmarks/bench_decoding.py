@@ -11,6 +11,8 @@ itself cost on a machine that other processes share.
     git worktree add /tmp/before <commit>
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_decoding.py ppo --before /tmp/before
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_decoding.py predict --before /tmp/before
+
+``--tiny`` runs both on a small model (the smoke test's shapes): the same code paths, numbers of no interest.
 """
 from __future__ import annotations
 
@@ -49,21 +51,27 @@ def timed(fn):
     return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def bench_ppo(samplers: dict, repeats: int) -> dict:
+# (hidden, layers, prompts, new tokens, chunk) of the PPO rollouts; the predict shape is bench_predict's
+PPO_SHAPES = {"paper": (256, 6, 64, 64, 16), "tiny": (32, 3, 8, 6, 4)}
+
+
+def bench_ppo(samplers: dict, repeats: int, shape: str = "paper") -> dict:
     from benchmarks.random_bloom import random_bloom
     from easynlp_bp.models.kernels import use_fused_kernels
     from easynlp_bp.ppo.rollout import generate_responses
     from easynlp_bp.prompting import sampling
 
-    model, tokenizer, pairs = random_bloom(256, 6)
+    hidden, layers, n_prompts, new_tokens, chunk = PPO_SHAPES[shape]
+    model, tokenizer, pairs = random_bloom(hidden, layers)
     model.eval()
     use_fused_kernels(model)  # as the PPO trainer prepares its policy
-    raw = [p["raw_prompt"] for p in pairs[:64]]
+    raw = [p["raw_prompt"] for p in pairs[:n_prompts]]
 
     def run():
         torch.manual_seed(0)
-        return generate_responses(model, tokenizer, raw, chunk_size=16, max_new_tokens=64, temperature=1.0, top_k=0,
-                                  top_p=1.0, device=torch.device("cpu"), trunk_layer=model.transformer.h[3])
+        return generate_responses(model, tokenizer, raw, chunk_size=chunk, max_new_tokens=new_tokens,
+                                  temperature=1.0, top_k=0, top_p=1.0, device=torch.device("cpu"),
+                                  trunk_layer=model.transformer.h[layers * 2 // 3 - 1])
 
     own = sampling.sample_sequences
     times, tokens = {name: [] for name in samplers}, {}
@@ -80,11 +88,11 @@ def bench_ppo(samplers: dict, repeats: int) -> dict:
     return {"times": times, "same_tokens": all(torch.equal(t, tokens["before"]) for t in tokens.values())}
 
 
-def bench_predict(samplers: dict, repeats: int, steps: int = 6) -> dict:
+def bench_predict(samplers: dict, repeats: int, steps: int = 6, shape: str = "bloom-560m") -> dict:
     from benchmarks.bench_predict import build_model, machine_roofline
     from easynlp_bp.text.template import build_prompt
 
-    model, tokenizer, pool = build_model("bloom-560m")
+    model, tokenizer, pool = build_model(shape)
     batch = tokenizer([build_prompt(p) for p in pool[:16]], return_tensors="pt", padding=True)
     times, tokens = {name: [] for name in samplers}, {}
     for rep in range(repeats):
@@ -123,10 +131,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("what", choices=("ppo", "predict"))
     parser.add_argument("--before", required=True, help="A checkout (git worktree) whose sampler is 'before'.")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="A small model: checks the bench runs, measures nothing.")
     args = parser.parse_args(argv)
     samplers = {"before": load_sampling(Path(args.before)), "after": load_sampling(ROOT)}
     load = [os.getloadavg()[0]]
-    result = (bench_ppo if args.what == "ppo" else bench_predict)(samplers, args.repeats)
+    if args.what == "ppo":
+        result = bench_ppo(samplers, args.repeats, shape="tiny" if args.tiny else "paper")
+    else:
+        result = bench_predict(samplers, args.repeats, shape="tiny" if args.tiny else "bloom-560m")
     load.append(os.getloadavg()[0])
     result.update({"threads": torch.get_num_threads(), "load_avg_1min": load})
     if args.what == "ppo":

@@ -307,3 +307,21 @@ def test_bench_trl_anchor_tiny_with_trl_0_11(tmp_path, tiny_model_dir, synthetic
         assert result["curves"][name][0] == result["curves"]["project"][0]
         assert len(result["training"][name]) == 2 and result["curves"][name][2]["kl"] != 0.0
         assert result["comparison"]["last_point_difference_project_minus"][name]["n"] == 4
+
+
+@pytest.mark.parametrize("what", ["ppo", "predict"])
+def test_bench_decoding_tiny_compares_the_tokens_of_two_samplers(tmp_path, capsys, what):
+    import shutil
+
+    bench = load("bench_decoding")
+    altered = tmp_path / "altered"  # a "before" checkout whose sampler draws differently
+    shutil.copytree(BENCHMARKS.parent / "easynlp_bp", altered / "easynlp_bp", ignore=shutil.ignore_patterns("__pycache__"))
+    sampler = altered / "easynlp_bp" / "prompting" / "sampling.py"
+    source = sampler.read_text()
+    assert "torch.multinomial(probs, 1)" in source
+    sampler.write_text(source.replace("torch.multinomial(probs, 1)", "torch.multinomial(probs.flip(-1), 1)"))
+    for before, same in [(BENCHMARKS.parent, True), (altered, False)]:
+        assert bench.main([what, f"--before={before}", "--tiny", "--repeats=1"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["same_tokens"] is same
+        assert set(result["times"]) == {"before", "after"} and all(len(t) == 1 for t in result["times"].values())
