@@ -325,3 +325,23 @@ def test_bench_decoding_tiny_compares_the_tokens_of_two_samplers(tmp_path, capsy
         result = json.loads(capsys.readouterr().out)
         assert result["same_tokens"] is same
         assert set(result["times"]) == {"before", "after"} and all(len(t) == 1 for t in result["times"].values())
+
+
+def test_bench_words_kept_counts_each_prompt_in_its_length_bucket():
+    bench = load("bench_words_kept")
+    raws = ["a cat", "one two three four five six seven eight nine", " ".join(["word"] * 40)]
+    outputs = ["a cat, 8k", "one two three four five six seven eight, bokeh", " ".join(["word"] * 40)]
+    assert bench.kept_by_length(raws, outputs) == {"1-8": {"n": 1, "all_words_kept": 1.0},
+                                                   "9-16": {"n": 1, "all_words_kept": 0.0},
+                                                   "31+": {"n": 1, "all_words_kept": 1.0}}
+
+
+@pytest.mark.real_data
+def test_bench_words_kept_tiny(tmp_path, tiny_model_dir, shared_data):
+    out = tmp_path / "kept.json"
+    assert load("bench_words_kept").main([f"--model_dir={tiny_model_dir}", f"--data={shared_data}", "--limit=4",
+                                          f"--output={out}"]) == 0
+    report = json.loads(out.read_text())["models"][str(tiny_model_dir)]
+    assert set(report) == {"partiprompts", "imagereward"}
+    for by_set in report.values():
+        assert 0 <= by_set["all_words_kept"] <= 1 and sum(b["n"] for b in by_set["by_length"].values()) == 4
