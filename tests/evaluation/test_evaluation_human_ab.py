@@ -37,6 +37,16 @@ def test_sides_are_shuffled_reproducibly():
                for item in items for side in ("left", "right"))
 
 
+def _serving(items, directory):
+    """(server, items) while the A/B page of ``items`` is served from ``directory``; shut down afterwards."""
+    write_ab_page(items, directory)
+    server = ABServer(directory, port=0)
+    server.start()
+    yield server, items
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def ab_server(tmp_path):
     rng = np.random.default_rng(0)
@@ -47,12 +57,7 @@ def ab_server(tmp_path):
         images.append(str(path))
     raw = ["a cat", "1 girl"]
     items = build_ab_items(raw, "raw", "sft", raw, ["a cat, oil painting", "1 girl, portrait"], images[:2], images[2:])
-    write_ab_page(items, tmp_path / "ab")
-    server = ABServer(tmp_path / "ab", port=0)
-    server.start()
-    yield server, items
-    server.shutdown()
-    server.server_close()
+    yield from _serving(items, tmp_path / "ab")
 
 
 def test_ab_page_in_a_real_browser(ab_server):
@@ -87,12 +92,7 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 def hostile_ab_server(tmp_path):
     raw = [f"a cat {XSS}", f"{XSS} 1 girl"]
     items = build_ab_items(raw, f"raw{XSS}", f"sft{XSS}", [f"left {XSS}"] * 2, [f"right {XSS}"] * 2)
-    write_ab_page(items, tmp_path / "ab")
-    server = ABServer(tmp_path / "ab", port=0)
-    server.start()
-    yield server, items
-    server.shutdown()
-    server.server_close()
+    yield from _serving(items, tmp_path / "ab")
 
 
 def test_ab_page_shows_an_xss_payload_in_every_field_as_text(hostile_ab_server):
