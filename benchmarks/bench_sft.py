@@ -1,12 +1,13 @@
 """SFT throughput: the project's batching against the reference collator (every batch padded to max length).
 
 All variants run the HF Trainer on the same model initialisation, the same pairs and the same number of
-optimizer steps; only batching and the GeLU kernel differ: ``reference`` (pad to ``--sequence_length``, random
-batches), ``dynamic`` (the project collator: pad to the batch's longest), ``project`` (dynamic + BLOOM's GeLU
-as torch's fused kernel, :mod:`easynlp_bp.models.fused_gelu`: what ``beautiful_prompt --mode=train`` runs) and
-``grouped`` (project + the app's ``group_by_length=true``). Reports target tokens/s (labels that are not
--100) and the held-out loss after training; repetitions are interleaved, each with its own seed (so the loss
-spread is the noise).
+optimizer steps; only batching and the kernels differ: ``reference`` (pad to ``--sequence_length``, random
+batches), ``dynamic`` (pad to the batch's longest), ``padded`` (dynamic + the app's BLOOM kernels,
+:func:`easynlp_bp.models.kernels.use_fused_kernels`: fused GeLU and SDPA attention), ``project`` (the app's
+kernels + the batch's pairs packed two to a row, :mod:`easynlp_bp.sft.packing`: what
+``beautiful_prompt --mode=train`` runs) and ``grouped`` (padded + the app's ``group_by_length=true``). Reports
+target tokens/s (labels that are not -100) and the held-out loss after training; repetitions are interleaved,
+each with its own seed (so the loss spread is the noise).
 
     .venv/bin/python benchmarks/bench_sft.py --data ../shared/data/podvodka --steps 12 --repeats 3
 """
@@ -29,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.results import emit_result  # noqa: E402  (after the checkout is on sys.path)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-VARIANTS = ("reference", "dynamic", "project", "grouped")
-FUSED_GELU = ("project", "grouped")
+VARIANTS = ("reference", "dynamic", "padded", "project", "grouped")
+APP_KERNELS = ("padded", "project", "grouped")
 
 
 def load_pairs(folder: str, limit: int) -> list[dict]:
@@ -88,21 +89,23 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
     from transformers import Trainer, TrainingArguments
 
     from easynlp_bp.sft.data import IGNORE_INDEX, collate_left_padded
+    from easynlp_bp.sft.packing import collate_packed
 
     pad = tokenizer.pad_token_id
     per_batch = []  # (target tokens, padded tokens); the dataloader may prefetch one batch more than it trains on
 
     def collate(examples):
         batch = (collate_to_max_length(examples, pad, args.sequence_length) if variant == "reference"
-                 else collate_left_padded(examples, pad))
-        per_batch.append((int((batch["labels"] != IGNORE_INDEX).sum()), batch["input_ids"].numel()))
+                 else collate_packed(examples, pad) if variant == "project" else collate_left_padded(examples, pad))
+        targets = batch.get("shift_labels", batch["labels"])
+        per_batch.append((int((targets != IGNORE_INDEX).sum()), batch["input_ids"].numel()))
         return batch
 
     model = build_model(tokenizer, args.hidden_size, args.n_layer, seed=0)  # same initialisation everywhere
-    if variant in FUSED_GELU:
-        from easynlp_bp.models.fused_gelu import fuse_bloom_gelu
+    if variant in APP_KERNELS:
+        from easynlp_bp.models.kernels import use_fused_kernels
 
-        fuse_bloom_gelu(model)
+        use_fused_kernels(model)
     with tempfile.TemporaryDirectory() as out:
         training_args = TrainingArguments(
             output_dir=out, max_steps=args.steps, per_device_train_batch_size=args.batch_size,

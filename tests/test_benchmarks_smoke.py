@@ -45,13 +45,16 @@ def test_bench_sft_tiny(tmp_path, synthetic_pairs):
                                    "--hidden_size=32", "--n_layer=1", "--vocab_size=400", "--repeats=1",
                                    "--sequence_length=256", f"--output={out}"])
     result = json.loads(out.read_text())
-    assert code == 0 and set(result["speedup_vs_reference"]) == {"reference", "dynamic", "project", "grouped"}
+    assert code == 0 and set(result["speedup_vs_reference"]) == {"reference", "dynamic", "padded", "project", "grouped"}
     runs = result["runs"]
     # padding to max length and to the batch's longest train on the same targets: identical loss
     assert runs["reference"][0]["held_out_loss"] == pytest.approx(runs["dynamic"][0]["held_out_loss"], rel=1e-5)
     assert runs["reference"][0]["padded_tokens"] == 2 * 4 * 256 > runs["dynamic"][0]["padded_tokens"]
-    # the fused GeLU computes the same function: the same loss up to float rounding
+    # the fused kernels compute the same function, and packed rows the same loss: equal up to float rounding
+    assert runs["padded"][0]["held_out_loss"] == pytest.approx(runs["dynamic"][0]["held_out_loss"], rel=1e-4)
     assert runs["project"][0]["held_out_loss"] == pytest.approx(runs["dynamic"][0]["held_out_loss"], rel=1e-4)
+    assert runs["project"][0]["target_tokens"] == runs["dynamic"][0]["target_tokens"]
+    assert runs["project"][0]["padded_tokens"] < runs["dynamic"][0]["padded_tokens"]
 
 
 def test_bench_sft_names_a_missing_data_folder(tmp_path):

@@ -10,6 +10,9 @@ Only forwards without a KV cache take the fused path (scoring and training); cac
 ``output_attentions`` run transformers' own code, so sampled tokens stay exactly those of ``generate``.
 :func:`last_positions_only` lets the last layer compute only the positions a forward reads (PPO reads the
 response positions): its keys and values still cover the whole sequence.
+The model itself also takes a 4D attention mask (packed SFT rows, :mod:`easynlp_bp.sft.packing`): transformers'
+BLOOM builds ALiBi from a 2D padding mask only, and a 4D mask gets ALiBi from each key's position within the keys
+its own query may see (within its pair, as the padding mask gives a pair alone).
 Like :mod:`easynlp_bp.models.fused_gelu` it changes the modules' class only, never weights or the saved config.
 """
 from __future__ import annotations
@@ -48,8 +51,23 @@ def _sdpa_forward(self, hidden_states, residual, alibi, attention_mask, layer_pa
     return output, None
 
 
+def _alibi_from_any_mask(self, attention_mask: torch.Tensor, num_heads: int, dtype: torch.dtype) -> torch.Tensor:
+    """BloomModel.build_alibi_tensor that also takes a 4D (B, 1, T, T) additive mask: each key's position is the
+    number of keys its own query may see, less one, i.e. its position within its pair, as if the pair were alone."""
+    if attention_mask.dim() != 4:
+        return super(type(self), self).build_alibi_tensor(attention_mask, num_heads, dtype)
+    from transformers.models.bloom.modeling_bloom import _get_alibi_slopes
+
+    visible = attention_mask[:, 0] == 0  # (B, query, key)
+    positions = (visible.sum(dim=-1) - 1).clamp(min=0).to(torch.float32)  # (B, T): key j's own query row
+    slopes = _get_alibi_slopes(num_heads, attention_mask.device)
+    alibi = slopes[None, :, None] * positions[:, None, :]
+    return alibi.reshape(attention_mask.shape[0] * num_heads, 1, -1).to(dtype)
+
+
 def use_sdpa_bloom_attention(model: torch.nn.Module) -> int:
-    """Give every ``BloomAttention`` of ``model`` (in place) the fused no-cache path; returns how many.
+    """Give every ``BloomAttention`` of ``model`` (in place) the fused no-cache path, and its ``BloomModel`` ALiBi
+    from a 4D mask; returns how many attention modules it switched.
 
     0 for models that are not BLOOM, or were switched already.
 
@@ -61,11 +79,19 @@ def use_sdpa_bloom_attention(model: torch.nn.Module) -> int:
     switched = 0
     for module in model.modules():
         cls = type(module)
+        if cls.__name__ == "BloomModel" and cls not in _FUSED_CLASSES.values():
+            module.__class__ = _fused_class(cls, "BloomModel", build_alibi_tensor=_alibi_from_any_mask)
         if cls.__name__ != "BloomAttention":
             continue
-        module.__class__ = _fused_class(cls)
+        module.__class__ = _fused_class(cls, "SdpaBloomAttention", forward=_sdpa_forward)
         switched += 1
     return switched
+
+
+def takes_packed_rows(model: torch.nn.Module) -> bool:
+    """Whether ``model`` was switched by :func:`use_sdpa_bloom_attention`, so that it builds ALiBi from a 4D mask and
+    a pair packed into a row with others (:mod:`easynlp_bp.sft.packing`) gets the outputs it has alone."""
+    return any(getattr(type(module), "build_alibi_tensor", None) is _alibi_from_any_mask for module in model.modules())
 
 
 @contextlib.contextmanager
@@ -90,8 +116,9 @@ def last_positions_only(layers, keep: int) -> Iterator[bool]:
 _FUSED_CLASSES: dict[type, type] = {}
 
 
-def _fused_class(cls: type) -> type:
-    """A subclass of transformers' ``BloomAttention`` whose forward is :func:`_sdpa_forward` (one per class)."""
+def _fused_class(cls: type, name: str, **methods) -> type:
+    """A subclass of transformers' ``cls`` with ``methods`` replaced (one per class). ``BloomModel`` keeps its name:
+    ``save_pretrained`` of a bare ``BloomModel`` writes its class name into the config's ``architectures``."""
     if cls not in _FUSED_CLASSES:
-        _FUSED_CLASSES[cls] = type("SdpaBloomAttention", (cls,), {"forward": _sdpa_forward, "__module__": __name__})
+        _FUSED_CLASSES[cls] = type(name, (cls,), {**methods, "__module__": __name__})
     return _FUSED_CLASSES[cls]

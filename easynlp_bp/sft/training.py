@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
+from easynlp_bp.models.bloom_sdpa import takes_packed_rows
 from easynlp_bp.sft.data import collate_for_training
+from easynlp_bp.sft.packing import collate_packed
 from easynlp_bp.models.training_checkpoints import resolve_resume_checkpoint
 from easynlp_bp.training_arguments import build_training_arguments
 
@@ -57,9 +59,11 @@ def train_sft(model, tokenizer, train_set, dev_set, output_dir: str, hp: dict, *
         # each epoch still sees every pair once; only which pairs share a batch changes
         train_sampling_strategy="group_by_length" if group_by_length else "random",
     )
+    # the same pairs per step either way; packed rows skip most padding (the same loss, docs/benchmarks.md)
+    collate = collate_packed if takes_packed_rows(model) else collate_for_training
     trainer = Trainer(
         model=model, args=training_args, train_dataset=train_set, eval_dataset=dev_set,
-        data_collator=lambda batch: collate_for_training(batch, tokenizer.pad_token_id),
+        data_collator=lambda batch: collate(batch, tokenizer.pad_token_id),
     )
     # "last" is the newest *complete* checkpoint: HF's own choice may be one a kill left half-written
     train_output = trainer.train(resume_from_checkpoint=resolve_resume_checkpoint(resume_from_checkpoint, output_dir))
