@@ -103,3 +103,17 @@ def test_a_packed_pair_gets_the_alibi_positions_it_has_alone(tiny_tokenizer):
         alone = model.transformer.build_alibi_tensor(torch.ones(1, len(ex["input_ids"]), dtype=torch.long), heads,
                                                      torch.float32)
         assert torch.equal(alibi[row, :, start:start + len(ex["input_ids"])], alone.view(heads, -1))
+
+
+def test_sft_training_packs_patched_bloom_and_pads_other_models(tiny_tokenizer, tmp_path):
+    from easynlp_bp.sft.data import BeautifulPromptDataset
+    from easynlp_bp.sft.training import FROM_SCRATCH_SFT, train_sft
+
+    rows = [{"raw_prompt": raw, "prompt": target} for raw, target in PAIRS]
+    dataset = BeautifulPromptDataset(rows, tiny_tokenizer, 192)
+    hp = {**FROM_SCRATCH_SFT, "epoch_num": 1, "micro_batch_size": 5, "logging_steps": 1}
+    for model, packed in ((_patched_bloom(tiny_tokenizer), True), (build_tiny_bloom(tiny_tokenizer), False)):
+        trainer, _ = train_sft(model, tiny_tokenizer, dataset, None, str(tmp_path / str(packed)), hp, seed=0, bf16="false")
+        batch = trainer.data_collator([dataset[i] for i in range(len(dataset))])
+        assert batch["attention_mask"].dim() == (4 if packed else 2)
+        assert trainer.state.global_step == 1 and trainer.state.log_history[0]["loss"] > 0
