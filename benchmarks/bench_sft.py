@@ -112,7 +112,7 @@ def train_once(variant: str, train_set, dev_set, tokenizer, args, seed: int) -> 
             learning_rate=args.learning_rate, weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.95,
             lr_scheduler_type="cosine", warmup_steps=0.03, logging_steps=args.steps, save_strategy="no",
             report_to=[], seed=seed, data_seed=seed, remove_unused_columns=False, dataloader_num_workers=0,
-            disable_tqdm=True, use_cpu=True,
+            disable_tqdm=True, use_cpu=True, bf16=args.bf16,
             train_sampling_strategy="group_by_length" if variant == "grouped" else "random",
         )
         trainer = Trainer(model=model, args=training_args, train_dataset=train_set, data_collator=collate)
@@ -151,7 +151,8 @@ def run_benchmark(args) -> dict:
         "sequence_length": args.sequence_length, "model": {"hidden_size": args.hidden_size, "n_layer": args.n_layer,
                                                             "vocab_size": len(tokenizer)},
         "example_tokens": {"min": lengths[0], "median": lengths[len(lengths) // 2], "max": lengths[-1]},
-        "repeats": args.repeats, "threads": torch.get_num_threads(), "load_avg_1min_during": statistics.median(load),
+        "repeats": args.repeats, "bf16": args.bf16, "threads": torch.get_num_threads(),
+        "load_avg_1min_during": statistics.median(load),
         "runs": runs,
         "median_target_tokens_per_s": {n: median(n, "target_tokens_per_s") for n in runs},
         "median_held_out_loss": {n: median(n, "held_out_loss") for n in runs},
@@ -180,6 +181,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--vocab_size", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--bf16", action="store_true",
+                        help="bf16 autocast, as the app trains on a CPU with native bf16 (training_arguments.py).")
     parser.add_argument("--output", help="Also write the result JSON here.")
     args = parser.parse_args(argv)
     args.variants = [v for v in args.variants.split(",") if v]

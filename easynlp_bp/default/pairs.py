@@ -2,8 +2,10 @@
 
 A raw prompt is a short description glued together from real English words (``wordfreq``, the 30,000
 most frequent; :func:`vocabulary.english_words`) with articles and prepositions, in the shapes real
-prompts take ("a X", "two X Y on the Z", "A man is X with a Y.", several clauses), and a fifth of them end
-in modifier phrases of their own, as real Stable Diffusion prompts do ("a vehicle, concept art, cyberpunk").
+prompts take ("a X", "two X Y on the Z", "A man is X with a Y.", several clauses), and about a third of them end
+in modifier phrases of their own, up to fourteen, as real Stable Diffusion prompts do ("a vehicle, concept art,
+cyberpunk"). Long raw prompts (up to 40 content words, and long lists of the user's own modifiers) are what
+teach the model to copy long real prompts to the end (docs/consistency.md, fourth round).
 Its beautified prompt is the raw prompt **verbatim** (a trailing full stop dropped, the user's own
 modifiers kept) followed by three or four new modifier phrases: a detail or lighting, a style, quality words
 and sometimes an invented artist. Three or four, not more: each added phrase pulls the sentence's meaning
@@ -18,9 +20,10 @@ import random
 
 from easynlp_bp.default import vocabulary as vocab
 
-# Content words per raw prompt: mostly 1-6, sometimes up to 18 (real prompt sets: median ~4, 99th pct ~17).
-_WORD_COUNTS = list(range(1, 19))
-_WORD_COUNT_WEIGHTS = [10, 14, 14, 12, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1.5, 1.5, 1, 1, 1]
+# Content words per raw prompt: mostly 1-6, one in six over 18, up to 40 (real prompt sets: median ~4, but the
+# ImageReward prompts average 22 words).
+_WORD_COUNTS = list(range(1, 41))
+_WORD_COUNT_WEIGHTS = [10, 14, 14, 12, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1.5, 1.5, 1, 1, 1] + [0.8] * 22
 
 
 def _number(rng: random.Random) -> str:
@@ -74,10 +77,10 @@ def _clause(rng: random.Random, words: tuple[str, ...], n_words: int) -> str:
 
 
 def _users_modifiers(rng: random.Random, words: tuple[str, ...]) -> list[str]:
-    """1-5 modifier phrases a user already wrote: the project's own ("concept art") or free words ("epic",
+    """1-14 modifier phrases a user already wrote: the project's own ("concept art") or free words ("epic",
     "art by gold and iron"), which the model must copy rather than swap for its own."""
     phrases = []
-    for _ in range(rng.randint(1, 5)):
+    for _ in range(rng.randint(1, 14)):
         roll = rng.random()
         if roll < 0.5:
             group = rng.choice(list(vocab.MODIFIER_GROUPS.values()))
@@ -91,8 +94,8 @@ def _users_modifiers(rng: random.Random, words: tuple[str, ...]) -> list[str]:
 
 
 def make_raw_prompt(rng: random.Random, words: tuple[str, ...]) -> str:
-    """One raw prompt of 1-18 content words; sentence case, full stops and two sentences now and then, a
-    fifth with modifier phrases of the user's own after the description, and a few in capitals or title
+    """One raw prompt of 1-40 content words; sentence case, full stops and two sentences now and then, a
+    third with modifier phrases of the user's own after the description, and a few in capitals or title
     case ("A MAN WALKING IN THE AIRPORT", as some captions and users write)."""
     raw = _raw_prompt(rng, words)
     roll = rng.random()
@@ -110,7 +113,7 @@ def _raw_prompt(rng: random.Random, words: tuple[str, ...]) -> str:
     raw = _clause(rng, words, n_words)
     if rng.random() < 0.3:
         raw = raw[0].upper() + raw[1:]
-    if rng.random() < 0.2:
+    if rng.random() < 0.4:
         return ", ".join([raw, *_users_modifiers(rng, words)])
     if rng.random() < 0.15:
         raw += "."

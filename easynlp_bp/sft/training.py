@@ -22,13 +22,14 @@ PAPER_SFT = {
     "min_pick_score": 18.5, "min_target_tokens": 25, "short_target_tokens": 35, "short_target_drop": 0.3,
 }
 # A model built at random from a config (the embedded default) needs a much larger learning rate, and its
-# project-trained tokenizer makes the reference's BLOOM-token length filters meaningless. 192 tokens: the
-# longest open-vocabulary default pairs (template + 18-word raw prompt + its copy + modifiers) fit.
+# project-trained tokenizer makes the reference's BLOOM-token length filters meaningless. 384 tokens (the
+# paper's): the longest open-vocabulary default pairs (template + 40-word raw prompt with its own modifiers, its
+# copy, new modifiers) fit; packed batches (sft/packing.py) spend nothing on the room the short ones leave.
 # Batches of 8: copying is learned through a sudden transition (an induction circuit) that comes after a
 # number of optimizer *steps*; at equal compute 8 x 2,850 steps copy far better than 32 x 714 (measured on
 # PartiPrompts, docs/consistency.md: 92 % of prompts copied whole against 2 %).
 FROM_SCRATCH_SFT = {
-    **PAPER_SFT, "learning_rate": 3e-3, "epoch_num": 6, "micro_batch_size": 8, "sequence_length": 192,
+    **PAPER_SFT, "learning_rate": 3e-3, "epoch_num": 6, "micro_batch_size": 8, "sequence_length": 384,
     "logging_steps": 50, "min_target_tokens": 0, "short_target_tokens": 0, "short_target_drop": 0.0,
 }
 
