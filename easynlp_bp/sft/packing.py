@@ -1,4 +1,5 @@
-"""Padding-free SFT batches: a batch's pairs packed two to a row, each pair attending only to itself.
+"""Padding-free SFT batches: a batch's pairs packed into rows no longer than its longest pair, each pair attending
+only to itself.
 
 Why this exists: the embedded default's pairs vary threefold in length, so padding each pair of a random batch
 to the batch's longest makes a third of the tokens a step computes padding (1.57× the real tokens on the
@@ -8,10 +9,11 @@ Packing keeps every step's pairs, and so its loss and gradient up to float round
 transformers' own padding-free collator (``DataCollatorWithFlattening``) separates pairs through
 ``position_ids``, which only flash-attention kernels read and BLOOM does not take; hence this one.
 
-A row holds the longest and the shortest pair left, so rows come out about equally long; a 4D additive mask
-lets each token see only the earlier tokens of its own pair. BLOOM's ALiBi bias enters the softmax only
-through key-position differences within a pair, so a packed pair's logits are those it has alone
-(:mod:`easynlp_bp.models.bloom_sdpa` builds the ALiBi tensor from a 4D mask). Models with absolute position
+Rows are filled first-fit, longest pair first, up to the batch's longest pair: no row is longer than a padded
+batch's rows (attention costs the square of a row's length), and short pairs share rows. A 4D additive mask
+lets each token see only the earlier tokens of its own pair, and BLOOM's ALiBi bias takes each key's position
+within its pair (:mod:`easynlp_bp.models.bloom_sdpa` builds it from the 4D mask), so a packed pair's logits are
+those it has alone. Models with absolute position
 embeddings would see shifted positions: ``bloom_sdpa.takes_packed_rows`` says which models may be packed.
 """
 from __future__ import annotations
@@ -23,31 +25,36 @@ import torch
 from easynlp_bp.sft.data import IGNORE_INDEX
 
 
-def _rows_of_two(lengths: Sequence[int]) -> list[list[int]]:
-    """Indices of the examples grouped two to a row: the longest with the shortest, and so on inwards."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    rows = []
-    while order:
-        row = [order.pop(0)]
-        if order:
-            row.append(order.pop())
-        rows.append(row)
+def rows_first_fit(lengths: Sequence[int]) -> list[list[int]]:
+    """Indices of the examples grouped into rows of at most ``max(lengths)`` tokens: longest first, each into the
+    first row it fits (first-fit decreasing)."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        row = next((r for r, left in enumerate(room) if left >= lengths[index]), None)
+        if row is None:
+            rows.append([])
+            room.append(max(lengths))
+            row = len(rows) - 1
+        rows[row].append(index)
+        room[row] -= lengths[index]
     return rows
 
 
 def collate_packed(examples: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pack ``examples`` (:func:`~easynlp_bp.sft.data.encode_pair` outputs) two to a left-padded row.
+    """Pack ``examples`` (:func:`~easynlp_bp.sft.data.encode_pair` outputs) into left-padded rows
+    (:func:`rows_first_fit`).
 
     Returns ``input_ids`` (R, T); ``attention_mask`` (R, 1, T, T), 0 where a token may attend and the dtype's
     minimum elsewhere (causal, within its own pair, never padding); ``logits_to_keep``, the columns whose next
     token is labelled in some row; ``shift_labels`` (R, K), the label each kept column predicts; and
     ``labels``, the same tensor (the model computes a loss only when ``labels`` is given).
     """
-    rows = _rows_of_two([len(ex["input_ids"]) for ex in examples])
+    rows = rows_first_fit([len(ex["input_ids"]) for ex in examples])
     width = max(sum(len(examples[i]["input_ids"]) for i in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    segment = torch.zeros((len(rows), width), dtype=torch.long)  # 0: padding; 1, 2: the row's pairs
+    segment = torch.zeros((len(rows), width), dtype=torch.long)  # 0: padding; 1, 2, ...: the row's pairs
     for r, row in enumerate(rows):
         end = width
         for s, i in enumerate(reversed(row), start=1):
