@@ -192,7 +192,7 @@ def test_dataset_model_and_evaluator_swapped_through_the_lookups(trained_sft_dir
            "evaluator_class": plugins_on_path.ConstantEvaluator}
     before = plugins_on_path.CountingDataset.built
     dataset = get_application_dataset("beautiful_prompt", pretrained_model_name_or_path=str(trained_sft_dir),
-                                      data_file=str(trained_sft_dir / "data" / "dev.jsonl"), max_seq_length=128,
+                                      data_file=str(trained_sft_dir / "data" / "dev.jsonl"), max_seq_length=384,
                                       user_defined_parameters=udp, is_training=False)
     assert isinstance(dataset, plugins_on_path.CountingDataset) and plugins_on_path.CountingDataset.built == before + 1
     assert len(dataset) == len((trained_sft_dir / "data" / "dev.jsonl").read_text().splitlines())
