@@ -1,8 +1,8 @@
 """Padding-free SFT batches: a batch's pairs packed into rows no longer than its longest pair, each pair attending
 only to itself.
 
-Why this exists: the embedded default's pairs vary threefold in length, so padding each pair of a random batch
-to the batch's longest makes a third of the tokens a step computes padding (1.57× the real tokens on the
+Why this exists: the embedded default's pairs vary tenfold in length, so padding each pair of a random batch
+to the batch's longest makes nearly half of the tokens a step computes padding (1.85× the real tokens on the
 default's 3,800 training pairs in batches of 8). Batches of similar lengths (``group_by_length``) pad little but
 change which pairs share a step, and the from-scratch model then never learns to copy (docs/consistency.md).
 Packing keeps every step's pairs, and so its loss and gradient up to float rounding, and drops most padding.
@@ -13,8 +13,8 @@ Rows are filled first-fit, longest pair first, up to the batch's longest pair: n
 batch's rows (attention costs the square of a row's length), and short pairs share rows. A 4D additive mask
 lets each token see only the earlier tokens of its own pair, and BLOOM's ALiBi bias takes each key's position
 within its pair (:mod:`easynlp_bp.models.bloom_sdpa` builds it from the 4D mask), so a packed pair's logits are
-those it has alone. Models with absolute position
-embeddings would see shifted positions: ``bloom_sdpa.takes_packed_rows`` says which models may be packed.
+those it has alone. Models with absolute position embeddings would see shifted positions:
+``bloom_sdpa.takes_packed_rows`` says which models may be packed.
 """
 from __future__ import annotations
 
