@@ -424,13 +424,15 @@ def _phrase_end(start: str) -> str:
 
 
 def _finish(start: str, generated: str, banned: BannedWords) -> str:
-    """One output: the generated text without banned phrases, after ``start`` (the kept input) if any.
+    """One output: the generated text without control or invisible characters (a byte-level model can emit
+    them as well as read them) and banned phrases, after ``start`` (the kept input) if any.
 
     The user's own words are never removed, only banned phrases of the continuation.
     """
+    generated = visible_text(generated)
     if not start:
-        return banned.remove(generated.strip())
-    continuation = banned.remove(generated.strip()).strip(" ,")
+        return banned.remove(generated)
+    continuation = banned.remove(generated).strip(" ,")
     if not continuation:
         return start
     return f"{_phrase_end(start)} {continuation}"

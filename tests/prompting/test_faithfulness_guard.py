@@ -137,6 +137,23 @@ def test_control_and_invisible_characters_are_removed_with_a_warning(tiny_bloom,
     assert any("control or invisible" in w for w in result.warnings)
 
 
+@pytest.mark.parametrize("guard", [True, False])
+def test_control_characters_the_model_writes_are_removed(tiny_bloom, tiny_tokenizer, guard):
+    """A byte-level model can write an escape as well as read one: it never reaches the user."""
+    import torch
+
+    [escape] = tiny_tokenizer("\x1b", add_special_tokens=False).input_ids
+    with torch.no_grad():  # every position's hidden state is v, and only the escape's embedding points along v
+        direction = torch.ones(tiny_bloom.config.hidden_size)
+        tiny_bloom.transformer.ln_f.weight.zero_()
+        tiny_bloom.transformer.ln_f.bias.copy_(direction)
+        tiny_bloom.transformer.word_embeddings.weight[escape] = 50 * direction  # tied to the LM head
+    predictor = _predictor(tiny_bloom, tiny_tokenizer, decoding="greedy", num_return_sequences=1,
+                           max_new_tokens=8, guard=guard)
+    [result] = predictor.predict_results(["a red fox in the snow"])
+    assert result.outputs and not any("\x1b" in output for output in result.outputs), result.outputs
+
+
 @pytest.mark.parametrize("invisible", ["\u200d", "\u200b\u200b", "\x00", "\ufeff", "\x1b[0m", " \t\r\n"])
 def test_rows_without_visible_text_are_rejected(tiny_bloom, tiny_tokenizer, invisible):
     predictor = _predictor(tiny_bloom, tiny_tokenizer)
