@@ -114,8 +114,11 @@ def test_cache_repeat_is_repeat_interleave(rows):
     expected = [(layer.key_buffer.repeat_interleave(3, 0), layer.value_buffer.repeat_interleave(3, 0))
                 for layer in cache.layers]
     cache.batch_repeat_interleave(3)
+    def same_bits(a, b):  # the unfilled tail is uninitialised memory, NaN now and then: compare bits, not values
+        return torch.equal(a.view(torch.int32), b.view(torch.int32))
+
     for layer, (keys, values) in zip(cache.layers, expected):
-        assert torch.equal(layer.key_buffer, keys) and torch.equal(layer.value_buffer, values)
+        assert same_bits(layer.key_buffer, keys) and same_bits(layer.value_buffer, values)
         assert torch.equal(layer.keys, keys[:, :, : ids.shape[1]])
     with torch.no_grad():  # the repeated rows are separate memory: the next step writes each of them
         model(input_ids=torch.ones(rows * 3, 1, dtype=torch.long), attention_mask=torch.ones(rows * 3, ids.shape[1] + 1,
