@@ -4,7 +4,7 @@ All variants run the HF Trainer on the same model initialisation, the same pairs
 optimizer steps; only batching and the kernels differ: ``reference`` (pad to ``--sequence_length``, random
 batches), ``dynamic`` (pad to the batch's longest), ``padded`` (dynamic + the app's BLOOM kernels,
 :func:`easynlp_bp.models.kernels.use_fused_kernels`: fused GeLU and SDPA attention), ``project`` (the app's
-kernels + the batch's pairs packed two to a row, :mod:`easynlp_bp.sft.packing`: what
+kernels + the batch's pairs packed into shared rows, :mod:`easynlp_bp.sft.packing`: what
 ``beautiful_prompt --mode=train`` runs) and ``grouped`` (padded + the app's ``group_by_length=true``). Reports
 target tokens/s (labels that are not -100) and the held-out loss after training; repetitions are interleaved,
 each with its own seed (so the loss spread is the noise).
